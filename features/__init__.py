@@ -1,0 +1,1 @@
+"""Client histories: the canonical data contract, readers, validation, the synthetic county and features."""

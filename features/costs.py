@@ -1,0 +1,89 @@
+"""Unit-cost table and filling of missing event costs."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from features.contract import SERVICE_LINES
+
+
+@dataclass(frozen=True)
+class UnitCost:
+    """Cost of one service line: ``eur`` per visit or per episode day."""
+
+    eur: float
+    per: str = "visit"
+    by_professional: dict[str, float] = field(default_factory=dict)
+
+
+def load_unit_costs(path: str | Path | None = None) -> dict[str, UnitCost]:
+    """Read a unit-cost YAML file (the packaged DOMAIN.md defaults when ``path`` is None).
+
+    Raises
+    ------
+    ValueError
+        If a service line is missing, unknown, or has a negative cost or an unknown ``per``.
+    """
+    if path is None:
+        text = resources.files("features.config").joinpath("unit_costs.yaml").read_text()
+    else:
+        text = Path(path).read_text()
+    raw = (yaml.safe_load(text) or {}).get("services", {})
+    unknown = sorted(set(raw) - set(SERVICE_LINES))
+    missing = sorted(set(SERVICE_LINES) - set(raw))
+    if unknown or missing:
+        raise ValueError(f"unit-cost table {path or 'default'}: unknown services {unknown}, missing {missing}")
+    table = {}
+    for service, spec in raw.items():
+        cost = UnitCost(float(spec["eur"]), spec.get("per", "visit"),
+                        {k: float(v) for k, v in (spec.get("by_professional") or {}).items()})
+        if cost.per not in ("visit", "day") or cost.eur < 0 or any(v < 0 for v in cost.by_professional.values()):
+            raise ValueError(f"unit-cost table {path or 'default'}: bad entry for {service}: {spec}")
+        table[service] = cost
+    return table
+
+
+def unit_cost_per_row(events: pd.DataFrame, costs: dict[str, UnitCost]) -> pd.Series:
+    """Unit cost of each event row (per visit, or per day for ``per: day`` lines)."""
+    base = events["service"].map({s: c.eur for s, c in costs.items()}).astype(float)
+    overrides = {(s, p): v for s, c in costs.items() for p, v in c.by_professional.items()}
+    if overrides and "professional" in events:
+        key = pd.MultiIndex.from_arrays([events["service"], events["professional"]])
+        special = pd.Series(overrides)
+        hit = key.isin(special.index)
+        if hit.any():
+            base = base.copy()
+            base[hit] = special.reindex(key[hit]).to_numpy()
+    return base
+
+
+def episode_days(events: pd.DataFrame) -> pd.Series:
+    """Days of care of each event: inclusive day count for episodes, 1 for open or point events."""
+    days = (events["end"] - events["start"]).dt.days + 1
+    return days.where(days.notna() & (days >= 1), 1).astype(float)
+
+
+def fill_missing_costs(events: pd.DataFrame, costs: dict[str, UnitCost] | None = None) -> pd.DataFrame:
+    """Fill missing ``cost_eur`` from the unit-cost table; mark filled rows in ``cost_imputed``.
+
+    An open episode (no ``end``) is costed as one day: its length is not known
+    yet. Rows whose service has no unit cost keep a missing cost.
+    """
+    costs = load_unit_costs() if costs is None else costs
+    out = events.copy()
+    missing = out["cost_eur"].isna().to_numpy()
+    imputed = np.zeros(len(out), dtype=bool)
+    if missing.any():
+        sub = out.loc[missing]
+        unit = unit_cost_per_row(sub, costs)
+        per_day = sub["service"].map({s: c.per == "day" for s, c in costs.items()}).fillna(False).astype(bool)
+        fill = unit * np.where(per_day, episode_days(sub), 1.0)
+        out.loc[missing, "cost_eur"] = fill.to_numpy()
+        imputed[missing] = fill.notna().to_numpy()
+    out["cost_imputed"] = imputed
+    return out

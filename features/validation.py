@@ -1,0 +1,235 @@
+"""Lazy validation of the canonical tables, with a quarantine for lenient runs.
+
+One run reports every problem at once: per table, column and rule, how many
+rows break it and a few example rows. Strict mode raises
+:class:`ContractError`; lenient mode keeps the good rows and returns every
+rejected row with its reasons, so that ``kept + rejected == input`` always.
+Problems with a table's structure (a missing column, a wrong type) cannot be
+quarantined row by row and fail even a lenient run.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+
+from features.contract import TABLES
+from features.io import ParseProblem
+from features.schemas import CHECK_COLUMNS, SCHEMAS
+
+EXAMPLES = 3
+_DATED = {"events": "start", "diagnoses": "date", "measurements": "date", "assessments": "date"}
+
+
+@dataclass
+class Problem:
+    """One broken rule: ``rows`` are positions in the table, or None for a structural problem."""
+
+    table: str
+    column: str
+    rule: str
+    rows: np.ndarray | None
+    examples: pd.DataFrame = field(repr=False, default_factory=pd.DataFrame)
+
+    @property
+    def count(self) -> int:
+        return 0 if self.rows is None else len(self.rows)
+
+
+@dataclass
+class ValidationReport:
+    """Every problem found, and the row counts of each table before and after."""
+
+    problems: list[Problem]
+    rows_in: dict[str, int]
+    rows_kept: dict[str, int]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def structural(self) -> list[Problem]:
+        return [p for p in self.problems if p.rows is None]
+
+    def summary(self) -> pd.DataFrame:
+        """One row per problem: table, column, rule, count of rows."""
+        return pd.DataFrame(
+            [(p.table, p.column, p.rule, p.count if p.rows is not None else "table") for p in self.problems],
+            columns=["table", "column", "rule", "rows"],
+        )
+
+    def to_text(self, examples: bool = True) -> str:
+        """A readable report naming table, column, rule, count and example rows."""
+        if self.ok:
+            return "all tables valid: " + ", ".join(f"{t} {n:,} rows" for t, n in self.rows_in.items())
+        lines = [f"{len(self.problems)} problem(s) found:"]
+        for p in self.problems:
+            where = "whole table" if p.rows is None else f"{p.count:,} row(s)"
+            lines.append(f"- table '{p.table}', column '{p.column}': {p.rule} ({where})")
+            if examples and not p.examples.empty:
+                lines.extend("    " + ln for ln in p.examples.to_string(max_colwidth=40).splitlines())
+        return "\n".join(lines)
+
+
+class ContractError(ValueError):
+    """Raised by a strict validation that found problems; carries the report."""
+
+    def __init__(self, report: ValidationReport):
+        super().__init__(report.to_text())
+        self.report = report
+
+
+@dataclass
+class ValidatedTables:
+    """Result of a validation: the kept tables, the quarantined rows and the report."""
+
+    tables: dict[str, pd.DataFrame]
+    quarantine: dict[str, pd.DataFrame]
+    report: ValidationReport
+
+
+def _problem(table: str, column: str, rule: str, frame: pd.DataFrame, rows: np.ndarray) -> Problem:
+    rows = np.unique(np.asarray(rows, dtype=np.int64))
+    return Problem(table, column, rule, rows, frame.iloc[rows[:EXAMPLES]])
+
+
+def _pandera_problems(table: str, frame: pd.DataFrame) -> list[Problem]:
+    try:
+        SCHEMAS[table].validate(frame, lazy=True)
+        return []
+    except pa.errors.SchemaErrors as err:
+        cases = err.failure_cases
+    problems = []
+    # A dataframe-wide check is reported once per column by pandera; name it once, by its column.
+    column = cases["column"].fillna("(table)").astype(str)
+    wide = cases["schema_context"].eq("DataFrameSchema") & cases["check"].astype(str).isin(list(CHECK_COLUMNS))
+    column = column.mask(wide, cases["check"].astype(str).map(CHECK_COLUMNS))
+    cases = cases.assign(column=column, check=cases["check"].astype(str))
+    if wide.any():
+        cases = cases.drop_duplicates(["column", "check", "index"])
+    for (column, check), group in cases.groupby(["column", "check"], sort=False):
+        if group["index"].isna().all():
+            detail = ", ".join(map(str, group["failure_case"].head(EXAMPLES)))
+            problems.append(Problem(table, column, f"{check}: {detail}", None))
+            continue
+        positions = frame.index.get_indexer(group["index"].dropna().astype(np.int64).unique())
+        if check == "field_uniqueness":
+            # The first occurrence of a duplicated id is the one kept.
+            ids = frame[column]
+            positions = np.flatnonzero(ids.duplicated(keep="first").to_numpy())
+            check = "unique: duplicate value (first occurrence kept)"
+        problems.append(_problem(table, column, check, frame, positions))
+    return problems
+
+
+def _cross_table_problems(tables: dict[str, pd.DataFrame], bad_clients: np.ndarray) -> list[Problem]:
+    clients = tables["clients"]
+    if not {"client_id", "birth_date", "death_date"} <= set(clients.columns):
+        return []
+    good = clients.drop(index=clients.index[bad_clients]) if len(bad_clients) else clients
+    lookup = good.drop_duplicates("client_id").set_index("client_id")
+    problems = []
+    for table, date_col in _DATED.items():
+        frame = tables.get(table)
+        if frame is None or not {"client_id", date_col} <= set(frame.columns):
+            continue
+        known = frame["client_id"].isin(lookup.index).to_numpy()
+        if not known.all():
+            problems.append(_problem(table, "client_id", "foreign key: client_id not in a valid clients row",
+                                     frame, np.flatnonzero(~known)))
+        birth = frame["client_id"].map(lookup["birth_date"])
+        death = frame["client_id"].map(lookup["death_date"])
+        when = frame[date_col]
+        before = (when < birth).fillna(False).to_numpy(bool)
+        if before.any():
+            problems.append(_problem(table, date_col, "dated before the client's birth_date", frame,
+                                     np.flatnonzero(before)))
+        after = (when > death).fillna(False).to_numpy(bool)
+        if after.any():
+            problems.append(_problem(table, date_col, "dated after the client's death_date", frame,
+                                     np.flatnonzero(after)))
+    events = tables.get("events")
+    if events is not None and len(events):
+        dup = events.duplicated(keep="first").to_numpy()
+        if dup.any():
+            problems.append(_problem("events", "(all)", "duplicate row (first copy kept)", events,
+                                     np.flatnonzero(dup)))
+    return problems
+
+
+def _parse_problems(parse: list[ParseProblem], tables: dict[str, pd.DataFrame]) -> list[Problem]:
+    out = []
+    for pp in parse:
+        frame = tables[pp.table]
+        rows = frame.index.get_indexer(pp.index)
+        examples = frame.iloc[rows[:EXAMPLES]].assign(**{f"{pp.column}_raw": pp.raw.iloc[:EXAMPLES].to_numpy()})
+        out.append(Problem(pp.table, pp.column, pp.rule, np.unique(rows), examples))
+    return out
+
+
+def _code_problems(tables: dict[str, pd.DataFrame]) -> list[Problem]:
+    diag = tables.get("diagnoses")
+    if diag is None or "code_raw" not in diag:
+        return []
+    bad = (diag["code"].isna() & diag["code_raw"].notna()).to_numpy(bool)
+    if not bad.any():
+        return []
+    return [_problem("diagnoses", "code", "malformed code for its system (cannot be normalised)", diag,
+                     np.flatnonzero(bad))]
+
+
+def validate_tables(
+    tables: dict[str, pd.DataFrame],
+    *,
+    lenient: bool = False,
+    parse_problems: list[ParseProblem] | None = None,
+) -> ValidatedTables:
+    """Validate the canonical tables against their contracts, all rules at once.
+
+    Parameters
+    ----------
+    tables
+        Table name to DataFrame, as returned by :func:`features.io.read_tables`.
+    lenient
+        Keep the valid rows and quarantine the rest instead of raising.
+    parse_problems
+        Values the reader could not parse, reported alongside the schema rules.
+
+    Returns
+    -------
+    ValidatedTables
+        Kept tables (index reset), quarantined rows with a ``reason`` column, report.
+
+    Raises
+    ------
+    ContractError
+        In strict mode if any rule is broken, and in lenient mode if a table's
+        structure is broken (those rows cannot be quarantined one by one).
+    """
+    tables = {name: frame.reset_index(drop=True) for name, frame in tables.items()}
+    problems = _parse_problems(parse_problems or [], tables) + _code_problems(tables)
+    for table in TABLES:
+        if table in tables:
+            problems.extend(_pandera_problems(table, tables[table]))
+    bad_clients = np.concatenate([p.rows for p in problems if p.table == "clients" and p.rows is not None] or
+                                 [np.array([], dtype=np.int64)])
+    problems.extend(_cross_table_problems(tables, np.unique(bad_clients)))
+    rows_in = {t: len(f) for t, f in tables.items()}
+    report = ValidationReport(problems, rows_in, dict(rows_in))
+    if report.structural or (problems and not lenient):
+        raise ContractError(report)
+
+    kept, quarantine = {}, {}
+    for table, frame in tables.items():
+        reasons = pd.Series("", index=frame.index, dtype=object)
+        for p in problems:
+            if p.table == table and p.count:
+                reasons.iloc[p.rows] = reasons.iloc[p.rows] + f"{p.column}: {p.rule}; "
+        rejected = reasons.ne("").to_numpy()
+        kept[table] = frame.loc[~rejected].reset_index(drop=True)
+        quarantine[table] = frame.loc[rejected].assign(reason=reasons[rejected].str.rstrip("; ")).reset_index(drop=True)
+        report.rows_kept[table] = len(kept[table])
+    return ValidatedTables(kept, quarantine, report)

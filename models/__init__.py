@@ -1,0 +1,1 @@
+"""Service-need models: training, evaluation, SHAP explanations, MLflow tracking, scoring."""

@@ -1,0 +1,1 @@
+"""Client segmentation: data-driven and rule-based segments, profiles, transitions."""
