@@ -53,12 +53,14 @@ def unit_cost_per_row(events: pd.DataFrame, costs: dict[str, UnitCost]) -> pd.Se
     base = events["service"].map({s: c.eur for s, c in costs.items()}).astype(float)
     overrides = {(s, p): v for s, c in costs.items() for p, v in c.by_professional.items()}
     if overrides and "professional" in events:
-        key = pd.MultiIndex.from_arrays([events["service"], events["professional"]])
         special = pd.Series(overrides)
-        hit = key.isin(special.index)
-        if hit.any():
-            base = base.copy()
-            base[hit] = special.reindex(key[hit]).to_numpy()
+        prof = events["professional"].astype("string")
+        for who in (prof.str.split(".", n=1).str[0], prof):  # role first, the exact value wins
+            key = pd.MultiIndex.from_arrays([events["service"].astype("string"), who])
+            hit = key.isin(special.index)
+            if hit.any():
+                base = base.copy()
+                base[hit] = special.reindex(key[hit]).to_numpy()
     return base
 
 
