@@ -26,14 +26,14 @@ ARCHETYPES = ("healthy", "stable_chronic", "diabetes", "complex_chronic", "activ
 
 # Annual onset hazard at the reference age and its log-slope per year of age.
 _ONSET = {  # condition: (hazard at age 60, slope per year, min age)
-    "diabetes": (0.005, 0.035, 15), "hypertension": (0.015, 0.045, 25),
+    "diabetes": (0.004, 0.035, 15), "hypertension": (0.015, 0.045, 25),
     "coronary": (0.006, 0.07, 35), "heart_failure": (0.003, 0.09, 40),
     "stroke": (0.0025, 0.085, 35), "copd": (0.003, 0.06, 35), "asthma": (0.004, 0.0, 2),
     "ckd": (0.003, 0.08, 30), "dementia": (0.001, 0.16, 55), "cancer": (0.008, 0.055, 20),
 }
 # Prevalence at the start of the data by age band (0-17, 18-39, 40-64, 65-74, 75+).
 _PREVALENCE = {
-    "diabetes": (0.003, 0.02, 0.075, 0.16, 0.18), "hypertension": (0.0, 0.04, 0.22, 0.45, 0.55),
+    "diabetes": (0.003, 0.018, 0.065, 0.14, 0.16), "hypertension": (0.0, 0.04, 0.22, 0.45, 0.55),
     "coronary": (0.0, 0.002, 0.04, 0.12, 0.22), "heart_failure": (0.0, 0.0005, 0.01, 0.04, 0.11),
     "stroke": (0.0, 0.001, 0.01, 0.035, 0.07), "copd": (0.0, 0.002, 0.03, 0.07, 0.09),
     "asthma": (0.05, 0.07, 0.08, 0.09, 0.09), "ckd": (0.0, 0.003, 0.02, 0.06, 0.13),
@@ -45,7 +45,7 @@ AGE_BANDS = np.array([4.4, 5.2, 5.8, 5.7, 5.8, 6.3, 6.5, 6.4, 6.3, 5.8, 6.2, 6.4
 AGE_BANDS = AGE_BANDS / AGE_BANDS.sum()
 
 HOUSING_DAY_EUR = 160.0
-YEAR_SHAPE = 1.5  # gamma shape of the yearly shock on all service use (mean 1): unforeseeable variation
+YEAR_SHAPE = 1.3  # gamma shape of the yearly shock on all service use (mean 1): unforeseeable variation
 
 
 @dataclass(frozen=True)
@@ -136,7 +136,7 @@ def intensities(st: State, b: np.ndarray) -> np.ndarray:
     active_cancer = (st["cancer_m"] >= 0) & (st["cancer_m"] < 12)
     lam = np.zeros((n, len(SERVICE_LINES)), np.float64)
     seek = st["propensity"]
-    lam[:, S["primary_care_visit"]] = seek * (0.015 + 0.16 * b + 0.06 * st["mh"] + 0.05 * child * (age < 7)
+    lam[:, S["primary_care_visit"]] = seek * (0.010 + 0.16 * b + 0.06 * st["mh"] + 0.05 * child * (age < 7)
                                               + 0.02 * (age > 65))
     lam[:, S["remote_contact"]] = seek * (0.012 + 0.10 * b + 0.08 * st["mh"])
     # Recent admissions raise the risk of more, saturating so that no feedback loop runs away.
@@ -153,7 +153,7 @@ def intensities(st: State, b: np.ndarray) -> np.ndarray:
     lam[:, S["disability_services"]] = 15.0 * st["disab"]
     lam[:, S["rehabilitation"]] = 0.003 + 0.25 * np.clip(st["frail"] - 0.3, 0, 1) * (care < 2) \
         + 0.08 * cond[:, C["stroke"]]
-    lam[:, S["oral_health"]] = seek * (0.016 + 0.02 * child)
+    lam[:, S["oral_health"]] = seek * (0.011 + 0.02 * child)
     lam[:, S["child_family"]] = child * (0.004 + 1.1 * st["social"])
     return lam
 
