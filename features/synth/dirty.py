@@ -49,7 +49,8 @@ def inject_faults(tables: dict[str, pa.Table], rng: np.random.Generator) -> tupl
 
     def pick(table: str, share: float) -> np.ndarray:
         candidates = np.flatnonzero(free[table])
-        k = min(len(candidates), int(rng.binomial(out[table].num_rows, share)))
+        # At least one row per fault, so even a small county shows every kind.
+        k = min(len(candidates), max(1, int(rng.binomial(out[table].num_rows, share))))
         rows = np.sort(rng.choice(candidates, k, replace=False)) if k else np.array([], np.int64)
         free[table][rows] = False
         return rows

@@ -138,13 +138,13 @@ def intensities(st: State, b: np.ndarray) -> np.ndarray:
     seek = st["propensity"]
     lam[:, S["primary_care_visit"]] = seek * (0.010 + 0.16 * b + 0.06 * st["mh"] + 0.05 * child * (age < 7)
                                               + 0.02 * (age > 65))
-    lam[:, S["remote_contact"]] = seek * (0.012 + 0.10 * b + 0.08 * st["mh"])
+    lam[:, S["remote_contact"]] = seek * (0.009 + 0.10 * b + 0.08 * st["mh"])
     # Recent admissions raise the risk of more, saturating so that no feedback loop runs away.
     recent = np.minimum(st["acute"], 3.0)
     lam[:, S["emergency"]] = 0.007 * np.exp(np.minimum(0.45 * b + 0.9 * st["mh"] + 1.2 * cond[:, C["substance_use"]]
                                                        + 0.5 * recent, 5.0)) * (1 + 0.5 * (age > 80))
-    lam[:, S["specialist_outpatient"]] = seek * (0.010 + 0.30 * b + 2.0 * active_cancer + 0.1 * st["mh"])
-    lam[:, S["inpatient"]] = 0.0085 * np.exp(np.minimum(0.55 * b + 0.5 * recent + 0.6 * cond[:, C["substance_use"]],
+    lam[:, S["specialist_outpatient"]] = seek * (0.010 + 0.34 * b + 2.0 * active_cancer + 0.1 * st["mh"])
+    lam[:, S["inpatient"]] = 0.0095 * np.exp(np.minimum(0.55 * b + 0.5 * recent + 0.6 * cond[:, C["substance_use"]],
                                                         5.0)) * (care < 2)
     lam[:, S["home_care"]] = (care == 1) * (6.0 + 35.0 * np.clip(st["frail"] - 0.4, 0, 1.2))
     lam[:, S["mental_health_substance"]] = 0.9 * st["mh"] + 0.8 * cond[:, C["substance_use"]] \
@@ -153,7 +153,7 @@ def intensities(st: State, b: np.ndarray) -> np.ndarray:
     lam[:, S["disability_services"]] = 15.0 * st["disab"]
     lam[:, S["rehabilitation"]] = 0.003 + 0.25 * np.clip(st["frail"] - 0.3, 0, 1) * (care < 2) \
         + 0.08 * cond[:, C["stroke"]]
-    lam[:, S["oral_health"]] = seek * (0.011 + 0.02 * child)
+    lam[:, S["oral_health"]] = seek * (0.009 + 0.02 * child)
     lam[:, S["child_family"]] = child * (0.004 + 1.1 * st["social"])
     return lam
 
