@@ -290,15 +290,19 @@ def _progress(st: State, rng: np.random.Generator, present: np.ndarray, counts: 
     male = st["sex"] == 1
     diab = cond[:, C["diabetes"]]
     poor = diab * np.clip((st["hba1c"] - 58) / 15, 0, 3)
-    hazard = _ONSET_TABLE[age_y]
-    vascular = (1 + 0.8 * poor + 0.6 * cond[:, C["hypertension"]]) * np.where(male, 1.3, 0.8)
-    hazard[:, _VASCULAR] *= vascular[:, None]
+    # At most one new condition a month (monthly hazards are small): one uniform per client
+    # decides whether any onset happens, and only those few clients are looked at further.
+    hazard = _ONSET_TABLE[age_y] * ~cond[:, _ONSET_COLS]
+    hazard[:, _VASCULAR] *= ((1 + 0.8 * poor + 0.6 * cond[:, C["hypertension"]]) * np.where(male, 1.3, 0.8))[:, None]
     hazard[:, _ONSET_NAMES.index("diabetes")] *= np.where(male, 1.2, 0.85)
-    new = present[:, None] & ~cond[:, _ONSET_COLS] & (rng.random((n, len(_ONSET_COLS))) < np.minimum(hazard, 0.05))
-    cond[:, _ONSET_COLS] |= new
-    new_cancer = new[:, _ONSET_NAMES.index("cancer")]
-    st["cancer_m"] = np.where(new_cancer, 0, np.where(st["cancer_m"] >= 0, st["cancer_m"] + present, -1)
-                              ).astype(np.int16)
+    u_onset = rng.random(n)
+    total = hazard.sum(axis=1)
+    who = np.flatnonzero(present & (u_onset < total))
+    new = np.zeros((n, len(_ONSET_COLS)), bool)
+    if who.size:
+        which = np.argmax(np.cumsum(hazard[who], axis=1) > u_onset[who, None], axis=1)
+        new[who, which] = True
+        cond[who, _ONSET_COLS[which]] = True
     new_stroke = new[:, _ONSET_NAMES.index("stroke")] & (age > 50)
 
     # Frailty grows faster with age, dementia, heart failure, strokes and hospital stays.

@@ -237,31 +237,21 @@ def _separate_duplicates(ev: dict[str, np.ndarray]) -> None:
     ev["professional"][order] = base[order] + (first_k + rank) % STAFF_PER_UNIT
 
 
-def _truth_at(st: State, seed: int, chunk: int, m: int, first_day: np.ndarray, month_len: np.ndarray,
-              birth_day: np.ndarray, seen: np.ndarray, last_mh: np.ndarray, last_scale: dict,
-              prices: Prices, reps: int, ids: np.ndarray, spec: TruthSpec) -> dict[str, np.ndarray]:
-    """Cohorts at 1 January (month ``m``) and outcome frequencies over ``reps`` futures."""
-    rng = np.random.default_rng(np.random.SeedSequence([seed, chunk, 1_000_000 + m]))
-    t0 = int(first_day[m])
-    present = np.flatnonzero(st["alive"] & st["resident"])
-    age = completed_years(birth_day[present], t0)
-    cohort = {
-        "high_use": np.ones(len(present), bool),
-        "diabetes_high_use": seen[present, C["diabetes"]],
-        "elderly_low_function": (age >= spec.elderly_min_age) & (st["care"][present] != 2),
-        "young_adult_mhsu": (age >= spec.young_min_age) & (age <= spec.young_max_age)
-        & (last_mh[present] >= t0 - spec.young_lookback_days),
-    }
-    sub = {k: np.concatenate([v[present]] * reps) if v.ndim == 1 else np.concatenate([v[present]] * reps, axis=0)
-           for k, v in st.items()}
-    sub["cond"] = sub["cond"].copy()
-    n_sub = len(present)
-    base_adl = np.nan_to_num(np.tile(last_scale["adl_h"][present], reps), nan=0.0)
-    base_maple = np.tile(last_scale["maple"][present], reps)
-    cost = np.zeros(n_sub * reps)
-    emergencies = np.zeros(n_sub * reps)
-    lam_year = np.zeros((n_sub * reps, len(S)))
-    fell = np.zeros(n_sub * reps, bool)
+MC_BLOCK_ROWS = 1 << 14
+
+
+def _futures(base: State, rng: np.random.Generator, m: int, month_len: np.ndarray, prices: Prices,
+             spec: TruthSpec, last_adl: np.ndarray, last_maple: np.ndarray, reps: int
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Run ``reps`` copies of the clients in ``base`` 12 months ahead; return cost, MH+emergency count, fall."""
+    sub = {k: np.concatenate([v] * reps, axis=0) for k, v in base.items()}
+    rows = len(sub["age_m"])
+    base_adl = np.nan_to_num(np.tile(last_adl, reps), nan=0.0)
+    base_maple = np.tile(last_maple, reps)
+    cost = np.zeros(rows)
+    emergencies = np.zeros(rows)
+    lam_year = np.zeros((rows, len(S)))
+    fell = np.zeros(rows, bool)
     for k in range(12):
         was_housing = sub["care"] == 2
         age_now = sub["age_m"] / 12.0
@@ -278,7 +268,31 @@ def _truth_at(st: State, seed: int, chunk: int, m: int, first_day: np.ndarray, m
     year_counts = rng.poisson(lam_year)
     year_counts[:, S["emergency"]] = emergencies
     cost += visit_cost(rng, year_counts, prices)
-    mh_em = year_counts[:, S["mental_health_substance"]] + emergencies
+    return cost, year_counts[:, S["mental_health_substance"]] + emergencies, fell
+
+
+def _truth_at(st: State, seed: int, chunk: int, m: int, first_day: np.ndarray, month_len: np.ndarray,
+              birth_day: np.ndarray, seen: np.ndarray, last_mh: np.ndarray, last_scale: dict,
+              prices: Prices, reps: int, ids: np.ndarray, spec: TruthSpec) -> dict[str, np.ndarray]:
+    """Cohorts at 1 January (month ``m``) and outcome frequencies over ``reps`` futures."""
+    rng = np.random.default_rng(np.random.SeedSequence([seed, chunk, 1_000_000 + m]))
+    t0 = int(first_day[m])
+    present = np.flatnonzero(st["alive"] & st["resident"])
+    age = completed_years(birth_day[present], t0)
+    cohort = {
+        "high_use": np.ones(len(present), bool),
+        "diabetes_high_use": seen[present, C["diabetes"]],
+        "elderly_low_function": (age >= spec.elderly_min_age) & (st["care"][present] != 2),
+        "young_adult_mhsu": (age >= spec.young_min_age) & (age <= spec.young_max_age)
+        & (last_mh[present] >= t0 - spec.young_lookback_days),
+    }
+    # Replicates run in blocks that fit the CPU cache; each block's state is a fresh copy.
+    block = max(1, min(reps, MC_BLOCK_ROWS // max(1, len(present))))
+    parts = [_futures({k: v[present] for k, v in st.items()}, rng, m, month_len, prices, spec,
+                      last_scale["adl_h"][present], last_scale["maple"][present], min(block, reps - r))
+             for r in range(0, reps, block)]
+    cost, mh_em, fell = (np.concatenate([p[i] for p in parts]) for i in range(3))
+    n_sub = len(present)
     as_matrix = lambda x: x.reshape(reps, n_sub).T  # noqa: E731  (replicates side by side)
     return {
         "as_of_day": t0,

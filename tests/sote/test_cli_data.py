@@ -1,0 +1,50 @@
+"""The data commands of the CLI: synth, validate, demo (on tiny counties)."""
+import pandas as pd
+from typer.testing import CliRunner
+
+from sote.cli import app
+
+runner = CliRunner()
+
+
+def test_synth_then_validate_strict_and_lenient(tmp_path):
+    out = tmp_path / "county"
+    res = runner.invoke(app, ["synth", "--out", str(out), "--clients", "400", "--seed", "3", "--truth-reps", "1",
+                              "--workers", "1", "--dirty"])
+    assert res.exit_code == 0, res.output
+    assert (out / "truth.parquet").exists() and (out / "manifest.json").exists()
+
+    strict = runner.invoke(app, ["validate", str(out)])
+    assert strict.exit_code == 1
+    assert "breaks the data contract" in strict.output and "table 'events'" in strict.output
+
+    q = tmp_path / "q"
+    lenient = runner.invoke(app, ["validate", str(out), "--lenient", "--quarantine", str(q), "--out",
+                                  str(tmp_path / "clean")])
+    assert lenient.exit_code == 0, lenient.output
+    summary = pd.read_csv(q / "summary.csv").set_index("table")
+    assert (summary["rows_kept"] + summary["rows_quarantined"] == summary["rows_in"]).all()
+    assert summary["rows_quarantined"].sum() > 0
+    again = runner.invoke(app, ["validate", str(tmp_path / "clean")])
+    assert again.exit_code == 0 and "all tables valid" in again.output
+
+
+def test_validate_errors_are_messages_not_tracebacks(tmp_path):
+    missing = runner.invoke(app, ["validate", str(tmp_path / "nope")])
+    assert missing.exit_code == 1 and "data directory not found" in missing.output
+    assert "Traceback" not in missing.output
+    bad = runner.invoke(app, ["validate", str(tmp_path), "--quarantine", str(tmp_path / "q")])
+    assert bad.exit_code == 2 and "--lenient" in bad.output
+
+
+def test_synth_rejects_a_bad_start_date(tmp_path):
+    res = runner.invoke(app, ["synth", "--out", str(tmp_path / "x"), "--clients", "10", "--start", "2019-01-15"])
+    assert res.exit_code == 1 and "first day of a month" in res.output
+
+
+def test_demo_runs_end_to_end_on_a_tiny_county(tmp_path):
+    res = runner.invoke(app, ["demo", "--out", str(tmp_path / "out"), "--clients", "500", "--workers", "1"])
+    assert res.exit_code == 0, res.output
+    realism = pd.read_csv(tmp_path / "out" / "realism.csv")
+    assert {"any_contact_share", "top10_cost_share", "cost_per_resident_eur"} <= set(realism["figure"])
+    assert (tmp_path / "out" / "county" / "events.parquet").exists()
