@@ -226,8 +226,8 @@ def step(st: State, rng: np.random.Generator, month_len: int, january: bool, *, 
     present_frac = np.where(present, last_day / month_len, 0.0)
 
     lam = intensities(st, b) * st["year_g"][:, None]
-    # Home care is planned service: at most about two visits a day, whatever the year brings.
-    lam[:, S["home_care"]] = np.minimum(lam[:, S["home_care"]], 62.0)
+    # Whatever the year brings, no service line averages more than about two contacts a day.
+    np.minimum(lam, 62.0, out=lam)
     lam *= present_frac[:, None]
     if only_feedback:
         counts = np.zeros(lam.shape, np.int16)
