@@ -1,0 +1,79 @@
+"""The small engine interface the feature SQL runs behind, and its DuckDB default.
+
+An engine knows three things: how to expose a table under a name (a pandas
+DataFrame, or a Parquet file or folder), which columns a table has, and how to
+run one SQL query into a pandas DataFrame. The SQL the compiler emits is
+DuckDB dialect restricted to what sqlglot transpiles to Spark SQL, so a Spark
+engine is the same three methods over a SparkSession (see docs/features.md).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import pandas as pd
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """What the feature pipeline needs from a SQL engine."""
+
+    dialect: str
+
+    def register(self, name: str, data: pd.DataFrame | str | Path) -> None:
+        """Expose a DataFrame or a Parquet file/folder as table ``name``."""
+
+    def columns(self, name: str) -> list[str]:
+        """Column names of a registered table."""
+
+    def query(self, sql: str) -> pd.DataFrame:
+        """Run one query (in this engine's input dialect) and return the result."""
+
+
+class DuckDBEngine:
+    """In-process DuckDB engine (the embedded default).
+
+    Parameters
+    ----------
+    threads
+        Worker threads; None lets DuckDB decide (all cores).
+    memory_limit
+        DuckDB memory limit such as ``"8GB"``; None keeps DuckDB's default.
+    """
+
+    dialect = "duckdb"
+
+    def __init__(self, threads: int | None = None, memory_limit: str | None = None):
+        import duckdb
+
+        self._con = duckdb.connect(":memory:")
+        if threads is not None:
+            self._con.execute(f"SET threads = {int(threads)}")
+        if memory_limit is not None:
+            self._con.execute("SET memory_limit = ?", [memory_limit])
+        self._frames: dict[str, pd.DataFrame] = {}
+
+    def register(self, name: str, data: pd.DataFrame | str | Path) -> None:
+        if isinstance(data, pd.DataFrame):
+            self._frames[name] = data  # keep a reference: DuckDB scans it lazily
+            self._con.register(name, data)
+            return
+        path = Path(data)
+        if path.is_dir():
+            pattern = str(path / "**" / "*.parquet")
+        elif path.suffix == ".parquet":
+            pattern = str(path)
+        else:
+            raise ValueError(f"{path}: the DuckDB engine reads Parquet files or folders; load CSV with pandas first")
+        quoted = pattern.replace("'", "''")
+        self._con.execute(f'CREATE OR REPLACE VIEW "{name}" AS SELECT * FROM read_parquet(\'{quoted}\')')
+
+    def columns(self, name: str) -> list[str]:
+        return [row[0] for row in self._con.execute(f'DESCRIBE "{name}"').fetchall()]
+
+    def query(self, sql: str) -> pd.DataFrame:
+        return self._con.execute(sql).df()
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._con.close()

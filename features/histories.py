@@ -1,0 +1,187 @@
+"""Client histories as of an index date: the Python API over the compiled SQL.
+
+>>> from features.histories import build_features
+>>> X = build_features("out/county", "2024-01-01")          # doctest: +SKIP
+
+:class:`ClientHistories` registers the tables with an engine once and builds
+the feature table for any number of index dates; :func:`build_features` is the
+one-call form. Only records dated before T reach a feature; the rules are in
+docs/features.md.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import pandas as pd
+
+from features.contract import TABLES
+from features.costs import load_unit_costs
+from features.engine import DuckDBEngine, Engine
+from features.io import find_table
+from features.schemas import DATE_COLUMNS, FLOAT_COLUMNS, STRING_COLUMNS
+from features.spec import FeatureSpec, load_spec
+from features.sql import compile_features, unit_rates_frame
+from features.validation import ValidatedTables
+
+TableSource = str | Path | Mapping[str, pd.DataFrame] | ValidatedTables
+
+
+def resolve_spec(spec: FeatureSpec | str | Path | None) -> FeatureSpec:
+    """A :class:`FeatureSpec` from a spec, a YAML path, or None (the packaged default)."""
+    if isinstance(spec, FeatureSpec):
+        return spec
+    return load_spec(spec)
+
+
+def empty_table(table: str) -> pd.DataFrame:
+    """An empty canonical table with the contract's column types (for tables a county lacks)."""
+    cols: dict[str, pd.Series] = {}
+    for c in STRING_COLUMNS[table]:
+        cols[c] = pd.Series([], dtype="string")
+    for c in DATE_COLUMNS[table]:
+        cols[c] = pd.Series([], dtype="datetime64[s]")
+    for c in FLOAT_COLUMNS[table]:
+        cols[c] = pd.Series([], dtype=float)
+    return pd.DataFrame(cols)
+
+
+def load_source(data: TableSource, *, validate: bool = True) -> dict[str, pd.DataFrame | Path]:
+    """Resolve ``data`` to one entry per table: a DataFrame, or a Parquet path for the engine to scan.
+
+    Parameters
+    ----------
+    data
+        A data folder, a mapping of table name to DataFrame, or validated tables.
+    validate
+        For a folder: read it with :func:`features.load.load_tables` (validated,
+        costs filled; raises on a broken contract). With False, Parquet tables are
+        scanned in place by the engine, which is much faster for data already
+        validated (e.g. written by ``sote validate --out`` or ``sote synth``).
+
+    Raises
+    ------
+    FileNotFoundError
+        If the folder or its clients/events tables are missing.
+    features.validation.ContractError
+        If ``validate`` and the data break the contract.
+    """
+    if isinstance(data, ValidatedTables):
+        data = data.tables
+    if isinstance(data, Mapping):
+        missing = [t for t in ("clients", "events") if t not in data]
+        if missing:
+            raise ValueError(f"tables {missing} are required to build client histories")
+        return {t: data[t] if t in data else empty_table(t) for t in TABLES}
+    path = Path(data)
+    if validate:
+        from features.load import load_tables
+
+        return dict(load_tables(path).tables)
+    if not path.is_dir():
+        raise FileNotFoundError(f"data directory not found: {path}")
+    out: dict[str, pd.DataFrame | Path] = {}
+    for table in TABLES:
+        found = find_table(path, table)
+        if found is None:
+            if table in ("clients", "events"):
+                raise FileNotFoundError(f"table '{table}' not found in {path}")
+            out[table] = empty_table(table)
+        elif found.is_dir() or found.suffix == ".parquet":
+            out[table] = found
+        else:
+            from features.io import read_tables
+
+            out[table] = read_tables(path, (table,))[0][table]
+    return out
+
+
+def _typed(frame: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
+    dtypes = {"int": "int64", "float": "float64", "str": "str"}
+    out = {"client_id": frame["client_id"].astype("str")}
+    for c in spec.columns():
+        out[c.name] = frame[c.name].astype(dtypes[c.dtype])
+    return pd.DataFrame(out).reset_index(drop=True)
+
+
+class ClientHistories:
+    """Feature tables of one data source for any number of index dates.
+
+    Parameters
+    ----------
+    data
+        A data folder, a mapping of table name to DataFrame, or validated tables.
+    spec
+        A :class:`FeatureSpec`, a spec YAML path, or None for the packaged default.
+    engine
+        Any :class:`~features.engine.Engine`; a fresh :class:`DuckDBEngine` by default.
+    validate
+        See :func:`load_source`.
+    """
+
+    def __init__(self, data: TableSource, spec: FeatureSpec | str | Path | None = None, *,
+                 engine: Engine | None = None, validate: bool = True):
+        self.spec = resolve_spec(spec)
+        self.engine = engine if engine is not None else DuckDBEngine()
+        self.tables = load_source(data, validate=validate)
+        for name, table in self.tables.items():
+            self.engine.register(name, table)
+        self.engine.register("unit_rates", unit_rates_frame(load_unit_costs(self.spec.unit_costs)))
+        cols = set(self.engine.columns("clients"))
+        self.has_moves = ("moved_in" in cols, "moved_out" in cols)
+
+    def sql(self, as_of) -> str:
+        """The query that :meth:`features` runs for ``as_of``."""
+        return compile_features(self.spec, as_of, has_moves=self.has_moves)
+
+    def features(self, as_of) -> pd.DataFrame:
+        """One row per client in the population at ``as_of``, sorted by ``client_id``.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``client_id`` then the spec's columns: counts, costs and flags as
+            numbers with zero for no records; measurement, RAI, continuity and
+            "days since" values NaN where there is nothing to summarise.
+        """
+        return _typed(self.engine.query(self.sql(as_of)), self.spec)
+
+    def features_many(self, as_of_dates: Iterable) -> pd.DataFrame:
+        """Feature tables for several index dates stacked, with an ``as_of`` column."""
+        frames = []
+        for t in as_of_dates:
+            f = self.features(t)
+            f.insert(1, "as_of", pd.Timestamp(t).normalize())
+            frames.append(f)
+        return pd.concat(frames, ignore_index=True)
+
+
+def build_features(data: TableSource, as_of, spec: FeatureSpec | str | Path | None = None, *,
+                   engine: Engine | None = None, validate: bool = True) -> pd.DataFrame:
+    """Build the client-history feature table as of ``as_of``.
+
+    Parameters
+    ----------
+    data
+        A data folder (Parquet/CSV), a mapping of table name to DataFrame, or
+        :class:`~features.validation.ValidatedTables`.
+    as_of
+        Index date T; only records dated before T are used.
+    spec
+        Feature spec, spec YAML path, or None for ``features/config/features.yaml``.
+    engine
+        SQL engine; DuckDB in-process by default.
+    validate
+        For a folder, validate and cost-fill it first (see :func:`load_source`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per client born before T, not dead before T and resident at T.
+
+    Examples
+    --------
+    >>> X = build_features("out/county", "2024-01-01")            # doctest: +SKIP
+    >>> X.loc[:, ["client_id", "emergency_count_180d", "hba1c_last"]]  # doctest: +SKIP
+    """
+    return ClientHistories(data, spec, engine=engine, validate=validate).features(as_of)
