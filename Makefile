@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/sote demo --out out
+	$(BIN)/sote demo --out out $(DEMO_ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow" -n 2

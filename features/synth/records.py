@@ -38,7 +38,7 @@ ROLES = {
 }
 HOSPITAL_SERVICES = ("emergency", "specialist_outpatient", "inpatient")
 DIAGNOSING = ("primary_care_visit", "emergency", "specialist_outpatient", "inpatient", "mental_health_substance")
-STAFF_PER_UNIT = 12
+STAFF_PER_UNIT = 24
 NO_END = -(2**40)  # same sentinel as simulate.NO_DAY: a missing date
 DOCTOR_SHARE = 0.4  # of primary-care visits; the rest are nurse visits
 

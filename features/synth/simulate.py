@@ -138,7 +138,7 @@ def simulate_chunk(*, seed: int, chunk: int, offset: int, n_initial: int, start:
     unit_pick = rng.random(n)
     unit = np.array([layout.units[m][int(u * len(layout.units[m]))] for m, u in zip(muni, unit_pick)], np.int64)
     st["unit"] = unit
-    st["staff"] = rng.integers(0, 12, n)
+    st["staff"] = rng.integers(0, STAFF_PER_UNIT, n)
     language = np.where(rng.random(n) < layout.swedish[muni], LANG_SV,
                         np.where(rng.random(n) < 0.07, LANG_OTHER, LANG_FI)).astype(np.int8)
 
