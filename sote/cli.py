@@ -149,3 +149,7 @@ def demo(
 
 def main() -> None:  # pragma: no cover - console entry point
     app()
+
+
+from sote import cli_features  # noqa: E402,F401  (registers `sote features` and `sote labels`)
+from sote import cli_segment  # noqa: E402,F401  (registers `sote segment` and `sote segment-transitions`)

@@ -139,3 +139,40 @@ def make_county(n_clients: int = 60, seed: int = 0, events_per_client: float = 1
     assessments["date"] = assessments["date"].astype("datetime64[s]")
     return {"clients": clients, "events": events, "diagnoses": diagnoses, "measurements": measurements,
             "assessments": assessments}
+
+
+_DEFAULT_CLIENT = {"birth_date": "1950-06-15", "sex": "F", "municipality": "Hyvinkää", "language": "fi",
+                   "death_date": None, "unit": "hyvinkaa.hc", "moved_in": None, "moved_out": None}
+_DEFAULT_EVENT = {"end": None, "professional": None, "cost_eur": 100.0, "unit": None}
+_COLUMNS = {
+    "clients": ["client_id", "birth_date", "sex", "municipality", "language", "death_date", "unit", "moved_in",
+                "moved_out"],
+    "events": ["client_id", "start", "end", "service", "professional", "cost_eur", "unit"],
+    "diagnoses": ["client_id", "date", "code", "system"],
+    "measurements": ["client_id", "date", "name", "value"],
+    "assessments": ["client_id", "date", "instrument", "scale", "value"],
+}
+_DATES = {"birth_date", "death_date", "moved_in", "moved_out", "start", "end", "date"}
+
+
+def frames(clients=("a",), events=(), diagnoses=(), measurements=(), assessments=()) -> dict[str, pd.DataFrame]:
+    """Hand-built tables: ``clients`` are ids or dicts; other rows are dicts with the table's columns."""
+    rows = {
+        "clients": [{**_DEFAULT_CLIENT, **({"client_id": c} if isinstance(c, str) else c)} for c in clients],
+        "events": [{**_DEFAULT_EVENT, **e} for e in events],
+        "diagnoses": [{"system": "ICD-10", **d} for d in diagnoses],
+        "measurements": list(measurements),
+        "assessments": [{"instrument": "rai_hc", **a} for a in assessments],
+    }
+    out = {}
+    for table, cols in _COLUMNS.items():
+        f = pd.DataFrame(rows[table], columns=cols)
+        for c in cols:
+            if c in _DATES:
+                f[c] = pd.to_datetime(f[c]).astype("datetime64[s]")
+            elif c in ("cost_eur", "value"):
+                f[c] = f[c].astype(float)
+            else:
+                f[c] = f[c].astype("string")
+        out[table] = f
+    return out
