@@ -1,0 +1,124 @@
+"""Readable, self-contained HTML reports of segments and of segment migration."""
+from __future__ import annotations
+
+import base64
+import io
+from html import escape
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from features.contract import SERVICE_LINES  # noqa: E402
+from features.io import atomic_path  # noqa: E402
+from segmentation.concentration import lorenz_curve  # noqa: E402
+from segmentation.segments import SegmentationResult  # noqa: E402
+from segmentation.transitions import sankey_svg  # noqa: E402
+
+_CSS = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
+        "table{border-collapse:collapse;font-size:12px}td,th{border:1px solid #ccc;padding:3px 6px;text-align:left}"
+        "th{background:#f0f0f0}h1{font-size:22px}h2{font-size:17px;margin-top:1.6em}.note{color:#555;font-size:12px}")
+
+
+def _png(fig) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return f'<img src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}"/>'
+
+
+def profile_heatmap(features: pd.DataFrame, segments: pd.Series, names: dict) -> str:
+    """Segments × use features: how far each segment's mean is from everyone's, in standard deviations."""
+    cols = [f"{s}_count_365d" for s in SERVICE_LINES if f"{s}_count_365d" in features]
+    cols += [c for c in ("cost_total_365d", "age", "chronic_conditions", "rai_maple_last") if c in features]
+    data = features[cols].astype(float)
+    z = (data.groupby(segments.to_numpy()).mean() - data.mean()) / data.std().replace(0, np.nan)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.5 * len(cols), 0.8 + 0.45 * len(z)))
+    im = ax.imshow(z.fillna(0).to_numpy(), cmap="RdBu_r", vmin=-2, vmax=2, aspect="auto")
+    ax.set_xticks(range(len(cols)), [c.replace("_count_365d", "") for c in cols], rotation=60, ha="right")
+    ax.set_yticks(range(len(z)), [names.get(i, str(i)) for i in z.index])
+    fig.colorbar(im, ax=ax, label="segment mean − overall mean (sd)")
+    return _png(fig)
+
+
+def cost_share_chart(profiles: pd.DataFrame) -> str:
+    """Share of clients against share of cost per segment."""
+    cost_col = "next_year_cost_share" if "next_year_cost_share" in profiles else "cost_share"
+    fig, ax = plt.subplots(figsize=(7, 0.6 + 0.4 * len(profiles)))
+    y = np.arange(len(profiles))
+    ax.barh(y - 0.2, profiles["client_share"], height=0.4, label="share of clients")
+    ax.barh(y + 0.2, profiles[cost_col], height=0.4, label=cost_col.replace("_", " "))
+    ax.set_yticks(y, profiles["segment_name"])
+    ax.invert_yaxis()
+    ax.legend()
+    return _png(fig)
+
+
+def lorenz_chart(cost: pd.Series) -> str:
+    curve = lorenz_curve(cost)
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    ax.plot(curve["client_share"], curve["cost_share"], label="Lorenz curve")
+    ax.plot([0, 1], [0, 1], "--", color="grey", label="equal cost")
+    ax.set_xlabel("share of clients (lightest users first)")
+    ax.set_ylabel("share of cost")
+    ax.legend()
+    return _png(fig)
+
+
+def _table(frame: pd.DataFrame) -> str:
+    return frame.to_html(index=False, float_format=lambda v: f"{v:,.3f}" if abs(v) < 10 else f"{v:,.0f}",
+                         border=0, escape=True)
+
+
+def segmentation_html(result: SegmentationResult, features: pd.DataFrame, as_of: str,
+                      next_year_cost: pd.Series | None = None) -> str:
+    """The whole report as one HTML string (plots embedded)."""
+    model = result.model
+    names = result.profiles.set_index("segment")["segment_name"].to_dict()
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>Segments {escape(as_of)}</title>"
+             f"<style>{_CSS}</style></head><body><h1>Client segments as of {escape(as_of)}</h1>",
+             f"<p>Method: <b>{escape(result.method)}</b>, {len(result.profiles)} segments, "
+             f"{len(result.assignments):,} clients."]
+    if hasattr(model, "stability_"):
+        parts.append(f" Bootstrap stability (adjusted Rand index): <b>{model.stability_:.3f}</b>.")
+    parts.append("</p>")
+    if getattr(model, "scores_", None) is not None and len(model.scores_):
+        parts += ["<h2>Choice of k</h2>", _table(model.scores_)]
+    if result.selection is not None:
+        parts += ["<h2>Choice of method</h2>", _table(result.selection)]
+    parts += ["<h2>Profiles</h2>", _table(result.profiles.drop(columns=["distinguishing"], errors="ignore")),
+              "<h2>What sets each segment apart</h2>",
+              profile_heatmap(features, result.assignments["segment"], names),
+              "<h2>Share of clients and of cost</h2>", cost_share_chart(result.profiles)]
+    if next_year_cost is not None and result.concentration:
+        c = result.concentration
+        parts += ["<h2>Cost concentration (next year)</h2>",
+                  f"<p>Gini {c['gini']:.3f}; top 1 % use {c['top_1pct']:.1%}, top 5 % {c['top_5pct']:.1%}, "
+                  f"top 10 % {c['top_10pct']:.1%} of the cost.</p>", lorenz_chart(next_year_cost),
+                  _table(c["by_segment"].reset_index())]
+    parts.append("<p class='note'>No client identifiers appear in this report.</p></body></html>")
+    return "".join(parts)
+
+
+def transitions_html(flows: pd.DataFrame, matrix: pd.DataFrame, date_from: str, date_to: str) -> str:
+    """Segment migration between two dates: Sankey diagram, transition matrix (row shares) and flows."""
+    shares = matrix.div(matrix.sum(axis=1), axis=0).reset_index()
+    return "".join([
+        f"<!doctype html><html><head><meta charset='utf-8'><title>Segment migration</title><style>{_CSS}</style>"
+        f"</head><body><h1>Segment migration {escape(date_from)} → {escape(date_to)}</h1>",
+        sankey_svg(flows, title=f"{date_from} → {date_to}"),
+        "<h2>Transition matrix (share of each earlier segment, clients present at both dates)</h2>",
+        _table(shares), "<h2>Flows</h2>", _table(flows),
+        "<p class='note'>(not present): born or moved in after the first date, or died or moved out "
+        "before the second.</p></body></html>"])
+
+
+def write_html(html: str, path: str | Path) -> Path:
+    """Write an HTML report atomically."""
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(html, encoding="utf-8")
+    return Path(path)

@@ -1,0 +1,127 @@
+"""``sote segment`` and ``sote segment-transitions``: thin commands over the segmentation library."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import pandas as pd
+import typer
+
+from sote.cli import app, console, fail
+
+
+def _date(value: str, option: str) -> pd.Timestamp:
+    try:
+        return pd.Timestamp(value).normalize()
+    except (ValueError, TypeError):
+        fail(f"{option} {value!r} is not a date (use YYYY-MM-DD)", 2)
+
+
+def _k(value: str) -> int | str:
+    if value == "auto":
+        return value
+    if not value.isdigit() or int(value) < 2:
+        fail(f"--k must be 'auto' or a whole number of at least 2, got {value!r}", 2)
+    return int(value)
+
+
+def _load(data: Path):
+    from features.load import load_tables
+    from features.validation import ContractError
+
+    try:
+        return load_tables(data)
+    except ContractError as err:
+        console.print(err.report.to_text(), markup=False)
+        fail(f"{data} breaks the data contract; run `sote validate {data}` for details")
+    except FileNotFoundError as err:
+        fail(str(err))
+
+
+def _features_at(tables, as_of: pd.Timestamp) -> pd.DataFrame:
+    from features.histories import build_features
+
+    features = build_features(tables, as_of)
+    if features.empty:
+        fail(f"no client is resident at {as_of.date()}; is the date inside the data?")
+    return features
+
+
+@app.command()
+def segment(
+    data: Path = typer.Option(..., help="Folder with the canonical tables."),
+    as_of: str = typer.Option(..., "--as-of", help="Index date (YYYY-MM-DD)."),
+    method: str = typer.Option("kmeans", help="auto | kmeans | gmm | hdbscan | grid"),
+    k: str = typer.Option("auto", help="Number of segments or 'auto'."),
+    out: Path = typer.Option(..., help="Segment file (.parquet or .csv): client_id, segment, segment_name."),
+    report: Optional[Path] = typer.Option(None, help="Write a readable HTML report here."),
+    lang: str = typer.Option("fi", help="Label language of the grid segments: fi | sv | en."),
+    seed: int = typer.Option(0, help="Seed of every random step."),
+) -> None:
+    """Segment the clients resident at a date, with profiles and cost concentration."""
+    from features.io import write_table
+    from segmentation.report import segmentation_html, write_html
+    from segmentation.segments import ALL_METHODS, horizon_cost, segment_clients
+
+    if method not in ALL_METHODS:
+        fail(f"--method must be one of {', '.join(ALL_METHODS)}", 2)
+    if out.suffix not in (".parquet", ".csv"):
+        fail(f"--out {out}: use a .parquet or .csv file name", 2)
+    t = _date(as_of, "--as-of")
+    tables = _load(data)
+    with console.status(f"building client histories as of {t.date()}"):
+        features = _features_at(tables, t)
+    next_cost = None
+    if tables.tables["events"]["start"].max() >= t + pd.Timedelta(days=364):
+        next_cost = horizon_cost(tables.tables["events"], features["client_id"], t)
+    with console.status(f"segmenting {len(features):,} clients ({method})"):
+        try:
+            result = segment_clients(features, method, _k(k), next_year_cost=next_cost, random_state=seed, lang=lang)
+        except ValueError as err:
+            fail(str(err))
+    write_table(result.assignments, out)
+    if report is not None:
+        write_html(segmentation_html(result, features, str(t.date()), next_cost), report)
+    cols = [c for c in ("segment", "segment_name", "clients", "client_share", "next_year_cost_share")
+            if c in result.profiles]
+    console.print(result.profiles[cols].to_string(index=False), markup=False)
+    console.print(f"segments written to {out}" + (f", report to {report}" if report else ""))
+
+
+@app.command("segment-transitions")
+def segment_transitions(
+    data: Path = typer.Option(..., help="Folder with the canonical tables."),
+    date_from: str = typer.Option(..., "--from", help="Earlier index date (segments are defined here)."),
+    date_to: str = typer.Option(..., "--to", help="Later index date."),
+    out: Path = typer.Option(..., help="HTML report (Sankey diagram, transition matrix, flows)."),
+    method: str = typer.Option("kmeans", help="kmeans | gmm | hdbscan | grid"),
+    k: str = typer.Option("auto", help="Number of segments or 'auto'."),
+    flows_out: Optional[Path] = typer.Option(None, "--flows", help="Also write the flows table (.csv/.parquet)."),
+    seed: int = typer.Option(0, help="Seed of every random step."),
+) -> None:
+    """How clients move between segments from one date to another (segments fitted at the earlier date)."""
+    from features.io import write_table
+    from segmentation.report import transitions_html, write_html
+    from segmentation.segments import segment_clients
+    from segmentation.transitions import transition_matrix, transition_table
+
+    t0, t1 = _date(date_from, "--from"), _date(date_to, "--to")
+    if t1 <= t0:
+        fail("--to must be after --from", 2)
+    tables = _load(data)
+    with console.status("building client histories at both dates"):
+        f0, f1 = _features_at(tables, t0), _features_at(tables, t1)
+    try:
+        result = segment_clients(f0, method, _k(k), random_state=seed, lang="fi")
+    except ValueError as err:
+        fail(str(err))
+    names = result.profiles.set_index("segment")["segment_name"]
+    before = pd.Series(result.assignments["segment_name"].to_numpy(), index=f0["client_id"].to_numpy())
+    after = pd.Series(names.reindex(result.model.predict(f1)).to_numpy(), index=f1["client_id"].to_numpy())
+    flows = transition_table(before, after)
+    matrix = transition_matrix(before, after)
+    write_html(transitions_html(flows, matrix, str(t0.date()), str(t1.date())), out)
+    if flows_out is not None:
+        write_table(flows, flows_out)
+    console.print(matrix.to_string(), markup=False)
+    console.print(f"report written to {out}")

@@ -1,0 +1,55 @@
+"""Segmentation on a small synthetic county, through the library and the CLI."""
+import pandas as pd
+import pytest
+from sklearn.metrics import adjusted_rand_score
+from typer.testing import CliRunner
+
+from features.histories import build_features
+from features.load import load_tables
+from features.synth import SynthConfig, generate_county
+from segmentation.segments import horizon_cost, segment_clients
+from sote.cli import app
+
+
+@pytest.fixture(scope="module")
+def county(tmp_path_factory):
+    path = tmp_path_factory.mktemp("seg") / "county"
+    generate_county(path, SynthConfig(clients=3_000, seed=21, truth_reps=1, workers=1))
+    return path
+
+
+def test_segments_recover_latent_archetypes_better_than_chance(county):
+    tables = load_tables(county)
+    as_of = pd.Timestamp("2023-01-01")
+    X = build_features(tables, as_of)
+    truth = pd.read_parquet(county / "truth.parquet")
+    arch = truth[(truth["as_of"] == as_of) & (truth["target"] == "high_use")].set_index("client_id")["archetype"]
+    X = X[X["client_id"].isin(arch.index)].reset_index(drop=True)
+    result = segment_clients(X, "kmeans", 8, n_bootstrap=0)
+    ari = adjusted_rand_score(arch.loc[X["client_id"]].to_numpy(), result.assignments["segment"])
+    assert ari > 0.2, ari
+    cost = horizon_cost(tables.tables["events"], X["client_id"], as_of)
+    shares = segment_clients(X, "grid", next_year_cost=cost).profiles.set_index("segment")
+    # Clients with high need and weak resources cost more per head next year than the self-reliant.
+    assert shares.loc[3, "next_year_cost_per_client_eur"] > 3 * shares.loc[0, "next_year_cost_per_client_eur"]
+
+
+def test_cli_segment_and_transitions(county, tmp_path):
+    runner = CliRunner()
+    res = runner.invoke(app, ["segment", "--data", str(county), "--as-of", "2023-01-01", "--k", "4",
+                              "--out", str(tmp_path / "seg.csv"), "--report", str(tmp_path / "seg.html")])
+    assert res.exit_code == 0, res.output
+    seg = pd.read_csv(tmp_path / "seg.csv")
+    assert seg["segment"].nunique() == 4 and seg["client_id"].is_unique
+    html = (tmp_path / "seg.html").read_text()
+    assert "Profiles" in html and "data:image/png;base64" in html
+    assert not any(cid in html for cid in seg["client_id"].head(50))  # no client ids in the report
+    res = runner.invoke(app, ["segment-transitions", "--data", str(county), "--from", "2022-01-01",
+                              "--to", "2024-01-01", "--method", "grid", "--out", str(tmp_path / "tr.html"),
+                              "--flows", str(tmp_path / "flows.csv")])
+    assert res.exit_code == 0, res.output
+    flows = pd.read_csv(tmp_path / "flows.csv")
+    assert flows["clients"].sum() > 3_000 and "<svg" in (tmp_path / "tr.html").read_text()
+    bad = runner.invoke(app, ["segment", "--data", str(county), "--as-of", "2023-01-01", "--method", "magic",
+                              "--out", str(tmp_path / "x.csv")])
+    assert bad.exit_code == 2 and "--method" in bad.output
