@@ -117,6 +117,7 @@ class _Compiler:
   WHERE CAST(start AS DATE) < {T}""")]
         role = ("CASE WHEN STRPOS(ev.professional, '.') > 0 "
                 "THEN SUBSTR(ev.professional, 1, STRPOS(ev.professional, '.') - 1) ELSE ev.professional END")
+        # one pass over the events: the rate joins hit a table of a few dozen rows
         ctes.append(("rated", f"""SELECT ev.client_id, ev.service, ev.unit, ev.professional, ev.s,
          ev.service IN {epi} AS is_epi,
          (ev.e IS NULL OR ev.e >= {T}) AS ongoing,
@@ -130,17 +131,13 @@ class _Compiler:
   FROM ev
   LEFT JOIN unit_rates rx ON rx.service = ev.service AND rx.professional = ev.professional
   LEFT JOIN unit_rates rr ON rr.service = ev.service AND rr.professional = {role}
-  LEFT JOIN unit_rates rb ON rb.service = ev.service AND rb.professional = '{BASE_RATE}'
-  WHERE ev.service IN {epi} OR ev.cost_eur IS NULL"""))
-        plain = ["client_id", "service", "unit", "professional", "s", "s AS last_day"]
-        rated = ["client_id", "service", "unit", "professional", "s",
-                 "CASE WHEN is_epi THEN eff_end ELSE s END AS last_day"]
+  LEFT JOIN unit_rates rb ON rb.service = ev.service AND rb.professional = '{BASE_RATE}'"""))
+        cols = ["client_id", "service", "unit", "professional", "s",
+                "CASE WHEN is_epi THEN eff_end ELSE s END AS last_day"]
         for w in windows:
             lo = self.lo(w)
-            plain += [f"CASE WHEN s >= {lo} THEN 1 ELSE 0 END AS n_{w}",
-                      f"CASE WHEN s >= {lo} THEN cost_eur END AS c_{w}", f"0 AS d_{w}"]
             days = f"GREATEST(DATE_DIFF('day', GREATEST(s, {lo}), eff_end) + 1, 0)"
-            rated += [
+            cols += [
                 f"CASE WHEN s >= {lo} THEN 1 ELSE 0 END AS n_{w}",
                 f"""CASE WHEN NOT is_epi THEN (CASE WHEN s >= {lo} THEN cost_known END)
               WHEN ongoing AND per_day THEN rate * {days}
@@ -148,9 +145,7 @@ class _Compiler:
               ELSE cost_known * {days} / total_days END AS c_{w}""",
                 f"CASE WHEN is_epi THEN {days} ELSE 0 END AS d_{w}",
             ]
-        ctes.append(("event_rows", "SELECT " + ",\n         ".join(plain)
-                     + f"\n  FROM ev\n  WHERE ev.service NOT IN {epi} AND ev.cost_eur IS NOT NULL\n"
-                     + "  UNION ALL\n  SELECT " + ",\n         ".join(rated) + "\n  FROM rated"))
+        ctes.append(("event_rows", "SELECT " + ",\n         ".join(cols) + "\n  FROM rated"))
         aggs = ["client_id", "service", "MAX(last_day) AS last_day"]
         for w in windows:
             aggs += [f"SUM(n_{w}) AS n_{w}", f"SUM(c_{w}) AS c_{w}", f"SUM(d_{w}) AS d_{w}"]
