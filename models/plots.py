@@ -1,0 +1,79 @@
+"""Evaluation plots logged with each run (matplotlib figures, no client identifiers)."""
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from sklearn.metrics import precision_recall_curve, roc_curve  # noqa: E402
+
+from models.metrics import calibration_table  # noqa: E402
+
+
+def roc_pr(y: np.ndarray, scores: dict[str, np.ndarray]):
+    """ROC and precision-recall curves of the model and its baselines."""
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4.5))
+    for name, p in scores.items():
+        fpr, tpr, _ = roc_curve(y, p)
+        a.plot(fpr, tpr, label=name)
+        prec, rec, _ = precision_recall_curve(y, p)
+        b.plot(rec, prec, label=name)
+    a.plot([0, 1], [0, 1], "--", color="grey")
+    a.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC")
+    b.axhline(np.mean(y), ls="--", color="grey")
+    b.set(xlabel="recall", ylabel="precision", title="Precision-recall")
+    a.legend(fontsize=8)
+    return fig
+
+
+def calibration(y: np.ndarray, scores: dict[str, np.ndarray]):
+    """Observed rate against mean predicted probability in deciles."""
+    fig, ax = plt.subplots(figsize=(5, 5))
+    top = 0.0
+    for name, p in scores.items():
+        t = calibration_table(y, p)
+        ax.plot(t["mean_predicted"], t["observed_rate"], "o-", label=name)
+        top = max(top, t["mean_predicted"].max(), t["observed_rate"].max())
+    ax.plot([0, top], [0, top], "--", color="grey")
+    ax.set(xlabel="mean predicted probability", ylabel="observed rate", title="Calibration (deciles)")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def capacity(y: np.ndarray, scores: dict[str, np.ndarray]):
+    """Precision and lift by the share of the population a team can reach."""
+    shares = np.array([0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.10, 0.15, 0.20])
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for name, p in scores.items():
+        order = np.argsort(-p, kind="stable")
+        lift = [y[order[: max(1, int(s * len(y)))]].mean() / y.mean() for s in shares]
+        ax.plot(shares * 100, lift, "o-", label=name)
+    ax.set(xlabel="top % of population contacted", ylabel="lift over random", title="Capacity")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def group_auroc(groups: pd.DataFrame):
+    """AUROC per group with the population's as a line; flagged gaps in red."""
+    judged = groups.dropna(subset=["auroc"])
+    fig, ax = plt.subplots(figsize=(7, 0.5 + 0.28 * max(len(judged), 1)))
+    labels = judged["grouping"] + ": " + judged["group"]
+    colors = np.where(judged["gap_flag"], "tab:red", "tab:blue")
+    ax.barh(labels, judged["auroc"], color=colors)
+    overall = (judged["auroc"] - judged["auroc_gap"]).iloc[0] if len(judged) else np.nan
+    ax.axvline(overall, color="black", ls="--", label="whole population")
+    ax.set(xlim=(0.5, 1.0), xlabel="AUROC", title="AUROC by group (red: largest gap per grouping)")
+    ax.invert_yaxis()
+    return fig
+
+
+def shap_summary(importance: pd.DataFrame, top: int = 20):
+    """Mean |SHAP| of the most important features."""
+    head = importance.head(top)
+    fig, ax = plt.subplots(figsize=(7, 0.5 + 0.3 * len(head)))
+    ax.barh(head["feature"], head["mean_abs_shap"])
+    ax.invert_yaxis()
+    ax.set(xlabel="mean |SHAP| (log-odds)", title="Global importance")
+    return fig
