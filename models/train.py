@@ -225,14 +225,20 @@ def train(data, config: TrainConfig = TrainConfig(), *, experiment: str | None =
 
 
 def _typical_row(model, training: pd.DataFrame) -> pd.DataFrame:
-    """An input example that is no client: medians of numbers, most common category levels."""
-    X = model.frame(training)
+    """An input example that is no client: medians of numbers, the most common category levels.
+
+    Columns keep the feature table's types, so the logged signature accepts
+    feature tables exactly as ``build_features`` returns them.
+    """
     row = {}
-    for c in X.columns:
+    for c in model.columns:
+        col = training[c]
         if c in model.categories:
-            row[c] = [str(X[c].mode(dropna=True).iloc[0]) if X[c].notna().any() else None]
+            row[c] = pd.array([str(col.mode(dropna=True).iloc[0]) if col.notna().any() else None], dtype="string")
+        elif pd.api.types.is_integer_dtype(col):
+            row[c] = np.array([int(round(float(col.median())))], dtype=col.dtype)
         else:
-            row[c] = [float(X[c].median())]
+            row[c] = np.array([float(col.median())])
     return pd.DataFrame(row)
 
 

@@ -153,3 +153,4 @@ def main() -> None:  # pragma: no cover - console entry point
 
 from sote import cli_features  # noqa: E402,F401  (registers `sote features` and `sote labels`)
 from sote import cli_segment  # noqa: E402,F401  (registers `sote segment` and `sote segment-transitions`)
+from sote import cli_models  # noqa: E402,F401  (registers `sote train`)

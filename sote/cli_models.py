@@ -1,0 +1,49 @@
+"""``sote train``: a thin command over models.train."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from sote.cli import app, console, fail
+
+
+@app.command()
+def train(
+    data: Path = typer.Option(..., help="Folder with the canonical tables (truth.parquet, if present, gives the oracle)."),
+    target: str = typer.Option("high_use", help="Target declared in features/config/targets.yaml."),
+    train_as_of: str = typer.Option("2023-01-01", help="Index date the model learns from."),
+    valid_as_of: str = typer.Option("2024-01-01", help="Later index date it is judged on."),
+    experiment: Optional[str] = typer.Option(None, help="MLflow experiment (default sote-<target>)."),
+    register: bool = typer.Option(False, help="Register the model; promote it to @champion only if it is better."),
+    tracking_uri: Optional[str] = typer.Option(None, help="MLflow tracking URI (default: local store in ./mlruns)."),
+    seed: int = typer.Option(0, help="Seed of every random step."),
+    calibration: str = typer.Option("isotonic", help="isotonic | platt"),
+) -> None:
+    """Train a service-need model with temporal validation, baselines and equity metrics, tracked in MLflow."""
+    from features.validation import ContractError
+    from models.train import TrainConfig
+    from models.train import train as run_train
+
+    config = TrainConfig(target=target, train_as_of=train_as_of, valid_as_of=valid_as_of, seed=seed,
+                         calibration=calibration)
+    try:
+        with console.status("training") as status:
+            result = run_train(data, config, experiment=experiment, register=register, tracking_uri=tracking_uri,
+                               progress=lambda msg: status.update(msg))
+    except ContractError as err:
+        console.print(err.report.to_text(), markup=False)
+        fail(f"{data} breaks the data contract; run `sote validate {data}`")
+    except (ValueError, FileNotFoundError) as err:
+        fail(str(err))
+    cols = ["model", "auroc", "auprc", "brier", "calibration_error", "precision_top5pct", "lift_top5pct"]
+    console.print(result.metrics[cols].round(4).to_string(index=False), markup=False)
+    flagged = result.groups[result.groups["gap_flag"]]
+    if len(flagged):
+        console.print("largest equity gaps (AUROC vs whole population):")
+        console.print(flagged[["grouping", "group", "n", "auroc", "auroc_gap"]].round(3).to_string(index=False),
+                      markup=False)
+    console.print(f"run {result.run_id}; model {result.model_uri}")
+    if register:
+        console.print(f"registered {target} version {result.version}: {result.decision}")

@@ -1,0 +1,93 @@
+"""Training on a small synthetic county: temporal validation, baselines, MLflow round trip, privacy, SHAP."""
+import re
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.load import load_tables
+from features.synth import SynthConfig, generate_county
+from models.explain import contributions
+from models.train import TrainConfig, train
+
+
+@pytest.fixture(scope="module")
+def county(tmp_path_factory):
+    path = tmp_path_factory.mktemp("train") / "county"
+    generate_county(path, SynthConfig(clients=8_000, seed=31, truth_reps=8, workers=1))
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(county, tmp_path_factory):
+    uri = f"sqlite:///{tmp_path_factory.mktemp('mlruns') / 'mlflow.db'}"
+    result = train(county, TrainConfig(target="high_use", train_as_of="2023-01-01", valid_as_of="2024-01-01"),
+                   register=True, tracking_uri=uri)
+    return result, uri
+
+
+def test_model_beats_baselines_and_approaches_the_oracle(trained):
+    result, _ = trained
+    m = result.metrics.set_index("model")
+    assert m.loc["lightgbm", "auroc"] > max(m.loc["prior_cost", "auroc"], m.loc["age_sex_comorbidity", "auroc"]) + 0.01
+    assert m.loc["lightgbm", "auroc"] > 0.95 * m.loc["oracle", "auroc"]
+    assert m.loc["lightgbm", "calibration_error"] < 0.03
+    assert set(result.groups["grouping"]) == {"sex", "language", "age_band", "municipality"}
+
+
+def test_registered_pyfunc_round_trip_returns_the_same_probabilities(trained, county):
+    result, uri = trained
+    mlflow.set_tracking_uri(uri)
+    assert result.promoted and result.version == "1"
+    loaded = mlflow.pyfunc.load_model("models:/high_use@champion")
+    from features.histories import build_features
+
+    X = build_features(load_tables(county), "2024-01-01").head(500)
+    np.testing.assert_allclose(loaded.predict(X), result.model.predict_proba(X), rtol=0, atol=1e-12)
+    assert loaded.unwrap_python_model().spec().column_names() == result.model.spec().column_names()
+
+
+def test_no_client_identifier_in_any_logged_artifact(trained, county):
+    result, uri = trained
+    mlflow.set_tracking_uri(uri)
+    ids = set(pd.read_parquet(county / "clients.parquet", columns=["client_id"])["client_id"])
+    root = mlflow.artifacts.download_artifacts(run_id=result.run_id)
+    import pathlib
+
+    files = [p for p in pathlib.Path(root).rglob("*") if p.is_file()]
+    assert any(p.name == "model_card.md" for p in files) and any(p.suffix == ".png" for p in files)
+    model_files = mlflow.artifacts.download_artifacts(result.model_uri)
+    files += [p for p in pathlib.Path(model_files).rglob("*") if p.is_file()]
+    for path in files:
+        tokens = set(re.findall(rb"[0-9a-f]{12}", path.read_bytes()))
+        assert not {t.decode() for t in tokens} & ids, path
+
+
+def test_temporal_split_is_enforced(county, tmp_path):
+    with pytest.raises(ValueError, match="at least one horizon after"):
+        train(county, TrainConfig(train_as_of="2023-01-01", valid_as_of="2023-07-01"), log=False)
+    with pytest.raises(ValueError, match="data end"):
+        train(county, TrainConfig(train_as_of="2024-01-01", valid_as_of="2025-06-01"), log=False)
+
+
+def test_shap_contributions_add_up_to_the_raw_score(trained, county):
+    result, _ = trained
+    from features.histories import build_features
+
+    X = result.model.frame(build_features(load_tables(county), "2024-01-01").head(300))
+    contrib, base = contributions(result.model.booster, X)
+    raw = result.model.booster.predict(X, raw_score=True)
+    np.testing.assert_allclose(contrib.sum(axis=1).to_numpy() + base, raw, atol=1e-8)
+    reasons = result.model.explain(X.assign(client_id="x").head(5), lang="en")
+    assert all(len(r) <= 5 for r in reasons) and any("raises risk" in s for r in reasons for s in r)
+
+
+def test_a_worse_challenger_does_not_take_the_champion_alias(trained, county):
+    result, uri = trained
+    weak = train(county, TrainConfig(target="high_use", train_as_of="2023-01-01", valid_as_of="2024-01-01",
+                                     n_estimators=1, num_leaves=2, early_stopping_rounds=1),
+                 register=True, tracking_uri=uri)
+    assert weak.version == "2" and weak.promoted is False and "champion kept" in weak.decision
+    mlflow.set_tracking_uri(uri)
+    assert str(mlflow.MlflowClient().get_model_version_by_alias("high_use", "champion").version) == "1"
