@@ -259,8 +259,10 @@ def cohort_members(tables: Mapping[str, pd.DataFrame], as_of, cohort: Cohort) ->
         used = ev.loc[(ev["service"].isin(cohort.services_any) & (ev_start < t) & (ev_start >= lo)).to_numpy()]
         keep &= pop.index.isin(used["client_id"].astype("str"))
     if cohort.exclude_ongoing:
+        # In the service on the day before T: episodes billed month by month end on T - 1
+        # and go on in a new row from T, so an end on T - 1 still counts as ongoing.
         end = _day(ev["end"])
-        running = ev["service"].eq(cohort.exclude_ongoing) & (ev_start < t) & (end.isna() | (end >= t))
+        running = ev["service"].eq(cohort.exclude_ongoing) & (ev_start < t) & (end.isna() | (end >= t - DAY))
         keep &= ~pop.index.isin(ev.loc[running.to_numpy(), "client_id"].astype("str"))
     return pop.loc[keep.to_numpy()]
 
@@ -283,8 +285,14 @@ def _evaluate(o: Outcome, members: pd.Index, horizon: dict) -> tuple[pd.Series, 
         n = ev.loc[ev["service"].isin(o.services).to_numpy()].groupby("cid").size()
         return n.reindex(members, fill_value=0) >= o.min, np.nan
     if o.kind == "service_start":
-        started = ev.loc[ev["service"].eq(o.service).to_numpy(), "cid"]
-        return pd.Series(members.isin(started), index=members), np.nan
+        starts = ev.loc[ev["service"].eq(o.service).to_numpy(), ["cid", "s"]]
+        # A row that continues an episode of the same service (one ending on or after the
+        # day before it starts) is no new start: monthly billing rows are one stay.
+        prior = horizon["service_rows"](o.service)
+        cont = starts.merge(prior, on="cid", suffixes=("", "_p"))
+        cont = cont[(cont["s_p"] < cont["s"]) & (cont["e_p"].isna() | (cont["e_p"] >= cont["s"] - DAY))]
+        new = starts.loc[~starts.set_index(["cid", "s"]).index.isin(cont.set_index(["cid", "s"]).index)]
+        return pd.Series(members.isin(new["cid"]), index=members), np.nan
     if o.kind in ("assessment_level", "assessment_rise"):
         ass = horizon["assessments"]
         sub = ass.loc[ass["scale"].eq(o.scale).to_numpy()]
@@ -356,7 +364,15 @@ def build_labels(data, as_of, target: str | Target, *, targets: str | Path | Map
     ass = tables["assessments"].assign(cid=lambda d: d["client_id"].astype("str"), d=lambda d: _day(d["date"]))
     in_h = ass.loc[(ass["cid"].isin(ids) & (ass["d"] >= t)).to_numpy()]
     in_h = in_h.loc[(in_h["d"] < end.reindex(in_h["cid"]).to_numpy()).to_numpy()]
-    horizon = {"t": t, "events": ev, "assessments": in_h, "assessments_all": ass,
+    all_events = tables["events"]
+
+    def service_rows(service: str) -> pd.DataFrame:
+        rows = all_events.loc[all_events["service"].eq(service).to_numpy()]
+        rows = pd.DataFrame({"cid": rows["client_id"].astype("str").to_numpy(), "s": _day(rows["start"]).to_numpy(),
+                             "e": _day(rows["end"]).to_numpy()})
+        return rows.loc[rows["cid"].isin(ids).to_numpy()].rename(columns={"s": "s_p", "e": "e_p"})
+
+    horizon = {"t": t, "events": ev, "assessments": in_h, "assessments_all": ass, "service_rows": service_rows,
                "cost": ev.groupby("cid")["cost_eur"].sum().reindex(ids, fill_value=0.0)}
     flags, threshold = _evaluate(target.outcome, ids, horizon)
     horizon_end = t + pd.Timedelta(days=target.horizon_days)

@@ -160,3 +160,35 @@ def test_training_set_for_several_dates(county):
         assert part["emergency_count_90d"].tolist() == X["emergency_count_90d"].tolist()
         assert 0 < part["label"].sum() <= 0.1 * len(part) + 1
     assert {"label", "horizon_cost", "cost_total_365d"} <= set(ts.columns)
+
+
+def test_monthly_housing_rows_are_one_stay_for_cohort_and_outcome(tmp_path):
+    """24 h housing billed month by month: a resident at T is not 'entering' it in the horizon."""
+    path = write_targets(tmp_path, {"enters_housing": {
+        "cohort": {"exclude_ongoing": "housing_24h"},
+        "outcome": {"kind": "service_start", "service": "housing_24h"}}})
+    rows = []
+    # a: in housing since 2023-11, rows end on the last day of each month (the last before T ends on T - 1)
+    for start, end in (("2023-11-15", "2023-11-30"), ("2023-12-01", "2023-12-31"), ("2024-01-01", "2024-01-31")):
+        rows.append({"client_id": "a", "start": start, "end": end, "service": "housing_24h"})
+    # b: enters in the horizon and stays two months (second row continues the first)
+    for start, end in (("2024-03-10", "2024-03-31"), ("2024-04-01", "2024-04-30")):
+        rows.append({"client_id": "b", "start": start, "end": end, "service": "housing_24h"})
+    # c: never in housing
+    rows.append({"client_id": "c", "start": "2024-02-01", "service": "emergency"})
+    L = labels_of(frames(clients=["a", "b", "c"], events=rows), "enters_housing", targets=path)
+    assert "a" not in L.index  # ongoing at T (in housing on the day before T)
+    assert L.loc["b", "label"] == 1 and L.loc["c", "label"] == 0
+    assert labels_of(frames(clients=["a", "b", "c"], events=rows), "high_use").index.isin(["a"]).any()
+
+
+def test_a_continuation_row_is_not_a_new_start(tmp_path):
+    path = write_targets(tmp_path, {"starts": {"cohort": {},
+                                               "outcome": {"kind": "service_start", "service": "housing_24h"}}})
+    rows = [{"client_id": "a", "start": "2023-12-01", "end": "2023-12-31", "service": "housing_24h"},
+            {"client_id": "a", "start": "2024-01-01", "end": "2024-01-31", "service": "housing_24h"},
+            {"client_id": "b", "start": "2023-10-01", "end": "2023-10-20", "service": "housing_24h"},
+            {"client_id": "b", "start": "2024-05-01", "end": "2024-05-31", "service": "housing_24h"}]
+    L = labels_of(frames(clients=["a", "b"], events=rows), "starts", targets=path)
+    assert L.loc["a", "label"] == 0  # the January row goes on from December
+    assert L.loc["b", "label"] == 1  # a new stay after a gap
