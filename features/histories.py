@@ -117,11 +117,15 @@ class ClientHistories:
         Any :class:`~features.engine.Engine`; a fresh :class:`DuckDBEngine` by default.
     validate
         See :func:`load_source`.
+    cache
+        Keep each date's feature table, so several targets trained on the same
+        dates build their features once (a copy is returned each time).
     """
 
     def __init__(self, data: TableSource, spec: FeatureSpec | str | Path | None = None, *,
-                 engine: Engine | None = None, validate: bool = True):
+                 engine: Engine | None = None, validate: bool = True, cache: bool = False):
         self.spec = resolve_spec(spec)
+        self._cache: dict[pd.Timestamp, pd.DataFrame] | None = {} if cache else None
         self.engine = engine if engine is not None else DuckDBEngine()
         self.tables = load_source(data, validate=validate)
         for name, table in self.tables.items():
@@ -144,7 +148,12 @@ class ClientHistories:
             numbers with zero for no records; measurement, RAI, continuity and
             "days since" values NaN where there is nothing to summarise.
         """
-        return _typed(self.engine.query(self.sql(as_of)), self.spec)
+        if self._cache is None:
+            return _typed(self.engine.query(self.sql(as_of)), self.spec)
+        key = pd.Timestamp(as_of).normalize()
+        if key not in self._cache:
+            self._cache[key] = _typed(self.engine.query(self.sql(key)), self.spec)
+        return self._cache[key].copy()
 
     def features_many(self, as_of_dates: Iterable) -> pd.DataFrame:
         """Feature tables for several index dates stacked, with an ``as_of`` column."""

@@ -393,11 +393,13 @@ def build_labels(data, as_of, target: str | Target, *, targets: str | Path | Map
 
 def build_training_set(data, as_of_dates: Iterable, target: str, spec: FeatureSpec | str | Path | None = None, *,
                        targets: str | Path | Mapping[str, Target] | None = None, engine=None,
-                       validate: bool = True) -> pd.DataFrame:
+                       validate: bool = True, histories=None) -> pd.DataFrame:
     """Features and labels of one target for several index dates, stacked for temporal validation.
 
     The tables are read and registered once; for each T the feature table is
     joined to the target's cohort (inner join: one row per cohort member).
+    Pass ``histories`` (a :class:`~features.histories.ClientHistories` over the
+    same tables, e.g. with ``cache=True``) to reuse feature tables across targets.
 
     Returns
     -------
@@ -411,7 +413,7 @@ def build_training_set(data, as_of_dates: Iterable, target: str, spec: FeatureSp
     declared = targets if isinstance(targets, Mapping) else load_targets(targets)
     if target not in declared:
         raise TargetError(f"unknown target {target!r}; declared: {sorted(declared)}")
-    histories = ClientHistories(tables, spec, engine=engine)
+    histories = histories if histories is not None else ClientHistories(tables, spec, engine=engine)
     frames = []
     for t in as_of_dates:
         t = pd.Timestamp(t).normalize()

@@ -35,7 +35,8 @@ class ProbabilityCalibrator(BaseEstimator):
         if len(np.unique(y)) < 2:
             raise ValueError("calibration needs both outcomes among the held-out rows")
         if self.method == "isotonic":
-            self.model_ = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(scores, y)
+            # Bounds short of 0 and 1: a few held-out rows never justify certainty.
+            self.model_ = IsotonicRegression(y_min=1e-3, y_max=1 - 1e-3, out_of_bounds="clip").fit(scores, y)
         elif self.method == "platt":
             self.model_ = LogisticRegression(C=1e6).fit(self._logit(scores), y)
         else:

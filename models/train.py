@@ -155,7 +155,7 @@ def evaluate(model, training: pd.DataFrame, validation: pd.DataFrame, oracle: np
 
 def train(data, config: TrainConfig = TrainConfig(), *, experiment: str | None = None, register: bool = False,
           tracking_uri: str | None = None, log: bool = True, truth: str | Path | None = None,
-          progress=None) -> TrainResult:
+          histories=None, progress=None) -> TrainResult:
     """Train, evaluate and (optionally) log and register a model for one target.
 
     Parameters
@@ -175,6 +175,8 @@ def train(data, config: TrainConfig = TrainConfig(), *, experiment: str | None =
         Log to MLflow at all (False: train and evaluate only, e.g. in tests of the pieces).
     truth
         Ground-truth file for the oracle (default: ``truth.parquet`` in a data folder, if present).
+    histories
+        A :class:`~features.histories.ClientHistories` over ``data`` to reuse (cached) feature tables.
     progress
         Optional callable receiving short status messages.
     """
@@ -201,7 +203,7 @@ def train(data, config: TrainConfig = TrainConfig(), *, experiment: str | None =
     say("building training and validation sets")
     spec = load_spec()
     spec_yaml = (Path(__file__).resolve().parents[1] / "features" / "config" / "features.yaml").read_text()
-    both = build_training_set(tables, [t_train, t_valid], config.target)
+    both = build_training_set(tables, [t_train, t_valid], config.target, histories=histories)
     training = both[both["as_of"] == t_train].reset_index(drop=True)
     validation = both[both["as_of"] == t_valid].reset_index(drop=True)
     say(f"training LightGBM on {len(training):,} clients ({int(training['label'].sum()):,} positive)")

@@ -108,43 +108,26 @@ def demo(
     clients: int = typer.Option(199_000, help="Residents of the synthetic county."),
     seed: int = typer.Option(2024, help="Seed of every random step."),
     workers: int = typer.Option(2, help="Processes for the simulation."),
+    tracking_uri: Optional[str] = typer.Option(None, help="MLflow tracking URI (default: local store ./mlruns)."),
 ) -> None:
-    """The main job end to end on the built-in synthetic county."""
-    from rich.table import Table
+    """The main job end to end on the built-in synthetic county.
 
-    from features.load import load_tables
-    from features.synth import SynthConfig
-    from features.synth.realism import realism_report
+    Synthetic county → validation → client histories → segments → models for
+    the four targets (tracked and registered in MLflow) → risk lists → reports.
+    """
+    from sote.demo import DemoConfig, run_demo
 
-    data = out / "county"
-    console.rule("1/2 synthetic county")
-    manifest = run_synth(data, SynthConfig(clients=clients, seed=seed, workers=workers))
-    console.print(f"{data}/: {manifest['rows']['clients']:,} clients, {manifest['rows']['events']:,} events "
-                  f"in {manifest['seconds']} s")
-    console.rule("2/2 validation and realism")
     try:
-        result = load_tables(data)
-    except ContractError as err:
-        console.print(err.report.to_text(), markup=False)
-        fail("the synthetic county breaks the data contract (a bug: please report it)")
-    console.print(result.report.to_text(examples=False), markup=False)
-    report = realism_report(result.tables, [2021, 2022, 2023, 2024])
-    out.mkdir(parents=True, exist_ok=True)
-    from features.io import write_table
-
-    write_table(report, out / "realism.csv")
-    table = Table(title="Realism of the synthetic county (reference range in brackets)")
-    table.add_column("figure")
-    years = sorted(report["year"].unique())
-    for y in years:
-        table.add_column(str(y), justify="right")
-    for figure, group in report.groupby("figure", sort=False):
-        lo, hi = group["low"].iloc[0], group["high"].iloc[0]
-        label = figure if lo != lo else f"{figure} [{lo:g}–{hi:g}]"
-        cells = [f"{v:,.3f}" if abs(v) < 10 else f"{v:,.0f}" for v in group.set_index("year")["value"].reindex(years)]
-        table.add_row(label, *[c if c != "nan" else "" for c in cells])
-    Console().print(table)
-    console.print(f"outputs in {out}/: county/ (tables, truth.parquet, manifest.json), realism.csv")
+        result = run_demo(out, DemoConfig(clients=clients, seed=seed, workers=workers, tracking_uri=tracking_uri),
+                          say=lambda msg: console.print(msg, highlight=False))
+    except ValueError as err:
+        fail(str(err))
+    cols = [c for c in ("target", "lightgbm_auroc", "prior_cost_auroc", "age_sex_comorbidity_auroc", "oracle_auroc",
+                        "calibration_error", "precision_top5pct") if c in result.metrics]
+    console.print(result.metrics[cols].round(3).to_string(index=False), markup=False)
+    console.print("time per step (s): " + ", ".join(f"{k} {v}" for k, v in result.seconds.items()))
+    console.print(f"outputs in {out}/ (see README: What the demo writes); MLflow UI: "
+                  "mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db")
 
 
 def main() -> None:  # pragma: no cover - console entry point
@@ -154,3 +137,4 @@ def main() -> None:  # pragma: no cover - console entry point
 from sote import cli_features  # noqa: E402,F401  (registers `sote features` and `sote labels`)
 from sote import cli_segment  # noqa: E402,F401  (registers `sote segment` and `sote segment-transitions`)
 from sote import cli_models  # noqa: E402,F401  (registers `sote train`)
+from sote import cli_score  # noqa: E402,F401  (registers `sote score` and `sote report`)

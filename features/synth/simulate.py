@@ -134,6 +134,9 @@ def simulate_chunk(*, seed: int, chunk: int, offset: int, n_initial: int, start:
     st = new_clients(rng, age_years, sex)
     st["age_m"] = np.where(kind == 1, 0, st["age_m"]).astype(np.int32)
     _burn_in(st, rng)
+    # People moving in arrive living at home: a 24 h housing stay starts in the county, with
+    # its own first row, as the labels' "enters 24 h housing" expects.
+    st["care"] = np.where(kind == 2, np.minimum(st["care"], 1), st["care"]).astype(np.int8)
     muni = rng.choice(len(layout.municipalities), n, p=layout.shares)
     unit_pick = rng.random(n)
     unit = np.array([layout.units[m][int(u * len(layout.units[m]))] for m, u in zip(muni, unit_pick)], np.int64)

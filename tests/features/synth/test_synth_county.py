@@ -146,3 +146,15 @@ def test_ita_uusimaa_preset_has_a_large_swedish_minority(tmp_path):
     assert 0.2 < share < 0.4
     assert np.isin(clients["municipality"].unique(), ["Porvoo", "Sipoo", "Loviisa", "Askola", "Pukkila",
                                                       "Myrskylä", "Lapinjärvi"]).all()
+
+
+@pytest.mark.parametrize("target", ["high_use", "diabetes_high_use", "elderly_low_function", "young_adult_mhsu"])
+def test_truth_cohorts_are_exactly_the_label_cohorts(small_county, small_tables, target):
+    from features.labels import build_labels
+
+    path, _ = small_county
+    truth = pd.read_parquet(path / "truth.parquet")
+    for as_of in ("2021-01-01", "2024-01-01"):
+        labels = build_labels(small_tables, as_of, target, validate=False)
+        t = truth[(truth["target"] == target) & (truth["as_of"] == pd.Timestamp(as_of))]
+        assert set(labels["client_id"]) == set(t["client_id"]), (target, as_of)

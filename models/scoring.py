@@ -1,0 +1,200 @@
+"""Batch scoring: a registered model scores everyone resident at a date into an explained risk list.
+
+Chunked, deterministic (same inputs → byte-identical Parquet) and atomic: the
+list and its JSON sidecar are written to temporary names and renamed only
+when complete, so a failed or interrupted run leaves the previous list intact.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+from pandera.typing import Series
+
+from features.io import atomic_path, write_table
+
+LANGS = ("fi", "sv", "en")
+
+
+class RiskList(pa.DataFrameModel):
+    """The contract of a risk list: one row per client resident at the index date."""
+
+    client_id: Series[str] = pa.Field(unique=True)
+    unit: Series[str]
+    municipality: Series[str]
+    probability: Series[float] = pa.Field(ge=0, le=1)
+    rank: Series[int] = pa.Field(ge=1)
+    percentile: Series[float] = pa.Field(ge=0, le=100)
+    segment: Series[str] = pa.Field(nullable=True)
+    reasons_fi: Series[str]
+    reasons_sv: Series[str]
+    reasons_en: Series[str]
+    model_name: Series[str]
+    model_version: Series[str]
+    run_id: Series[str]
+    data_digest: Series[str]
+    as_of: Series[pd.Timestamp]
+
+    class Config:
+        strict = True
+        coerce = False
+
+
+class ScoringError(ValueError):
+    """Bad input to scoring, with a message meant for the person running it."""
+
+
+@dataclass
+class ModelRef:
+    """A loaded pyfunc with what the risk list records about it."""
+
+    uri: str
+    name: str
+    version: str
+    run_id: str
+    pyfunc: object
+    model: object  # models.pyfunc.ServiceNeedModel
+
+
+def load_model(uri: str, tracking_uri: str | None = None) -> ModelRef:
+    """Load a registered (``models:/name@alias`` or ``models:/name/3``) or logged model."""
+    import mlflow
+
+    from models.tracking import configure_tracking
+
+    configure_tracking(tracking_uri)
+    try:
+        pyfunc = mlflow.pyfunc.load_model(uri)
+    except Exception as err:  # noqa: BLE001 - MLflow raises several types for "not there"
+        raise ScoringError(f"cannot load model {uri!r}: {str(err).splitlines()[0]}") from err
+    name, version = uri, ""
+    if uri.startswith("models:/"):
+        ref = uri[len("models:/"):]
+        client = mlflow.MlflowClient()
+        try:
+            if "@" in ref:
+                name, alias = ref.split("@", 1)
+                version = str(client.get_model_version_by_alias(name, alias).version)
+            elif "/" in ref:
+                name, version = ref.split("/", 1)
+        except Exception:  # noqa: BLE001 - a logged (unregistered) model id has no registry entry
+            name, version = ref, ""
+    run_id = pyfunc.metadata.run_id or ""
+    return ModelRef(uri, name, version, run_id, pyfunc, pyfunc.unwrap_python_model())
+
+
+def data_digest(features: pd.DataFrame) -> str:
+    """Digest of the feature table the list was scored from (identifiers hashed, never stored)."""
+    h = pd.util.hash_pandas_object(features.sort_values("client_id"), index=False).to_numpy()
+    return hashlib.sha256(h.tobytes()).hexdigest()[:16]
+
+
+def _reasons(model, X: pd.DataFrame, top: int) -> dict[str, list[str]]:
+    from models.explain import contributions, top_reasons
+
+    frame = model.frame(X)
+    contrib, _ = contributions(model.booster, frame)
+    return {lang: [" | ".join(r) for r in top_reasons(contrib, frame, model.dictionary, top=top, lang=lang)]
+            for lang in LANGS}
+
+
+def score_features(ref: ModelRef, features: pd.DataFrame, as_of, *, segments: pd.Series | None = None,
+                   chunk_size: int = 50_000, reasons: int = 5, progress=None) -> pd.DataFrame:
+    """Score a feature table in chunks into a risk list (validated against :class:`RiskList`)."""
+    if chunk_size < 1:
+        raise ScoringError("chunk size must be positive")
+    features = features.sort_values("client_id", kind="stable").reset_index(drop=True)
+    n = len(features)
+    prob = np.empty(n)
+    texts = {lang: [""] * n for lang in LANGS}
+    for start in range(0, n, chunk_size):
+        part = features.iloc[start:start + chunk_size]
+        prob[start:start + len(part)] = ref.model.predict_proba(part)
+        if reasons:
+            for lang, lines in _reasons(ref.model, part, reasons).items():
+                texts[lang][start:start + len(part)] = lines
+        if progress:
+            progress(min(start + chunk_size, n), n)
+    order = np.lexsort((features["client_id"].to_numpy(), -prob))  # ties broken by id: deterministic
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(1, n + 1)
+    seg = (segments.reindex(features["client_id"].to_numpy()).to_numpy(dtype=object) if segments is not None
+           else np.full(n, None, dtype=object))
+    out = pd.DataFrame({
+        "client_id": features["client_id"].astype(str).to_numpy(),
+        "unit": features["unit"].astype(str).to_numpy(),
+        "municipality": features["municipality"].astype(str).to_numpy(),
+        "probability": prob,
+        "rank": rank,
+        "percentile": 100.0 * (1.0 - (rank - 1) / max(n, 1)),
+        "segment": pd.array(seg, dtype="string"),
+        **{f"reasons_{lang}": texts[lang] for lang in LANGS},
+        "model_name": ref.name, "model_version": ref.version, "run_id": ref.run_id,
+        "data_digest": data_digest(features),
+        "as_of": pd.Timestamp(as_of).normalize(),
+    }).sort_values("rank", kind="stable").reset_index(drop=True)
+    out["as_of"] = out["as_of"].astype("datetime64[us]")
+    return RiskList.validate(out, lazy=True)
+
+
+def score(model_uri: str, data, as_of, out: str | Path, *, chunk_size: int = 50_000, reasons: int = 5,
+          with_segments: bool = True, tracking_uri: str | None = None, progress=None) -> dict:
+    """Score everyone resident at ``as_of`` with a model and write the risk list atomically.
+
+    Parameters
+    ----------
+    model_uri
+        ``models:/high_use@champion``, ``models:/high_use/3`` or a logged model URI.
+    data
+        A data folder or validated tables.
+    as_of
+        Index date; must lie inside the data.
+    out
+        Risk-list Parquet (or CSV) path; a JSON sidecar ``<out>.json`` records the run.
+    with_segments
+        Add the need × resources segment (rule-based, Finnish labels) of each client.
+
+    Returns
+    -------
+    dict
+        The sidecar contents.
+    """
+    from features.histories import build_features
+    from features.load import load_tables
+
+    t0 = time.perf_counter()
+    out = Path(out)
+    if out.suffix not in (".parquet", ".csv"):
+        raise ScoringError(f"risk list {out}: use a .parquet or .csv file name")
+    ref = load_model(model_uri, tracking_uri)
+    tables = load_tables(data) if isinstance(data, (str, Path)) else data
+    as_of = pd.Timestamp(as_of).normalize()
+    ev = tables.tables["events"]["start"]
+    first, last = ev.min(), ev.max()
+    if not (first < as_of <= last + pd.Timedelta(days=1)):
+        raise ScoringError(f"as-of date {as_of.date()} is outside the data ({first.date()} … {last.date()})")
+    features = build_features(tables, as_of, spec=ref.model.spec())
+    segments = None
+    if with_segments:
+        from segmentation.grid import NeedResourceGrid
+
+        grid = NeedResourceGrid().fit(features)
+        names = grid.segment_names("fi")
+        segments = pd.Series([names[c] for c in grid.labels_], index=features["client_id"].astype(str).to_numpy())
+    risk = score_features(ref, features, as_of, segments=segments, chunk_size=chunk_size, reasons=reasons,
+                         progress=progress)
+    write_table(risk, out)
+    sidecar = {"risk_list": out.name, "rows": len(risk), "as_of": str(as_of.date()), "model_uri": model_uri,
+               "model_name": ref.name, "model_version": ref.version, "run_id": ref.run_id,
+               "data_digest": risk["data_digest"].iloc[0] if len(risk) else "",
+               "sha256": hashlib.sha256(out.read_bytes()).hexdigest(), "chunk_size": chunk_size,
+               "reasons": reasons, "seconds": round(time.perf_counter() - t0, 1)}
+    with atomic_path(out.with_name(out.name + ".json")) as tmp:
+        Path(tmp).write_text(json.dumps(sidecar, indent=2))
+    return sidecar

@@ -1,0 +1,65 @@
+"""``sote score`` and ``sote report``: batch scoring and case-manager reports."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import pandas as pd
+import typer
+
+from sote.cli import _progress_bar, app, console, fail
+
+
+@app.command()
+def score(
+    model: str = typer.Option("models:/high_use@champion", help="Registered model URI (models:/name@alias)."),
+    data: Path = typer.Option(..., help="Folder with the canonical tables."),
+    as_of: str = typer.Option(..., "--as-of", help="Index date (YYYY-MM-DD)."),
+    out: Path = typer.Option(..., help="Risk list (.parquet or .csv), written atomically; sidecar <out>.json."),
+    chunk_size: int = typer.Option(50_000, help="Clients scored per chunk."),
+    reasons: int = typer.Option(5, help="Plain-language reasons per client (0 for none)."),
+    tracking_uri: Optional[str] = typer.Option(None, help="MLflow tracking URI (default: ./mlruns)."),
+) -> None:
+    """Score everyone resident at a date with a registered model into an explained risk list."""
+    from features.validation import ContractError
+    from models.scoring import ScoringError
+    from models.scoring import score as run_score
+
+    try:
+        t = pd.Timestamp(as_of)
+    except ValueError:
+        fail(f"--as-of {as_of!r} is not a date (use YYYY-MM-DD)", 2)
+    try:
+        with _progress_bar() as bar:
+            task = bar.add_task("scoring", total=None)
+            sidecar = run_score(model, data, t, out, chunk_size=chunk_size, reasons=reasons, tracking_uri=tracking_uri,
+                                progress=lambda done, total: bar.update(task, completed=done, total=total))
+    except ContractError as err:
+        console.print(err.report.to_text(), markup=False)
+        fail(f"{data} breaks the data contract; run `sote validate {data}`")
+    except (ScoringError, FileNotFoundError, ValueError) as err:
+        fail(str(err))
+    console.print(f"risk list of {sidecar['rows']:,} clients written to {out} "
+                  f"(model {sidecar['model_name']} v{sidecar['model_version']}, {sidecar['seconds']} s)")
+
+
+@app.command()
+def report(
+    risklist: Path = typer.Option(..., help="Risk list written by `sote score`."),
+    out: Path = typer.Option(..., help="HTML report; CSV and Excel exports are written beside it."),
+    unit: Optional[str] = typer.Option(None, help="Show only this unit's clients (a case manager's own unit)."),
+    previous: Optional[Path] = typer.Option(None, help="The previous risk list, to mark who is new."),
+    top: int = typer.Option(100, help="Show the N highest-ranked clients."),
+    lang: str = typer.Option("fi", help="fi | sv | en"),
+) -> None:
+    """A case manager's report: their unit's ranked clients, risk band, segment, reasons, who is new."""
+    from sote.report import write_report
+
+    for path in (risklist, previous):
+        if path is not None and not path.exists():
+            fail(f"risk list not found: {path}")
+    try:
+        paths = write_report(risklist, out, previous=previous, unit=unit, top=top, lang=lang)
+    except (ValueError, KeyError) as err:
+        fail(str(err))
+    console.print("written: " + ", ".join(str(p) for p in paths.values()))
