@@ -93,11 +93,17 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig(), say=print) -> D
 
     say(f"4/6 models for {len(config.targets)} targets (train {t_train.date()}, validate {t_valid.date()})")
     rows = []
+    trained = []
     for target in config.targets:
-        result = train(tables, TrainConfig(target=target, train_as_of=config.train_as_of,
-                                           valid_as_of=config.valid_as_of, seed=config.seed),
-                       register=True, tracking_uri=config.tracking_uri, truth=data / "truth.parquet",
-                       histories=histories)
+        try:
+            result = train(tables, TrainConfig(target=target, train_as_of=config.train_as_of,
+                                               valid_as_of=config.valid_as_of, seed=config.seed),
+                           register=True, tracking_uri=config.tracking_uri, truth=data / "truth.parquet",
+                           histories=histories)
+        except ValueError as err:  # a small county may have too few outcomes for a narrow cohort
+            say(f"   {target}: skipped — {err}")
+            continue
+        trained.append(target)
         m = result.metrics.set_index("model")
         rows.append({"target": target, **{f"{name}_auroc": m.loc[name, "auroc"] for name in m.index},
                      "calibration_error": m.loc["lightgbm", "calibration_error"],
@@ -110,7 +116,7 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig(), say=print) -> D
 
     say(f"5/6 risk lists as of {config.score_as_of}")
     lists = out / "risklists"
-    for target in config.targets:
+    for target in trained:
         score(f"models:/{target}@champion", tables, config.score_as_of, lists / f"{target}.parquet",
               tracking_uri=config.tracking_uri)
     score("models:/high_use@champion", tables, config.valid_as_of, lists / f"high_use_{config.valid_as_of}.parquet",

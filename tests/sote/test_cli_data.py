@@ -42,9 +42,19 @@ def test_synth_rejects_a_bad_start_date(tmp_path):
     assert res.exit_code == 1 and "first day of a month" in res.output
 
 
-def test_demo_runs_end_to_end_on_a_tiny_county(tmp_path):
-    res = runner.invoke(app, ["demo", "--out", str(tmp_path / "out"), "--clients", "500", "--workers", "1"])
+def test_demo_runs_end_to_end_on_a_small_county(tmp_path):
+    out = tmp_path / "out"
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    res = runner.invoke(app, ["demo", "--out", str(out), "--clients", "2500", "--workers", "1",
+                              "--tracking-uri", uri])
     assert res.exit_code == 0, res.output
-    realism = pd.read_csv(tmp_path / "out" / "realism.csv")
+    realism = pd.read_csv(out / "realism.csv")
     assert {"any_contact_share", "top10_cost_share", "cost_per_resident_eur"} <= set(realism["figure"])
-    assert (tmp_path / "out" / "county" / "events.parquet").exists()
+    metrics = pd.read_csv(out / "model_metrics.csv").set_index("target")
+    assert "high_use" in metrics.index and metrics.loc["high_use", "lightgbm_auroc"] > 0.75
+    risk = pd.read_parquet(out / "risklists" / "high_use.parquet")
+    assert risk["rank"].min() == 1 and risk["client_id"].is_unique
+    reports = sorted((out / "reports").glob("high_use_*.html"))
+    assert len(reports) == risk["unit"].nunique()
+    for name in ("segments.html", "segments_grid.html", "segment_transitions.html", "segments.parquet"):
+        assert (out / name).exists(), name

@@ -1,0 +1,99 @@
+"""Batch scoring and case-manager reports on a small county with a registered model."""
+import hashlib
+import json
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from features.load import load_tables
+from features.synth import SynthConfig, generate_county
+from models.scoring import RiskList, ScoringError, score
+from models.train import TrainConfig, train
+from sote.cli import app
+from sote.report import unit_view, write_report
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("score")
+    data = root / "county"
+    generate_county(data, SynthConfig(clients=2_500, seed=41, truth_reps=1, workers=1))
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    tables = load_tables(data)
+    train(tables, TrainConfig(target="high_use"), register=True, tracking_uri=uri)
+    return data, tables, uri, root
+
+
+def test_risk_list_is_complete_ranked_explained_and_valid(setup):
+    data, tables, uri, root = setup
+    out = root / "lists" / "risk.parquet"
+    sidecar = score("models:/high_use@champion", tables, "2025-01-01", out, chunk_size=700, tracking_uri=uri)
+    risk = pd.read_parquet(out)
+    RiskList.validate(risk)
+    assert sidecar["rows"] == len(risk) and sidecar["model_version"] == "1"
+    assert sidecar["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
+    assert json.loads(out.with_name("risk.parquet.json").read_text())["as_of"] == "2025-01-01"
+    assert risk["rank"].tolist() == list(range(1, len(risk) + 1))
+    assert risk["probability"].is_monotonic_decreasing
+    assert risk["reasons_en"].iloc[0].count("|") >= 1 and "risk" in risk["reasons_en"].iloc[0]
+    assert risk["reasons_fi"].str.contains("riskiä").any() and risk["reasons_sv"].str.contains("risken").any()
+    assert risk["segment"].notna().all()
+
+
+def test_scoring_is_deterministic_whatever_the_chunk_size(setup):
+    _, tables, uri, root = setup
+    a, b = root / "a.parquet", root / "b.parquet"
+    score("models:/high_use@champion", tables, "2025-01-01", a, chunk_size=333, tracking_uri=uri)
+    score("models:/high_use@champion", tables, "2025-01-01", b, chunk_size=5_000, tracking_uri=uri)
+    assert a.read_bytes() == b.read_bytes()
+
+
+def test_a_failed_run_leaves_the_previous_list_intact(setup, monkeypatch):
+    _, tables, uri, root = setup
+    out = root / "keep.parquet"
+    score("models:/high_use@champion", tables, "2025-01-01", out, tracking_uri=uri)
+    before = out.read_bytes()
+    import models.scoring as scoring
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("killed mid-run")
+
+    monkeypatch.setattr(scoring, "_reasons", broken)
+    with pytest.raises(RuntimeError):
+        score("models:/high_use@champion", tables, "2024-06-01", out, tracking_uri=uri)
+    assert out.read_bytes() == before
+    assert not [p for p in root.iterdir() if p.name.startswith(".keep.parquet")]
+
+
+def test_bad_input_gives_clear_errors(setup, tmp_path):
+    data, tables, uri, _ = setup
+    with pytest.raises(ScoringError, match="cannot load model"):
+        score("models:/nope@champion", tables, "2025-01-01", tmp_path / "x.parquet", tracking_uri=uri)
+    with pytest.raises(ScoringError, match="outside the data"):
+        score("models:/high_use@champion", tables, "2031-01-01", tmp_path / "x.parquet", tracking_uri=uri)
+    runner = CliRunner()
+    res = runner.invoke(app, ["score", "--model", "models:/nope@champion", "--data", str(data), "--as-of",
+                              "2025-01-01", "--out", str(tmp_path / "x.parquet"), "--tracking-uri", uri])
+    assert res.exit_code == 1 and "cannot load model" in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "x.parquet").exists()
+
+
+def test_report_shows_only_the_requested_unit_and_marks_new_clients(setup, tmp_path):
+    data, tables, uri, root = setup
+    now, before = root / "now.parquet", root / "before.parquet"
+    score("models:/high_use@champion", tables, "2025-01-01", now, tracking_uri=uri)
+    score("models:/high_use@champion", tables, "2024-01-01", before, tracking_uri=uri)
+    risk = pd.read_parquet(now)
+    unit = risk["unit"].value_counts().index[0]
+    paths = write_report(now, tmp_path / "r.html", previous=before, unit=unit, top=30, lang="sv")
+    html = paths["html"].read_text()
+    csv = pd.read_csv(paths["csv"])
+    assert set(csv["unit"]) == {unit} and len(csv) == 30
+    others = set(risk.loc[risk["unit"] != unit, "client_id"])
+    assert not any(cid in html for cid in others)
+    assert "Risklista" in html and paths["xlsx"].stat().st_size > 0
+    prev_view = unit_view(pd.read_parquet(before), unit, 30)
+    assert csv["new_on_list"].sum() == (~csv["client_id"].isin(prev_view["client_id"])).sum()
+    with pytest.raises(ValueError, match="no clients"):
+        unit_view(risk, "atlantis", 10)
