@@ -40,9 +40,29 @@ def _sentence(template: str, value, lang: str) -> str:
         return template.replace("{value:.0f}", "{value}").replace("{value:.1f}", "{value}").format(value=value)
 
 
-def top_reasons(contrib: pd.DataFrame, X: pd.DataFrame, dictionary: pd.DataFrame, top: int = 5,
-                lang: str = "fi", only_raising: bool = True) -> list[list[str]]:
-    """The ``top`` reasons behind each client's risk, as sentences in ``lang``.
+def _top_columns(values: np.ndarray, top: int, only_raising: bool) -> np.ndarray:
+    """Per row, the column indices of the ``top`` largest effects, largest first (ties: lower column first)."""
+    n, m = values.shape
+    k = min(top, m)
+    key = -values if only_raising else -np.abs(values)
+    kth = np.partition(key, k - 1, axis=1)[:, k - 1:k]
+    below = key < kth
+    tied = key == kth
+    need = k - below.sum(axis=1, keepdims=True)
+    chosen = below | (tied & (np.cumsum(tied, axis=1) <= need))  # exactly k per row, ties to lower columns
+    cols = np.nonzero(chosen)[1].reshape(n, k)
+    order = np.lexsort((cols, np.take_along_axis(key, cols, axis=1)), axis=1)
+    return np.take_along_axis(cols, order, axis=1)
+
+
+def reason_sentences(contrib: pd.DataFrame, X: pd.DataFrame, dictionary: pd.DataFrame, top: int = 5,
+                     langs=LANGS, only_raising: bool = True) -> dict[str, list[list[str]]]:
+    """The ``top`` reasons behind each client's risk, in every language of ``langs`` at once.
+
+    The top features are chosen once for all languages, and each distinct
+    (feature, value) sentence is formatted once: risk lists repeat the same
+    small counts for many clients, so this is what makes scoring a whole
+    county with reasons fast.
 
     Parameters
     ----------
@@ -52,32 +72,63 @@ def top_reasons(contrib: pd.DataFrame, X: pd.DataFrame, dictionary: pd.DataFrame
         The feature values shown in the sentences.
     dictionary
         Feature dictionary with ``feature`` and ``template_<lang>`` columns.
+    langs
+        Languages to write, a subset of ``("fi", "sv", "en")``.
     only_raising
         Keep only features that raise the risk (a risk list explains why a
         client is on it); otherwise the largest effects either way.
 
     Returns
     -------
-    list of list of str
-        Per client, up to ``top`` sentences such as
+    dict
+        Per language, per client, up to ``top`` sentences such as
         "3 emergency visits in the last 6 months (raises risk)".
+    """
+    for lang in langs:
+        if lang not in LANGS:
+            raise ValueError(f"lang must be one of {LANGS}, got {lang!r}")
+    values = contrib.to_numpy()
+    n, m = values.shape
+    out = {lang: [[] for _ in range(n)] for lang in langs}
+    if n == 0 or m == 0 or top < 1:
+        return out
+    cols = np.asarray(contrib.columns)
+    templates = {lang: dictionary.set_index("feature")[f"template_{lang}"].to_dict() for lang in langs}
+    word = {"fi": "riskiä", "sv": "risken", "en": "risk"}
+    top_cols = _top_columns(values, top, only_raising)
+    top_vals = np.take_along_axis(values, top_cols, axis=1)
+    # feature values of the chosen cells, fetched one column at a time
+    shown = np.empty(top_cols.shape, dtype=object)
+    for j in np.unique(top_cols):
+        rows, slots = np.nonzero(top_cols == j)
+        shown[rows, slots] = X.iloc[rows, j].to_numpy(dtype=object)
+    cache: dict = {}
+    for i in range(n):
+        for s in range(top_cols.shape[1]):
+            v = top_vals[i, s]
+            if only_raising and v <= 0:
+                break
+            j = top_cols[i, s]
+            value = shown[i, s]
+            missing = value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+            key = (j, None if missing else value, v > 0)
+            texts = cache.get(key)
+            if texts is None:
+                feature = cols[j]
+                texts = {lang: f"{_sentence(templates[lang].get(feature, feature + ' {value}'), None if missing else value, lang)}"
+                               f" ({_UP[lang] if v > 0 else _DOWN[lang]} {word[lang]})" for lang in langs}
+                cache[key] = texts
+            for lang in langs:
+                out[lang][i].append(texts[lang])
+    return out
+
+
+def top_reasons(contrib: pd.DataFrame, X: pd.DataFrame, dictionary: pd.DataFrame, top: int = 5,
+                lang: str = "fi", only_raising: bool = True) -> list[list[str]]:
+    """The ``top`` reasons behind each client's risk, as sentences in ``lang``.
+
+    See :func:`reason_sentences` (the same for several languages at once).
     """
     if lang not in LANGS:
         raise ValueError(f"lang must be one of {LANGS}, got {lang!r}")
-    templates = dictionary.set_index("feature")[f"template_{lang}"].to_dict()
-    values = contrib.to_numpy()
-    cols = np.asarray(contrib.columns)
-    key = -values if only_raising else -np.abs(values)
-    order = np.argsort(key, axis=1, kind="stable")[:, :top]
-    out = []
-    for i in range(len(contrib)):
-        reasons = []
-        for j in order[i]:
-            v = values[i, j]
-            if only_raising and v <= 0:
-                break
-            feature = cols[j]
-            text = _sentence(templates.get(feature, feature + " {value}"), X.iat[i, j], lang)
-            reasons.append(f"{text} ({_UP[lang] if v > 0 else _DOWN[lang]} {'riskiä' if lang == 'fi' else ('risken' if lang == 'sv' else 'risk')})")
-        out.append(reasons)
-    return out
+    return reason_sentences(contrib, X, dictionary, top=top, langs=(lang,), only_raising=only_raising)[lang]

@@ -1,20 +1,24 @@
 """Evaluation plots logged with each run (matplotlib figures, no client identifiers)."""
 from __future__ import annotations
 
-import matplotlib
+# Figures are built with the object API (no pyplot): no global figure registry to leak into, and
+# no backend switch that would disturb a notebook's inline plots.
+from matplotlib.figure import Figure
+import numpy as np
+import pandas as pd
+from sklearn.metrics import precision_recall_curve, roc_curve
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from sklearn.metrics import precision_recall_curve, roc_curve  # noqa: E402
+from models.metrics import calibration_table
 
-from models.metrics import calibration_table  # noqa: E402
+
+def _subplots(nrows: int = 1, ncols: int = 1, *, figsize):
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(nrows, ncols)
 
 
 def roc_pr(y: np.ndarray, scores: dict[str, np.ndarray]):
     """ROC and precision-recall curves of the model and its baselines."""
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4.5))
+    fig, (a, b) = _subplots(1, 2, figsize=(10, 4.5))
     for name, p in scores.items():
         fpr, tpr, _ = roc_curve(y, p)
         a.plot(fpr, tpr, label=name)
@@ -30,7 +34,7 @@ def roc_pr(y: np.ndarray, scores: dict[str, np.ndarray]):
 
 def calibration(y: np.ndarray, scores: dict[str, np.ndarray]):
     """Observed rate against mean predicted probability in deciles."""
-    fig, ax = plt.subplots(figsize=(5, 5))
+    fig, ax = _subplots(figsize=(5, 5))
     top = 0.0
     for name, p in scores.items():
         t = calibration_table(y, p)
@@ -45,7 +49,7 @@ def calibration(y: np.ndarray, scores: dict[str, np.ndarray]):
 def capacity(y: np.ndarray, scores: dict[str, np.ndarray]):
     """Precision and lift by the share of the population a team can reach."""
     shares = np.array([0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.10, 0.15, 0.20])
-    fig, ax = plt.subplots(figsize=(6, 4.5))
+    fig, ax = _subplots(figsize=(6, 4.5))
     for name, p in scores.items():
         order = np.argsort(-p, kind="stable")
         lift = [y[order[: max(1, int(s * len(y)))]].mean() / y.mean() for s in shares]
@@ -58,7 +62,7 @@ def capacity(y: np.ndarray, scores: dict[str, np.ndarray]):
 def group_auroc(groups: pd.DataFrame):
     """AUROC per group with the population's as a line; flagged gaps in red."""
     judged = groups.dropna(subset=["auroc"])
-    fig, ax = plt.subplots(figsize=(7, 0.5 + 0.28 * max(len(judged), 1)))
+    fig, ax = _subplots(figsize=(7, 0.5 + 0.28 * max(len(judged), 1)))
     labels = judged["grouping"] + ": " + judged["group"]
     colors = np.where(judged["gap_flag"], "tab:red", "tab:blue")
     ax.barh(labels, judged["auroc"], color=colors)
@@ -72,7 +76,7 @@ def group_auroc(groups: pd.DataFrame):
 def shap_summary(importance: pd.DataFrame, top: int = 20):
     """Mean |SHAP| of the most important features."""
     head = importance.head(top)
-    fig, ax = plt.subplots(figsize=(7, 0.5 + 0.3 * len(head)))
+    fig, ax = _subplots(figsize=(7, 0.5 + 0.3 * len(head)))
     ax.barh(head["feature"], head["mean_abs_shap"])
     ax.invert_yaxis()
     ax.set(xlabel="mean |SHAP| (log-odds)", title="Global importance")

@@ -32,9 +32,10 @@ class RiskList(pa.DataFrameModel):
     rank: Series[int] = pa.Field(ge=1)
     percentile: Series[float] = pa.Field(ge=0, le=100)
     segment: Series[str] = pa.Field(nullable=True)
-    reasons_fi: Series[str]
-    reasons_sv: Series[str]
-    reasons_en: Series[str]
+    # None: not explained (outside the explained share of the unit); "": explained, nothing raises the risk
+    reasons_fi: Series[str] = pa.Field(nullable=True)
+    reasons_sv: Series[str] = pa.Field(nullable=True)
+    reasons_en: Series[str] = pa.Field(nullable=True)
     model_name: Series[str]
     model_version: Series[str]
     run_id: Series[str]
@@ -96,34 +97,71 @@ def data_digest(features: pd.DataFrame) -> str:
 
 
 def _reasons(model, X: pd.DataFrame, top: int) -> dict[str, list[str]]:
-    from models.explain import contributions, top_reasons
+    from models.explain import contributions, reason_sentences
 
     frame = model.frame(X)
     contrib, _ = contributions(model.booster, frame)
-    return {lang: [" | ".join(r) for r in top_reasons(contrib, frame, model.dictionary, top=top, lang=lang)]
-            for lang in LANGS}
+    sentences = reason_sentences(contrib, frame, model.dictionary, top=top, langs=LANGS)
+    return {lang: [" | ".join(r) for r in sentences[lang]] for lang in LANGS}
+
+
+def explained_rows(units: pd.Series, rank: np.ndarray, share: float) -> np.ndarray:
+    """Rows to explain: the highest-ranked ``share`` of each unit's clients (at least one per unit)."""
+    if share >= 1:
+        return np.arange(len(rank))
+    frame = pd.DataFrame({"unit": units.to_numpy(), "rank": rank})
+    within = frame.groupby("unit", sort=False)["rank"].rank(method="first")
+    size = frame.groupby("unit", sort=False)["rank"].transform("size")
+    return np.flatnonzero(within.to_numpy() <= np.maximum(1, np.ceil(share * size.to_numpy())))
 
 
 def score_features(ref: ModelRef, features: pd.DataFrame, as_of, *, segments: pd.Series | None = None,
-                   chunk_size: int = 50_000, reasons: int = 5, progress=None) -> pd.DataFrame:
-    """Score a feature table in chunks into a risk list (validated against :class:`RiskList`)."""
+                   chunk_size: int = 50_000, reasons: int = 5, explain_share: float = 1.0,
+                   progress=None) -> pd.DataFrame:
+    """Score a feature table in chunks into a risk list (validated against :class:`RiskList`).
+
+    Parameters
+    ----------
+    ref
+        The loaded model (:func:`load_model`).
+    features
+        Feature table from the model's spec, one row per client.
+    segments
+        Segment name per client id, or None.
+    chunk_size
+        Clients per chunk (bounds memory; the output does not depend on it).
+    reasons
+        Plain-language reasons per client (0: none).
+    explain_share
+        Share of each unit's highest-ranked clients who get reasons (1: all).
+        SHAP contributions are the costly part of scoring; a case manager reads
+        the top of their own unit's list, so ``0.2`` explains every client they
+        could reach and leaves the rest ``None`` (not explained).
+    """
     if chunk_size < 1:
         raise ScoringError("chunk size must be positive")
+    if not 0 < explain_share <= 1:
+        raise ScoringError(f"explain share must be in (0, 1], got {explain_share}")
     features = features.sort_values("client_id", kind="stable").reset_index(drop=True)
     n = len(features)
     prob = np.empty(n)
-    texts = {lang: [""] * n for lang in LANGS}
+    texts = {lang: np.full(n, None, dtype=object) for lang in LANGS}
     for start in range(0, n, chunk_size):
         part = features.iloc[start:start + chunk_size]
         prob[start:start + len(part)] = ref.model.predict_proba(part)
-        if reasons:
-            for lang, lines in _reasons(ref.model, part, reasons).items():
-                texts[lang][start:start + len(part)] = lines
         if progress:
-            progress(min(start + chunk_size, n), n)
+            progress(min(start + chunk_size, n), 2 * n if reasons else n)
     order = np.lexsort((features["client_id"].to_numpy(), -prob))  # ties broken by id: deterministic
     rank = np.empty(n, dtype=np.int64)
     rank[order] = np.arange(1, n + 1)
+    if reasons:
+        rows = explained_rows(features["unit"].astype(str), rank, explain_share)
+        for start in range(0, len(rows), chunk_size):
+            take = rows[start:start + chunk_size]
+            for lang, lines in _reasons(ref.model, features.iloc[take], reasons).items():
+                texts[lang][take] = lines
+            if progress:
+                progress(n + int(n * (start + len(take)) / max(len(rows), 1)), 2 * n)
     seg = (segments.reindex(features["client_id"].to_numpy()).to_numpy(dtype=object) if segments is not None
            else np.full(n, None, dtype=object))
     out = pd.DataFrame({
@@ -134,7 +172,7 @@ def score_features(ref: ModelRef, features: pd.DataFrame, as_of, *, segments: pd
         "rank": rank,
         "percentile": 100.0 * (1.0 - (rank - 1) / max(n, 1)),
         "segment": pd.array(seg, dtype="string"),
-        **{f"reasons_{lang}": texts[lang] for lang in LANGS},
+        **{f"reasons_{lang}": pd.array(texts[lang], dtype="string") for lang in LANGS},
         "model_name": ref.name, "model_version": ref.version, "run_id": ref.run_id,
         "data_digest": data_digest(features),
         "as_of": pd.Timestamp(as_of).normalize(),
@@ -144,7 +182,8 @@ def score_features(ref: ModelRef, features: pd.DataFrame, as_of, *, segments: pd
 
 
 def score(model_uri: str, data, as_of, out: str | Path, *, chunk_size: int = 50_000, reasons: int = 5,
-          with_segments: bool = True, tracking_uri: str | None = None, progress=None) -> dict:
+          explain_share: float = 1.0, with_segments: bool = True, tracking_uri: str | None = None,
+          histories=None, progress=None) -> dict:
     """Score everyone resident at ``as_of`` with a model and write the risk list atomically.
 
     Parameters
@@ -155,10 +194,16 @@ def score(model_uri: str, data, as_of, out: str | Path, *, chunk_size: int = 50_
         A data folder or validated tables.
     as_of
         Index date; must lie inside the data.
+    reasons, explain_share, chunk_size
+        See :func:`score_features`.
     out
         Risk-list Parquet (or CSV) path; a JSON sidecar ``<out>.json`` records the run.
     with_segments
         Add the need × resources segment (rule-based, Finnish labels) of each client.
+    histories
+        A :class:`features.histories.ClientHistories` over the same data to reuse
+        (with ``cache=True``, several models scored at one date build the
+        features once); used only when its spec is the model's spec.
 
     Returns
     -------
@@ -179,7 +224,10 @@ def score(model_uri: str, data, as_of, out: str | Path, *, chunk_size: int = 50_
     first, last = ev.min(), ev.max()
     if not (first < as_of <= last + pd.Timedelta(days=1)):
         raise ScoringError(f"as-of date {as_of.date()} is outside the data ({first.date()} … {last.date()})")
-    features = build_features(tables, as_of, spec=ref.model.spec())
+    if histories is not None and histories.spec == ref.model.spec():
+        features = histories.features(as_of)
+    else:
+        features = build_features(tables, as_of, spec=ref.model.spec())
     segments = None
     if with_segments:
         from segmentation.grid import NeedResourceGrid
@@ -188,13 +236,14 @@ def score(model_uri: str, data, as_of, out: str | Path, *, chunk_size: int = 50_
         names = grid.segment_names("fi")
         segments = pd.Series([names[c] for c in grid.labels_], index=features["client_id"].astype(str).to_numpy())
     risk = score_features(ref, features, as_of, segments=segments, chunk_size=chunk_size, reasons=reasons,
-                         progress=progress)
+                          explain_share=explain_share, progress=progress)
     write_table(risk, out)
     sidecar = {"risk_list": out.name, "rows": len(risk), "as_of": str(as_of.date()), "model_uri": model_uri,
                "model_name": ref.name, "model_version": ref.version, "run_id": ref.run_id,
                "data_digest": risk["data_digest"].iloc[0] if len(risk) else "",
                "sha256": hashlib.sha256(out.read_bytes()).hexdigest(), "chunk_size": chunk_size,
-               "reasons": reasons, "seconds": round(time.perf_counter() - t0, 1)}
+               "reasons": reasons, "explain_share": explain_share,
+               "explained": int(risk["reasons_en"].notna().sum()), "seconds": round(time.perf_counter() - t0, 1)}
     with atomic_path(out.with_name(out.name + ".json")) as tmp:
         Path(tmp).write_text(json.dumps(sidecar, indent=2))
     return sidecar

@@ -276,11 +276,12 @@ def _log_run(result: TrainResult, training, validation, scores, target, rounds, 
         mlflow.log_text(result.groups.to_csv(index=False), "evaluation/group_metrics.csv")
         mlflow.log_text(result.importance.to_csv(index=False), "explanations/global_importance.csv")
         mlflow.log_text(result.model.spec_yaml, "model_spec/features.yaml")
-        mlflow.log_figure(plots.roc_pr(y_va, scores), "plots/roc_pr.png")
-        mlflow.log_figure(plots.calibration(y_va, scores), "plots/calibration.png")
-        mlflow.log_figure(plots.capacity(y_va, scores), "plots/capacity_lift.png")
-        mlflow.log_figure(plots.group_auroc(result.groups), "plots/group_auroc.png")
-        mlflow.log_figure(plots.shap_summary(result.importance), "plots/shap_summary.png")
+        figures = {"roc_pr": plots.roc_pr(y_va, scores), "calibration": plots.calibration(y_va, scores),
+                   "capacity_lift": plots.capacity(y_va, scores), "group_auroc": plots.group_auroc(result.groups),
+                   "shap_summary": plots.shap_summary(result.importance)}
+        for name, fig in figures.items():
+            mlflow.log_figure(fig, f"plots/{name}.png")
+
         cohort = ", ".join(f"{k}={v}" for k, v in asdict(target.cohort).items() if v not in (None, (), [])) or "everyone"
         mlflow.log_text(model_card(target=config.target, description=target.description, cohort=cohort,
                                    train_as_of=config.train_as_of, valid_as_of=config.valid_as_of,

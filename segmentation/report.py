@@ -6,28 +6,31 @@ import io
 from html import escape
 from pathlib import Path
 
-import matplotlib
+# Figures are built with the object API (no pyplot): no global figure registry to leak into, and
+# no backend switch that would disturb a notebook's inline plots.
+from matplotlib.figure import Figure
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from features.contract import SERVICE_LINES  # noqa: E402
-from features.io import atomic_path  # noqa: E402
-from segmentation.concentration import lorenz_curve  # noqa: E402
-from segmentation.segments import SegmentationResult  # noqa: E402
-from segmentation.transitions import sankey_svg  # noqa: E402
+from features.contract import SERVICE_LINES
+from features.io import atomic_path
+from segmentation.concentration import lorenz_curve
+from segmentation.segments import SegmentationResult
+from segmentation.transitions import sankey_svg
 
 _CSS = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
         "table{border-collapse:collapse;font-size:12px}td,th{border:1px solid #ccc;padding:3px 6px;text-align:left}"
         "th{background:#f0f0f0}h1{font-size:22px}h2{font-size:17px;margin-top:1.6em}.note{color:#555;font-size:12px}")
 
 
+def _subplots(nrows: int = 1, ncols: int = 1, *, figsize):
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(nrows, ncols)
+
+
 def _png(fig) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
     return f'<img src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}"/>'
 
 
@@ -37,7 +40,7 @@ def profile_heatmap(features: pd.DataFrame, segments: pd.Series, names: dict) ->
     cols += [c for c in ("cost_total_365d", "age", "chronic_conditions", "rai_maple_last") if c in features]
     data = features[cols].astype(float)
     z = (data.groupby(segments.to_numpy()).mean() - data.mean()) / data.std().replace(0, np.nan)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.5 * len(cols), 0.8 + 0.45 * len(z)))
+    fig, ax = _subplots(figsize=(1.0 + 0.5 * len(cols), 0.8 + 0.45 * len(z)))
     im = ax.imshow(z.fillna(0).to_numpy(), cmap="RdBu_r", vmin=-2, vmax=2, aspect="auto")
     ax.set_xticks(range(len(cols)), [c.replace("_count_365d", "") for c in cols], rotation=60, ha="right")
     ax.set_yticks(range(len(z)), [names.get(i, str(i)) for i in z.index])
@@ -48,7 +51,7 @@ def profile_heatmap(features: pd.DataFrame, segments: pd.Series, names: dict) ->
 def cost_share_chart(profiles: pd.DataFrame) -> str:
     """Share of clients against share of cost per segment."""
     cost_col = "next_year_cost_share" if "next_year_cost_share" in profiles else "cost_share"
-    fig, ax = plt.subplots(figsize=(7, 0.6 + 0.4 * len(profiles)))
+    fig, ax = _subplots(figsize=(7, 0.6 + 0.4 * len(profiles)))
     y = np.arange(len(profiles))
     ax.barh(y - 0.2, profiles["client_share"], height=0.4, label="share of clients")
     ax.barh(y + 0.2, profiles[cost_col], height=0.4, label=cost_col.replace("_", " "))
@@ -60,7 +63,7 @@ def cost_share_chart(profiles: pd.DataFrame) -> str:
 
 def lorenz_chart(cost: pd.Series) -> str:
     curve = lorenz_curve(cost)
-    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    fig, ax = _subplots(figsize=(4.5, 4.5))
     ax.plot(curve["client_share"], curve["cost_share"], label="Lorenz curve")
     ax.plot([0, 1], [0, 1], "--", color="grey", label="equal cost")
     ax.set_xlabel("share of clients (lightest users first)")

@@ -18,6 +18,9 @@ def score(
     out: Path = typer.Option(..., help="Risk list (.parquet or .csv), written atomically; sidecar <out>.json."),
     chunk_size: int = typer.Option(50_000, help="Clients scored per chunk."),
     reasons: int = typer.Option(5, help="Plain-language reasons per client (0 for none)."),
+    explain_share: float = typer.Option(1.0, help="Share of each unit's highest-ranked clients who get reasons "
+                                                  "(1 = everyone; 0.2 is 5x faster and covers every list a "
+                                                  "case manager reads)."),
     tracking_uri: Optional[str] = typer.Option(None, help="MLflow tracking URI (default: ./mlruns)."),
 ) -> None:
     """Score everyone resident at a date with a registered model into an explained risk list."""
@@ -32,7 +35,8 @@ def score(
     try:
         with _progress_bar() as bar:
             task = bar.add_task("scoring", total=None)
-            sidecar = run_score(model, data, t, out, chunk_size=chunk_size, reasons=reasons, tracking_uri=tracking_uri,
+            sidecar = run_score(model, data, t, out, chunk_size=chunk_size, reasons=reasons, explain_share=explain_share,
+                                tracking_uri=tracking_uri,
                                 progress=lambda done, total: bar.update(task, completed=done, total=total))
     except ContractError as err:
         console.print(err.report.to_text(), markup=False)

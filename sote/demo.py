@@ -23,6 +23,7 @@ class DemoConfig:
     score_as_of: str = "2025-01-01"
     targets: tuple[str, ...] = TARGETS
     truth_reps: int = 32
+    explain_share: float = 0.2
     tracking_uri: str | None = None
 
 
@@ -118,9 +119,11 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig(), say=print) -> D
     lists = out / "risklists"
     for target in trained:
         score(f"models:/{target}@champion", tables, config.score_as_of, lists / f"{target}.parquet",
-              tracking_uri=config.tracking_uri)
+              tracking_uri=config.tracking_uri, histories=histories, explain_share=config.explain_share)
+        say(f"   {target}: scored ({time.perf_counter() - clock:.0f} s into this step)")
+    # the previous list only tells which clients are new on the current one: no reasons needed
     score("models:/high_use@champion", tables, config.valid_as_of, lists / f"high_use_{config.valid_as_of}.parquet",
-          tracking_uri=config.tracking_uri)
+          tracking_uri=config.tracking_uri, histories=histories, reasons=0)
     lap("scoring")
 
     say("6/6 case-manager reports")

@@ -19,17 +19,19 @@ TEXT = {
            "reasons": "Tärkeimmät syyt", "new": "Uusi listalla", "yes": "uusi", "high": "korkea", "mid": "kohonnut",
            "low": "tavanomainen", "note": "Listan laativat malli ja rekisteritiedot; asiakasohjaaja arvioi tarpeen. "
            "Todennäköisyys kertoo, kuinka suuri osa samankaltaisista asiakkaista päätyi tulokseen.",
-           "count": "asiakasta"},
+           "count": "asiakasta", "unexplained": "ei selitetty (listan loppupää)"},
     "sv": {"title": "Risklista", "unit": "Enhet", "as_of": "Läge", "model": "Modell", "rank": "Plats",
            "client": "Klient", "prob": "Sannolikhet", "band": "Riskklass", "segment": "Klientsegment",
            "reasons": "Viktigaste orsaker", "new": "Ny på listan", "yes": "ny", "high": "hög", "mid": "förhöjd",
            "low": "normal", "note": "Listan bygger på en modell och registeruppgifter; klienthandledaren bedömer "
-           "behovet.", "count": "klienter"},
+           "behovet.", "count": "klienter",
+           "unexplained": "inte förklarad (listans nedre del)"},
     "en": {"title": "Risk list", "unit": "Unit", "as_of": "As of", "model": "Model", "rank": "Rank",
            "client": "Client", "prob": "Probability", "band": "Risk band", "segment": "Segment",
            "reasons": "Main reasons", "new": "New on list", "yes": "new", "high": "high", "mid": "raised",
            "low": "usual", "note": "The list comes from a model and register data; the case manager judges the "
-                                   "need.", "count": "clients"},
+                                   "need.", "count": "clients",
+           "unexplained": "not explained (lower part of the list)"},
 }
 
 
@@ -67,7 +69,9 @@ def report_html(view: pd.DataFrame, risk: pd.DataFrame, unit: str | None, lang: 
     base = float(risk["probability"].mean())
     rows = []
     for r, b in zip(view.itertuples(index=False), band(view["probability"], base, lang)):
-        reasons = "".join(f"<li>{escape(x)}</li>" for x in str(getattr(r, f"reasons_{lang}")).split(" | ") if x)
+        text = getattr(r, f"reasons_{lang}")
+        reasons = (f"<li><i>{t['unexplained']}</i></li>" if pd.isna(text)
+                   else "".join(f"<li>{escape(x)}</li>" for x in str(text).split(" | ") if x))
         new = f"<span class='new'>{t['yes']}</span>" if r.new_on_list else ""
         rows.append(f"<tr><td>{r.rank}</td><td>{escape(r.client_id)}</td><td>{r.probability:.1%}</td>"
                     f"<td class='b-{escape(b)}'>{escape(b)}</td><td>{escape(str(r.segment or ''))}</td>"

@@ -97,3 +97,28 @@ def test_report_shows_only_the_requested_unit_and_marks_new_clients(setup, tmp_p
     assert csv["new_on_list"].sum() == (~csv["client_id"].isin(prev_view["client_id"])).sum()
     with pytest.raises(ValueError, match="no clients"):
         unit_view(risk, "atlantis", 10)
+
+
+def test_explain_share_explains_the_top_of_every_unit_and_marks_the_rest(setup, tmp_path):
+    _, tables, uri, root = setup
+    full, part = root / "full.parquet", tmp_path / "part.parquet"
+    if not full.exists():
+        score("models:/high_use@champion", tables, "2025-01-01", full, tracking_uri=uri)
+    sidecar = score("models:/high_use@champion", tables, "2025-01-01", part, tracking_uri=uri, explain_share=0.25,
+                    chunk_size=400)
+    a, b = pd.read_parquet(full), pd.read_parquet(part)
+    assert a["client_id"].tolist() == b["client_id"].tolist() and (a["probability"] == b["probability"]).all()
+    within = b.groupby("unit")["rank"].rank(method="first")
+    size = b.groupby("unit")["rank"].transform("size")
+    expect = within <= (0.25 * size).apply(lambda x: max(1, -(-x // 1)))
+    assert (b["reasons_en"].notna() == expect).all()
+    assert sidecar["explained"] == int(expect.sum()) < len(b)
+    # the explained rows carry exactly the reasons a full run gives them
+    for lang in ("fi", "sv", "en"):
+        assert (b.loc[expect, f"reasons_{lang}"] == a.loc[expect, f"reasons_{lang}"]).all()
+    unit = b["unit"].value_counts().index[0]
+    html = write_report(part, tmp_path / "r.html", unit=unit, top=len(b), lang="en")["html"].read_text()
+    assert "not explained" in html and "&lt;NA&gt;" not in html and "<NA>" not in html
+    with pytest.raises(ScoringError, match="explain share"):
+        score("models:/high_use@champion", tables, "2025-01-01", tmp_path / "x.parquet", tracking_uri=uri,
+              explain_share=0)
