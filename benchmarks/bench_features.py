@@ -110,13 +110,14 @@ def _read_frames(data: Path) -> dict:
     return read_tables(data)[0]
 
 
-def _run(kind: str, data: str, as_of: str, threads: int | None, queue) -> None:
+def _run(kind: str, data: str, as_of: str, threads: int | None, memory_limit: str | None, queue) -> None:
     t0 = time.perf_counter()
     if kind == "duckdb":
         from features.engine import DuckDBEngine
         from features.histories import build_features
 
-        X = build_features(data, as_of, engine=DuckDBEngine(threads=threads), validate=False)
+        X = build_features(data, as_of, engine=DuckDBEngine(threads=threads, memory_limit=memory_limit),
+                           validate=False)
     else:
         from benchmarks.pandas_reference import reference_features
 
@@ -127,11 +128,11 @@ def _run(kind: str, data: str, as_of: str, threads: int | None, queue) -> None:
                "rows": len(X), "columns": X.shape[1], "checksum": float(X["cost_total_365d"].sum())})
 
 
-def run_child(kind: str, data: Path, as_of: str, threads: int | None) -> dict:
+def run_child(kind: str, data: Path, as_of: str, threads: int | None, memory_limit: str | None = None) -> dict:
     """Run one feature build in a fresh process; return its wall time and peak RSS."""
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
-    proc = ctx.Process(target=_run, args=(kind, str(data), as_of, threads, q))
+    proc = ctx.Process(target=_run, args=(kind, str(data), as_of, threads, memory_limit, q))
     proc.start()
     proc.join()
     if proc.exitcode != 0:
@@ -145,6 +146,8 @@ def main(argv=None) -> None:
     ap.add_argument("--clients", type=int, default=200_000, help="clients to generate when --data is omitted")
     ap.add_argument("--as-of", default="2024-01-01")
     ap.add_argument("--threads", type=int, default=None, help="DuckDB threads (default: all cores)")
+    ap.add_argument("--memory-limit", help="DuckDB memory limit, e.g. 4GB (it spills to disk beyond it)")
+    ap.add_argument("--keep-data", type=Path, help="write the generated dataset here and keep it")
     ap.add_argument("--skip-pandas", action="store_true", help="only run DuckDB (e.g. at sizes pandas cannot hold)")
     ap.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results" / "features.csv")
     args = ap.parse_args(argv)
@@ -152,7 +155,7 @@ def main(argv=None) -> None:
     with tempfile.TemporaryDirectory(prefix="bench_features_") as tmp:
         data = args.data
         if data is None:
-            data = Path(tmp) / "data"
+            data = args.keep_data or Path(tmp) / "data"
             t0 = time.perf_counter()
             made = make_dataset(data, args.clients)
             print(f"generated {made['clients']:,} clients, {made['events']:,} events in "
@@ -162,7 +165,7 @@ def main(argv=None) -> None:
         events = duckdb.sql(f"SELECT COUNT(*) FROM read_parquet('{data}/events/**/*.parquet')").fetchall()[0][0] \
             if (data / "events").is_dir() else len(pd.read_parquet(data / "events.parquet", columns=["client_id"]))
         clients = len(pd.read_parquet(data / "clients.parquet", columns=["client_id"]))
-        results = [run_child("duckdb", data, args.as_of, args.threads)]
+        results = [run_child("duckdb", data, args.as_of, args.threads, args.memory_limit)]
         print(json.dumps(results[-1]), flush=True)
         if not args.skip_pandas:
             results.append(run_child("pandas", data, args.as_of, args.threads))
@@ -172,6 +175,7 @@ def main(argv=None) -> None:
     frame.insert(1, "clients", clients)
     frame.insert(2, "events", events)
     frame["events_per_s"] = (events / frame["seconds"]).round(0)
+    frame["memory_limit"] = args.memory_limit or ""
     frame["cpus"] = os.cpu_count()
     frame["machine"] = platform.machine()
     if len(frame) == 2:

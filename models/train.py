@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +35,10 @@ class TrainConfig:
         ``isotonic`` or ``platt``.
     holdout
         Share of training-date clients held out (half for early stopping, half for calibration).
+    tune, tune_trials, tune_seconds
+        Search LightGBM's hyper-parameters with Optuna (seeded TPE) first, for
+        at most ``tune_trials`` trials or ``tune_seconds``, whichever ends
+        first; see :mod:`models.tune`. Trials are logged as nested runs.
     """
 
     target: str = "high_use"
@@ -49,8 +53,12 @@ class TrainConfig:
     min_child_samples: int = 50
     feature_fraction: float = 0.8
     bagging_fraction: float = 0.8
+    lambda_l2: float = 1.0
     early_stopping_rounds: int = 100
     shap_sample: int = 5000
+    tune: bool = False
+    tune_trials: int = 30
+    tune_seconds: float = 600.0
 
 
 @dataclass
@@ -68,6 +76,7 @@ class TrainResult:
     promoted: bool | None = None
     decision: str = ""
     digests: dict = field(default_factory=dict)
+    tuning: pd.DataFrame | None = None
 
 
 def _split(ids: pd.Series, seed: int) -> np.ndarray:
@@ -97,13 +106,8 @@ def _oracle(truth_path: Path | None, ids: pd.Series, as_of: pd.Timestamp, target
     return None if np.isnan(p).any() else p
 
 
-def fit_model(training: pd.DataFrame, config: TrainConfig, spec, spec_yaml: str, dictionary: pd.DataFrame):
-    """Fit LightGBM on the training date (early stopping and calibration on client-disjoint held-out slices).
-
-    Returns the :class:`~models.pyfunc.ServiceNeedModel` and the number of boosting rounds kept.
-    """
-    import lightgbm as lgb
-
+def _prepared(training: pd.DataFrame, config: TrainConfig, spec, spec_yaml: str, dictionary: pd.DataFrame):
+    """The model shell, its input frame, labels, categorical columns and the three client-disjoint slices."""
     from models.pyfunc import ServiceNeedModel
 
     names, categorical = _feature_columns(training, spec)
@@ -116,16 +120,34 @@ def fit_model(training: pd.DataFrame, config: TrainConfig, spec, spec_yaml: str,
         raise ValueError(f"too few positive outcomes in the training date to train {config.target!r} "
                          f"({int(y.sum())} in {len(y)} cohort members); use a larger county or another date")
     shell = ServiceNeedModel(None, None, names, levels, spec, spec_yaml, config.target, dictionary)
-    X = shell.frame(training)
+    return shell, shell.frame(training), y, categorical, (fit_rows, stop_rows, cal_rows)
+
+
+def fit_booster(X: pd.DataFrame, y: np.ndarray, fit_rows: np.ndarray, stop_rows: np.ndarray, categorical: list[str],
+                config: TrainConfig):
+    """LightGBM on ``fit_rows`` with early stopping on the client-disjoint ``stop_rows``."""
+    import lightgbm as lgb
+
     params = dict(objective="binary", learning_rate=config.learning_rate, num_leaves=config.num_leaves,
                   min_child_samples=config.min_child_samples, feature_fraction=config.feature_fraction,
-                  bagging_fraction=config.bagging_fraction, bagging_freq=1, lambda_l2=1.0, seed=config.seed,
-                  deterministic=True, force_row_wise=True, num_threads=2, verbose=-1)
+                  bagging_fraction=config.bagging_fraction, bagging_freq=1, lambda_l2=config.lambda_l2,
+                  seed=config.seed, deterministic=True, force_row_wise=True, num_threads=2, verbose=-1)
     train_set = lgb.Dataset(X[fit_rows], y[fit_rows], categorical_feature=categorical or "auto")
     stop_set = lgb.Dataset(X[stop_rows], y[stop_rows], reference=train_set)
     booster = lgb.train(params, train_set, num_boost_round=config.n_estimators, valid_sets=[stop_set],
                         callbacks=[lgb.early_stopping(config.early_stopping_rounds, verbose=False)])
     booster.free_dataset()
+    return booster
+
+
+def fit_model(training: pd.DataFrame, config: TrainConfig, spec, spec_yaml: str, dictionary: pd.DataFrame):
+    """Fit LightGBM on the training date (early stopping and calibration on client-disjoint held-out slices).
+
+    Returns the :class:`~models.pyfunc.ServiceNeedModel` and the number of boosting rounds kept.
+    """
+    shell, X, y, categorical, (fit_rows, stop_rows, cal_rows) = _prepared(training, config, spec, spec_yaml,
+                                                                          dictionary)
+    booster = fit_booster(X, y, fit_rows, stop_rows, categorical, config)
     shell.booster = booster
     shell.calibrator = ProbabilityCalibrator(config.calibration).fit(shell.raw_probability(training[cal_rows]),
                                                                      y[cal_rows])
@@ -208,6 +230,15 @@ def train(data, config: TrainConfig = TrainConfig(), *, experiment: str | None =
     validation = both[both["as_of"] == t_valid].reset_index(drop=True)
     say(f"training LightGBM on {len(training):,} clients ({int(training['label'].sum()):,} positive)")
     dictionary = feature_dictionary(spec)
+    tuning = None
+    if config.tune:
+        from models.tune import tune
+
+        say(f"tuning: up to {config.tune_trials} trials or {config.tune_seconds:.0f} s")
+        tuned = tune(training, config, spec, spec_yaml, dictionary, progress=say)
+        config = replace(config, **tuned.best_params)
+        tuning = tuned.trials
+        say(f"tuning: best AUROC {tuned.best_auroc:.4f} on the early-stopping slice after {len(tuning)} trials")
     model, rounds = fit_model(training, config, spec, spec_yaml, dictionary)
 
     say(f"evaluating on {len(validation):,} clients of {t_valid.date()}")
@@ -219,7 +250,7 @@ def train(data, config: TrainConfig = TrainConfig(), *, experiment: str | None =
     feature_names = model.columns
     digests = {"training_rows": frame_digest(training.drop(columns=["client_id"])),
                "validation_rows": frame_digest(validation.drop(columns=["client_id"]))}
-    result = TrainResult(config, metrics, groups, importance, model, digests=digests)
+    result = TrainResult(config, metrics, groups, importance, model, digests=digests, tuning=tuning)
     if log:
         _log_run(result, training, validation, scores, targets[config.target], rounds, experiment, register,
                  tracking_uri, truth_path, feature_names, say)
@@ -281,7 +312,13 @@ def _log_run(result: TrainResult, training, validation, scores, target, rounds, 
                    "shap_summary": plots.shap_summary(result.importance)}
         for name, fig in figures.items():
             mlflow.log_figure(fig, f"plots/{name}.png")
-
+        if result.tuning is not None:
+            mlflow.log_text(result.tuning.to_csv(index=False), "tuning/trials.csv")
+            for trial in result.tuning.to_dict("records"):
+                with mlflow.start_run(run_name=f"trial {trial['trial']}", nested=True):
+                    mlflow.log_params({k: v for k, v in trial.items() if k not in ("auroc", "rounds", "seconds")})
+                    mlflow.log_metrics({"stop_slice_auroc": trial["auroc"], "rounds": trial["rounds"],
+                                        "seconds": trial["seconds"]})
         cohort = ", ".join(f"{k}={v}" for k, v in asdict(target.cohort).items() if v not in (None, (), [])) or "everyone"
         mlflow.log_text(model_card(target=config.target, description=target.description, cohort=cohort,
                                    train_as_of=config.train_as_of, valid_as_of=config.valid_as_of,

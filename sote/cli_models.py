@@ -20,6 +20,9 @@ def train(
     tracking_uri: Optional[str] = typer.Option(None, help="MLflow tracking URI (default: local store in ./mlruns)."),
     seed: int = typer.Option(0, help="Seed of every random step."),
     calibration: str = typer.Option("isotonic", help="isotonic | platt"),
+    tune: bool = typer.Option(False, help="Search hyper-parameters with Optuna first (trials logged as nested runs)."),
+    tune_trials: int = typer.Option(30, help="With --tune: at most this many trials."),
+    tune_seconds: float = typer.Option(600, help="With --tune: at most this many seconds of search."),
 ) -> None:
     """Train a service-need model with temporal validation, baselines and equity metrics, tracked in MLflow."""
     from features.validation import ContractError
@@ -27,7 +30,7 @@ def train(
     from models.train import train as run_train
 
     config = TrainConfig(target=target, train_as_of=train_as_of, valid_as_of=valid_as_of, seed=seed,
-                         calibration=calibration)
+                         calibration=calibration, tune=tune, tune_trials=tune_trials, tune_seconds=tune_seconds)
     try:
         with console.status("training") as status:
             result = run_train(data, config, experiment=experiment, register=register, tracking_uri=tracking_uri,
@@ -44,6 +47,10 @@ def train(
         console.print("largest equity gaps (AUROC vs whole population):")
         console.print(flagged[["grouping", "group", "n", "auroc", "auroc_gap"]].round(3).to_string(index=False),
                       markup=False)
+    if result.tuning is not None:
+        best = result.tuning.sort_values("auroc", ascending=False).iloc[0]
+        console.print(f"tuning: {len(result.tuning)} trials, best early-stopping-slice AUROC {best['auroc']:.4f} "
+                      f"(trial {int(best['trial'])})")
     console.print(f"run {result.run_id}; model {result.model_uri}")
     if register:
         console.print(f"registered {target} version {result.version}: {result.decision}")

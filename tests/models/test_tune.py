@@ -1,0 +1,48 @@
+"""Optuna tuning inside the training date: seeded, within the search space, logged as nested runs."""
+import mlflow
+import pandas as pd
+import pytest
+
+from features.dictionary import feature_dictionary
+from features.labels import build_training_set
+from features.load import load_tables
+from features.spec import load_spec
+from features.synth import SynthConfig, generate_county
+from models.train import TrainConfig, train
+from models.tune import SEARCH_SPACE, tune
+
+
+@pytest.fixture(scope="module")
+def tables(tmp_path_factory):
+    path = tmp_path_factory.mktemp("tune") / "county"
+    generate_county(path, SynthConfig(clients=3_000, seed=5, truth_reps=1, workers=1))
+    return load_tables(path)
+
+
+def test_search_is_seeded_bounded_and_starts_from_the_defaults(tables):
+    spec = load_spec()
+    training = build_training_set(tables, ["2023-01-01"], "high_use").reset_index(drop=True)
+    config = TrainConfig(target="high_use", n_estimators=200, early_stopping_rounds=20, seed=3)
+    a = tune(training, config, spec, "", feature_dictionary(spec), n_trials=4, seconds=600)
+    b = tune(training, config, spec, "", feature_dictionary(spec), n_trials=4, seconds=600)
+    assert len(a.trials) == 4
+    pd.testing.assert_frame_equal(a.trials.drop(columns="seconds"), b.trials.drop(columns="seconds"))
+    first = a.trials.iloc[0]
+    assert all(first[name] == pytest.approx(getattr(config, name)) for name in SEARCH_SPACE)
+    for name, (low, high, _, integer) in SEARCH_SPACE.items():
+        assert a.trials[name].between(low, high).all(), name
+        assert isinstance(a.best_params[name], int) == integer
+    assert a.best_auroc == a.trials["auroc"].max() and 0.6 < a.best_auroc <= 1
+
+
+def test_train_with_tune_uses_the_best_trial_and_logs_nested_runs(tables, tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    config = TrainConfig(target="high_use", n_estimators=200, early_stopping_rounds=20, tune=True, tune_trials=3)
+    result = train(tables, config, tracking_uri=uri, experiment="tune-test")
+    best = result.tuning.sort_values("auroc", ascending=False).iloc[0]
+    assert result.config.num_leaves == int(best["num_leaves"])
+    assert result.config.learning_rate == pytest.approx(best["learning_rate"])
+    mlflow.set_tracking_uri(uri)
+    runs = mlflow.search_runs(experiment_names=["tune-test"])
+    children = runs[runs["tags.mlflow.parentRunId"] == result.run_id]
+    assert len(children) == 3 and children["metrics.stop_slice_auroc"].notna().all()
