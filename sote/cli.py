@@ -138,3 +138,4 @@ from sote import cli_features  # noqa: E402,F401  (registers `sote features` and
 from sote import cli_segment  # noqa: E402,F401  (registers `sote segment` and `sote segment-transitions`)
 from sote import cli_models  # noqa: E402,F401  (registers `sote train`)
 from sote import cli_score  # noqa: E402,F401  (registers `sote score` and `sote report`)
+from sote import cli_ingest  # noqa: E402,F401  (registers `sote ingest`)
