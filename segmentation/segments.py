@@ -43,6 +43,16 @@ class SegmentationResult:
     concentration: dict = field(default_factory=dict)
     selection: pd.DataFrame | None = None
 
+    def assign(self, features: pd.DataFrame) -> pd.Series:
+        """Segment names of the clients of another feature table (e.g. a later date), indexed by ``client_id``.
+
+        The fitted model is applied as is (no refit), so the names mean the same
+        segments as in :attr:`profiles` — what segment migration needs.
+        """
+        names = self.profiles.set_index("segment")["segment_name"]
+        return pd.Series(names.reindex(self.model.predict(features)).to_numpy(),
+                         index=features["client_id"].astype(str).to_numpy(), name="segment_name")
+
 
 def horizon_cost(events: pd.DataFrame, client_ids: pd.Series, as_of, days: int = 365) -> pd.Series:
     """Cost of each client's events starting in [as_of, as_of + days), aligned with ``client_ids``.

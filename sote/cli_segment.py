@@ -115,9 +115,8 @@ def segment_transitions(
         result = segment_clients(f0, method, _k(k), random_state=seed, lang="fi")
     except ValueError as err:
         fail(str(err))
-    names = result.profiles.set_index("segment")["segment_name"]
     before = pd.Series(result.assignments["segment_name"].to_numpy(), index=f0["client_id"].to_numpy())
-    after = pd.Series(names.reindex(result.model.predict(f1)).to_numpy(), index=f1["client_id"].to_numpy())
+    after = result.assign(f1)
     flows = transition_table(before, after)
     matrix = transition_matrix(before, after)
     write_html(transitions_html(flows, matrix, str(t0.date()), str(t1.date())), out)

@@ -84,9 +84,7 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig(), say=print) -> D
     grid = segment_clients(f_valid, "grid", next_year_cost=next_cost)
     write_html(segmentation_html(grid, f_valid, str(t_valid.date()), next_cost), out / "segments_grid.html")
     f_train = histories.features(t_train)
-    before = pd.Series(segs.model.predict(f_train), index=f_train["client_id"].to_numpy())
-    names = segs.profiles.set_index("segment")["segment_name"]
-    before = before.map(names)
+    before = segs.assign(f_train)
     after = pd.Series(segs.assignments["segment_name"].to_numpy(), index=segs.assignments["client_id"].to_numpy())
     write_html(transitions_html(transition_table(before, after), transition_matrix(before, after),
                                 str(t_train.date()), str(t_valid.date())), out / "segment_transitions.html")

@@ -53,3 +53,17 @@ def test_cli_segment_and_transitions(county, tmp_path):
     bad = runner.invoke(app, ["segment", "--data", str(county), "--as-of", "2023-01-01", "--method", "magic",
                               "--out", str(tmp_path / "x.csv")])
     assert bad.exit_code == 2 and "--method" in bad.output
+
+
+def test_assign_applies_the_fitted_segments_to_another_date(county):
+    tables = load_tables(county)
+    before = build_features(tables, "2023-01-01")
+    after = build_features(tables, "2024-01-01")
+    for method, k in (("kmeans", 4), ("grid", "auto")):
+        result = segment_clients(before, method, k, n_bootstrap=0) if method != "grid" else \
+            segment_clients(before, "grid")
+        same = result.assign(before)
+        assert (same.to_numpy() == result.assignments["segment_name"].to_numpy()).all()
+        later = result.assign(after)
+        assert later.index.tolist() == after["client_id"].tolist()
+        assert set(later.unique()) <= set(result.profiles["segment_name"])
