@@ -2,7 +2,7 @@
 
     python benchmarks/bench_scoring.py                          # 199,000-client synthetic county, trains a model
     python benchmarks/bench_scoring.py --data out/county --model models:/high_use@champion --tracking-uri sqlite:///mlruns/mlflow.db
-    python benchmarks/bench_scoring.py --data out/county --scale 1 5   # 199k and ~1M rows
+    python benchmarks/bench_scoring.py --data out/county --scale 1 5 --runs 0 5 5:0.2   # 199k and ~1M rows
 
 What is timed is the scoring step of ``sote score``: the registered pyfunc
 scores a feature table in chunks, adds the need x resources segment and,
@@ -43,7 +43,7 @@ def _rss_mb() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def _run(model: str, tracking_uri: str, features: str, reasons: int, chunk_size: int, queue) -> None:
+def _run(model: str, tracking_uri: str, features: str, reasons: int, share: float, chunk_size: int, queue) -> None:
     from models.scoring import load_model, score_features
     from segmentation.grid import NeedResourceGrid
 
@@ -54,19 +54,21 @@ def _run(model: str, tracking_uri: str, features: str, reasons: int, chunk_size:
     grid = NeedResourceGrid().fit(X)
     names = grid.segment_names("fi")
     segments = pd.Series([names[c] for c in grid.labels_], index=X["client_id"].astype(str).to_numpy())
-    risk = score_features(ref, X, "2025-01-01", segments=segments, chunk_size=chunk_size, reasons=reasons)
+    risk = score_features(ref, X, "2025-01-01", segments=segments, chunk_size=chunk_size, reasons=reasons,
+                          explain_share=share)
     seconds = time.perf_counter() - t0
-    queue.put({"rows": len(risk), "reasons": reasons, "chunk_size": chunk_size, "seconds": round(seconds, 2),
+    queue.put({"rows": len(risk), "reasons": reasons, "explain_share": share,
+               "explained": int(risk["reasons_en"].notna().sum()), "chunk_size": chunk_size, "seconds": round(seconds, 2),
                "clients_per_s": round(len(risk) / seconds), "rss_before_mb": round(before),
                "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
                "checksum": round(float(risk["probability"].sum()), 6)})
 
 
-def run_child(model: str, tracking_uri: str, features: Path, reasons: int, chunk_size: int) -> dict:
+def run_child(model: str, tracking_uri: str, features: Path, reasons: int, share: float, chunk_size: int) -> dict:
     """Score a feature table in a fresh process; return wall time and peak RSS."""
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
-    proc = ctx.Process(target=_run, args=(model, tracking_uri, str(features), reasons, chunk_size, q))
+    proc = ctx.Process(target=_run, args=(model, tracking_uri, str(features), reasons, share, chunk_size, q))
     proc.start()
     proc.join()
     if proc.exitcode != 0:
@@ -94,7 +96,8 @@ def main(argv=None) -> None:
     ap.add_argument("--tracking-uri", help="MLflow tracking URI of --model")
     ap.add_argument("--as-of", default="2025-01-01", help="scoring date")
     ap.add_argument("--scale", type=int, nargs="+", default=[1, 5], help="tile the feature table this many times")
-    ap.add_argument("--reasons", type=int, nargs="+", default=[0, 5])
+    ap.add_argument("--runs", nargs="+", default=["0", "5", "5:0.2"],
+                    help="REASONS[:EXPLAIN_SHARE] per run (default: none, all clients, top 20%% of each unit)")
     ap.add_argument("--chunk-size", type=int, default=50_000)
     ap.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results" / "scoring.csv")
     args = ap.parse_args(argv)
@@ -133,8 +136,9 @@ def main(argv=None) -> None:
         for times in args.scale:
             path = tmp / f"features_x{times}.parquet"
             tiled(features, times).to_parquet(path, index=False)
-            for reasons in args.reasons:
-                row = run_child(model, tracking_uri, path, reasons, args.chunk_size)
+            for run in args.runs:
+                reasons, _, share = run.partition(":")
+                row = run_child(model, tracking_uri, path, int(reasons), float(share or 1), args.chunk_size)
                 rows.append(row)
                 print(json.dumps(row), flush=True)
     frame = pd.DataFrame(rows)

@@ -19,6 +19,15 @@ def _root() -> None:
     """Client segmentation and service-need prediction for wellbeing services counties."""
 
 
+def quiet_libraries() -> None:
+    """Keep MLflow's routine notices (store set-up, pickling advice, schema hints) out of a command's output."""
+    import logging
+    import warnings
+
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", module=r"mlflow(\..*)?$")
+
+
 def fail(message: str, code: int = 1) -> None:
     """Print an error without a traceback and exit non-zero."""
     console.print(f"[bold red]error:[/] {message}", highlight=False)
@@ -117,17 +126,18 @@ def demo(
     """
     from sote.demo import DemoConfig, run_demo
 
+    quiet_libraries()
     try:
         result = run_demo(out, DemoConfig(clients=clients, seed=seed, workers=workers, tracking_uri=tracking_uri),
-                          say=lambda msg: console.print(msg, highlight=False))
+                          say=lambda msg: console.print(msg, highlight=False, soft_wrap=True))
     except ValueError as err:
         fail(str(err))
     cols = [c for c in ("target", "lightgbm_auroc", "prior_cost_auroc", "age_sex_comorbidity_auroc", "oracle_auroc",
                         "calibration_error", "precision_top5pct") if c in result.metrics]
-    console.print(result.metrics[cols].round(3).to_string(index=False), markup=False)
-    console.print("time per step (s): " + ", ".join(f"{k} {v}" for k, v in result.seconds.items()))
+    console.print(result.metrics[cols].round(3).to_string(index=False), markup=False, soft_wrap=True)
+    console.print("time per step (s): " + ", ".join(f"{k} {v}" for k, v in result.seconds.items()), soft_wrap=True)
     console.print(f"outputs in {out}/ (see README: What the demo writes); MLflow UI: "
-                  "mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db")
+                  "mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db", soft_wrap=True)
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from sote.cli import app, console, fail
+from sote.cli import app, console, fail, quiet_libraries
 
 
 @app.command()
@@ -29,6 +29,7 @@ def train(
     from models.train import TrainConfig
     from models.train import train as run_train
 
+    quiet_libraries()
     config = TrainConfig(target=target, train_as_of=train_as_of, valid_as_of=valid_as_of, seed=seed,
                          calibration=calibration, tune=tune, tune_trials=tune_trials, tune_seconds=tune_seconds)
     try:

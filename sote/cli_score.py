@@ -7,7 +7,7 @@ from typing import Optional
 import pandas as pd
 import typer
 
-from sote.cli import _progress_bar, app, console, fail
+from sote.cli import _progress_bar, app, console, fail, quiet_libraries
 
 
 @app.command()
@@ -28,6 +28,7 @@ def score(
     from models.scoring import ScoringError
     from models.scoring import score as run_score
 
+    quiet_libraries()
     try:
         t = pd.Timestamp(as_of)
     except ValueError:
