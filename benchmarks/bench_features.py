@@ -5,7 +5,7 @@
     python benchmarks/bench_features.py --clients 1000000 --skip-pandas
 
 Each run happens in a fresh child process, so wall time and peak resident
-memory (``resource.getrusage(RUSAGE_SELF).ru_maxrss`` of the child, which
+memory (the child's VmHWM, which
 sees DuckDB's native allocations too, unlike tracemalloc) belong to that run
 alone. Both runs start from the same Parquet files and end with the same
 feature DataFrame in memory. Results are appended to
@@ -18,7 +18,6 @@ import json
 import multiprocessing as mp
 import os
 import platform
-import resource
 import sys
 import tempfile
 import time
@@ -29,6 +28,9 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.measure import peak_rss_mb  # noqa: E402
+
 
 SERVICES = ["primary_care_visit", "remote_contact", "emergency", "specialist_outpatient", "inpatient", "home_care",
             "housing_24h", "mental_health_substance", "social_work", "disability_services", "rehabilitation",
@@ -123,8 +125,7 @@ def _run(kind: str, data: str, as_of: str, threads: int | None, memory_limit: st
 
         X = reference_features(_read_frames(Path(data)), as_of)
     seconds = time.perf_counter() - t0
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    queue.put({"engine": kind, "seconds": round(seconds, 2), "peak_rss_mb": round(peak_kib / 1024, 1),
+    queue.put({"engine": kind, "seconds": round(seconds, 2), "peak_rss_mb": round(peak_rss_mb(), 1),
                "rows": len(X), "columns": X.shape[1], "checksum": float(X["cost_total_365d"].sum())})
 
 

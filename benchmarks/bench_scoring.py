@@ -14,7 +14,7 @@ times under fresh client ids, which gives a million-row table with the same
 distribution; scoring cost depends on rows and trees, not on who the rows are.
 
 Each measurement runs in a fresh child process: wall time of the scoring call
-and peak resident memory of the whole child (``ru_maxrss``; it includes the
+and peak resident memory of the whole child (VmHWM; it includes the
 feature table the child read, reported separately as ``rss_before_mb``).
 Results are appended to ``benchmarks/results/scoring.csv``. Not part of the
 test suite.
@@ -26,7 +26,6 @@ import json
 import multiprocessing as mp
 import os
 import platform
-import resource
 import sys
 import tempfile
 import time
@@ -36,6 +35,9 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.measure import peak_rss_mb  # noqa: E402
+
 
 
 def _rss_mb() -> float:
@@ -60,7 +62,7 @@ def _run(model: str, tracking_uri: str, features: str, reasons: int, share: floa
     queue.put({"rows": len(risk), "reasons": reasons, "explain_share": share,
                "explained": int(risk["reasons_en"].notna().sum()), "chunk_size": chunk_size, "seconds": round(seconds, 2),
                "clients_per_s": round(len(risk) / seconds), "rss_before_mb": round(before),
-               "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+               "peak_rss_mb": round(peak_rss_mb()),
                "checksum": round(float(risk["probability"].sum()), 6)})
 
 
