@@ -57,11 +57,15 @@ def segment(
     report: Optional[Path] = typer.Option(None, help="Write a readable HTML report here."),
     lang: str = typer.Option("fi", help="Label language of the grid segments: fi | sv | en."),
     seed: int = typer.Option(0, help="Seed of every random step."),
+    track: bool = typer.Option(False, help="Log the segmentation (aggregates only) as an MLflow run."),
+    experiment: str = typer.Option("sote-segments", help="MLflow experiment for --track."),
+    tracking_uri: Optional[str] = typer.Option(None, help="MLflow tracking URI (default: local store in ./mlruns)."),
 ) -> None:
     """Segment the clients resident at a date, with profiles and cost concentration."""
     from features.io import write_table
     from segmentation.report import segmentation_html, write_html
     from segmentation.segments import ALL_METHODS, horizon_cost, segment_clients
+    from sote.tracking import track_segmentation
 
     if method not in ALL_METHODS:
         fail(f"--method must be one of {', '.join(ALL_METHODS)}", 2)
@@ -80,8 +84,12 @@ def segment(
         except ValueError as err:
             fail(str(err))
     write_table(result.assignments, out)
+    html = segmentation_html(result, features, str(t.date()), next_cost) if (report or track) else None
     if report is not None:
-        write_html(segmentation_html(result, features, str(t.date()), next_cost), report)
+        write_html(html, report)
+    if track:
+        run_id = track_segmentation(result, features, str(t.date()), html, experiment, tracking_uri)
+        console.print(f"logged to MLflow run {run_id} (experiment {experiment})")
     cols = [c for c in ("segment", "segment_name", "clients", "client_share", "next_year_cost_share")
             if c in result.profiles]
     console.print(result.profiles[cols].to_string(index=False), markup=False)

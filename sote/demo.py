@@ -49,6 +49,7 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig(), say=print) -> D
     from segmentation.segments import horizon_cost, segment_clients
     from segmentation.transitions import transition_matrix, transition_table
     from sote.report import write_report
+    from sote.tracking import track_segmentation
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -80,7 +81,9 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig(), say=print) -> D
     next_cost = horizon_cost(tables.tables["events"], f_valid["client_id"], t_valid)
     segs = segment_clients(f_valid, "kmeans", "auto", next_year_cost=next_cost, random_state=config.seed)
     write_table(segs.assignments, out / "segments.parquet")
-    write_html(segmentation_html(segs, f_valid, str(t_valid.date()), next_cost), out / "segments.html")
+    html = segmentation_html(segs, f_valid, str(t_valid.date()), next_cost)
+    write_html(html, out / "segments.html")
+    track_segmentation(segs, f_valid, str(t_valid.date()), html, tracking_uri=config.tracking_uri)
     grid = segment_clients(f_valid, "grid", next_year_cost=next_cost)
     write_html(segmentation_html(grid, f_valid, str(t_valid.date()), next_cost), out / "segments_grid.html")
     f_train = histories.features(t_train)

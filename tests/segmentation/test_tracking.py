@@ -1,0 +1,58 @@
+"""A segmentation logged to MLflow: choice, stability, profiles and report, and never a client id."""
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+
+from features.histories import build_features
+from features.load import load_tables
+from features.synth import SynthConfig, generate_county
+from segmentation.report import segmentation_html
+from segmentation.segments import horizon_cost, segment_clients
+from segmentation.tracking import features_digest
+from sote.tracking import track_segmentation
+
+
+@pytest.fixture(scope="module")
+def segmented(tmp_path_factory):
+    path = tmp_path_factory.mktemp("segtrack") / "county"
+    generate_county(path, SynthConfig(clients=1_500, seed=8, truth_reps=1, workers=1))
+    tables = load_tables(path)
+    X = build_features(tables, "2023-01-01")
+    cost = horizon_cost(tables.tables["events"], X["client_id"], pd.Timestamp("2023-01-01"))
+    result = segment_clients(X, "kmeans", "auto", next_year_cost=cost, k_range=(2, 4), n_bootstrap=2)
+    return X, cost, result
+
+
+def test_run_records_choice_stability_profiles_and_no_client_ids(segmented, tmp_path):
+    X, cost, result = segmented
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    html = segmentation_html(result, X, "2023-01-01", cost)
+    run_id = track_segmentation(result, X, "2023-01-01", html, experiment="seg-test", tracking_uri=uri)
+    run = mlflow.MlflowClient(uri).get_run(run_id)
+    assert run.data.params["method"] == "kmeans" and run.data.params["features_digest"] == features_digest(X)
+    m = run.data.metrics
+    assert m["segments"] == result.model.k_ == len(result.profiles) and m["clients"] == len(X)
+    assert m["stability_ari"] == pytest.approx(result.model.stability_)
+    chosen = result.model.scores_.set_index("k").loc[result.model.k_, "silhouette"]
+    assert m["silhouette"] == pytest.approx(chosen)
+    assert m["cost_gini"] == pytest.approx(result.concentration["gini"])
+    local = Path(mlflow.artifacts.download_artifacts(run_id=run_id, dst_path=str(tmp_path / "a"),
+                                                     tracking_uri=uri))
+    files = {p.relative_to(local).as_posix() for p in local.rglob("*") if p.is_file()}
+    assert {"segments/profiles.csv", "segments/k_selection.csv", "segments/segments.html",
+            "segments/concentration.json", "segments/cost_share_by_segment.csv"} <= files
+    profiles = pd.read_csv(local / "segments/profiles.csv")
+    assert profiles["clients"].sum() == len(X)
+    text = "\n".join((local / f).read_text(errors="ignore") for f in files)
+    assert not any(cid in text for cid in X["client_id"])
+
+
+def test_digest_ignores_client_ids_but_not_values(segmented):
+    X, _, _ = segmented
+    renamed = X.assign(client_id=X["client_id"] + "x")
+    assert features_digest(renamed) == features_digest(X)
+    changed = X.copy()
+    changed.loc[0, "age"] = changed.loc[0, "age"] + 1
+    assert features_digest(changed) != features_digest(X)
