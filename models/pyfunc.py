@@ -37,14 +37,15 @@ class ServiceNeedModel(PythonModel):
         if missing:
             raise ValueError(f"feature table lacks {len(missing)} model column(s), e.g. {missing[:5]}; "
                              "build it with the spec carried by the model")
-        X = features[self.columns].copy()
-        for col, levels in self.categories.items():
-            X[col] = pd.Categorical(X[col].astype("string").astype(object).where(X[col].notna(), None),
-                                    categories=levels)
-        for col in X.columns:
-            if col not in self.categories:
-                X[col] = pd.to_numeric(X[col], errors="coerce").astype(float)
-        return X
+        out = {}
+        for col in self.columns:
+            values = features[col]
+            if col in self.categories:
+                out[col] = pd.Categorical(values.astype("string").astype(object).where(values.notna(), None),
+                                          categories=self.categories[col])
+            else:
+                out[col] = pd.to_numeric(values, errors="coerce").astype(float).to_numpy()
+        return pd.DataFrame(out, index=features.index)  # built at once: no fragmented frame
 
     def raw_probability(self, features: pd.DataFrame) -> np.ndarray:
         """Uncalibrated LightGBM probability."""
