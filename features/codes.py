@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from features.distinct import per_unique
+
 _ICD10 = r"^([A-Z])(\d{2})\.?([0-9A-Z]{0,4})$"
 _ICPC2 = r"^([A-Z])(\d{2})(?:\.?(\d{1,2}))?$"
 #: Regular expressions of canonical codes, used by the schemas.
@@ -67,7 +69,7 @@ def normalise_codes(codes: pd.Series, systems: pd.Series) -> pd.Series:
     for system, fn in (("ICD-10", normalise_icd10), ("ICPC-2", normalise_icpc2)):
         mask = systems.eq(system).fillna(False).to_numpy(bool)
         if mask.any():
-            out[mask] = fn(codes[mask])
+            out[mask] = per_unique(codes[mask], fn)
     return out
 
 

@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 
 from features.codes import normalise_codes, normalise_system
 from features.contract import TABLES
+from features.distinct import categorical_to_string, per_unique
 from features.schemas import DATE_COLUMNS, FLOAT_COLUMNS, STRING_COLUMNS
 
 
@@ -54,7 +55,7 @@ def _read_file(path: Path) -> pd.DataFrame:
         frame = pa.table(cols, names=table.column_names).to_pandas()
         for col in frame.columns:
             if isinstance(frame[col].dtype, pd.CategoricalDtype):
-                frame[col] = frame[col].astype("string")
+                frame[col] = categorical_to_string(frame[col])
         return frame
     return pd.read_csv(path, dtype="string", keep_default_na=False, na_values=[""])
 
@@ -64,7 +65,7 @@ def _typed(table: str, frame: pd.DataFrame) -> tuple[pd.DataFrame, list[ParsePro
     frame = frame.copy()
     for col in STRING_COLUMNS[table]:
         if col in frame:
-            frame[col] = frame[col].astype("string").str.strip().replace("", pd.NA)
+            frame[col] = per_unique(frame[col], lambda u: u.str.strip().replace("", pd.NA))
     for col, rule, parse in [
         *[(c, "parseable date (YYYY-MM-DD)", lambda s: pd.to_datetime(s, errors="coerce", format="mixed"))
           for c in DATE_COLUMNS[table]],

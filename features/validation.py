@@ -125,6 +125,21 @@ def _pandera_problems(table: str, frame: pd.DataFrame) -> list[Problem]:
     return problems
 
 
+def _take(column: pd.Series, pos: np.ndarray, index: pd.Index) -> pd.Series:
+    """``column``'s values at positions ``pos``; missing where ``pos`` is -1."""
+    values = pd.concat([column, pd.Series([pd.NaT], dtype=column.dtype)], ignore_index=True).to_numpy()
+    return pd.Series(values[pos], index=index)  # -1 picks the appended NaT
+
+
+def _duplicated_rows(frame: pd.DataFrame) -> np.ndarray:
+    """Exact ``frame.duplicated(keep="first")``, comparing whole rows only where 64-bit row hashes collide."""
+    candidates = pd.util.hash_pandas_object(frame, index=False).duplicated(keep=False).to_numpy()
+    dup = np.zeros(len(frame), dtype=bool)
+    if candidates.any():
+        dup[np.flatnonzero(candidates)] = frame.loc[candidates].duplicated(keep="first").to_numpy()
+    return dup
+
+
 def _cross_table_problems(tables: dict[str, pd.DataFrame], bad_clients: np.ndarray) -> list[Problem]:
     clients = tables["clients"]
     if not {"client_id", "birth_date", "death_date"} <= set(clients.columns):
@@ -136,12 +151,14 @@ def _cross_table_problems(tables: dict[str, pd.DataFrame], bad_clients: np.ndarr
         frame = tables.get(table)
         if frame is None or not {"client_id", date_col} <= set(frame.columns):
             continue
-        known = frame["client_id"].isin(lookup.index).to_numpy()
+        # one hash lookup per distinct id, then plain array indexing for every row
+        codes, uniques = pd.factorize(frame["client_id"], use_na_sentinel=True)
+        pos = np.where(codes >= 0, lookup.index.get_indexer(uniques)[codes], -1)
+        known = pos >= 0
         if not known.all():
             problems.append(_problem(table, "client_id", "foreign key: client_id not in a valid clients row",
                                      frame, np.flatnonzero(~known)))
-        birth = frame["client_id"].map(lookup["birth_date"])
-        death = frame["client_id"].map(lookup["death_date"])
+        birth, death = (_take(lookup[c], pos, frame.index) for c in ("birth_date", "death_date"))
         when = frame[date_col]
         before = (when < birth).fillna(False).to_numpy(bool)
         if before.any():
@@ -153,7 +170,7 @@ def _cross_table_problems(tables: dict[str, pd.DataFrame], bad_clients: np.ndarr
                                      np.flatnonzero(after)))
     events = tables.get("events")
     if events is not None and len(events):
-        dup = events.duplicated(keep="first").to_numpy()
+        dup = _duplicated_rows(events)
         if dup.any():
             problems.append(_problem("events", "(all)", "duplicate row (first copy kept)", events,
                                      np.flatnonzero(dup)))

@@ -24,7 +24,10 @@ def quiet_libraries() -> None:
     import logging
     import warnings
 
+    import mlflow  # noqa: F401 - MLflow sets its loggers' levels on import; ours must come after
+
     logging.getLogger("mlflow").setLevel(logging.ERROR)
+    logging.getLogger("alembic").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", module=r"mlflow(\..*)?$")
 
 

@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 
 from features.codes import code_in_ranges
+from features.distinct import member_of
 
 #: Reference ranges the synthetic county is calibrated to (DOMAIN.md and the foundation issue).
 REFERENCE = {
@@ -33,7 +34,7 @@ def yearly_figures(tables: dict[str, pd.DataFrame], year: int) -> dict[str, floa
     clients = tables["clients"]
     pop = _residents(clients, t0)
     ev = tables["events"]
-    ev = ev[(ev["start"] >= t0) & (ev["start"] < t1) & ev["client_id"].isin(pop)]
+    ev = ev[(ev["start"] >= t0) & (ev["start"] < t1) & member_of(ev["client_id"], pop)]
     cost = ev.groupby("client_id", observed=True)["cost_eur"].sum().reindex(pop, fill_value=0.0).to_numpy()
     ranked = np.sort(cost)[::-1]
     top = max(1, int(round(0.1 * len(ranked))))
@@ -46,7 +47,7 @@ def yearly_figures(tables: dict[str, pd.DataFrame], year: int) -> dict[str, floa
         "any_contact_share": float((cost > 0).mean()) if len(cost) else np.nan,
         "top10_cost_share": float(ranked[:top].sum() / ranked.sum()) if ranked.sum() > 0 else np.nan,
         "cost_per_resident_eur": float(cost.mean()),
-        "adult_diabetes_prevalence": float(adults.isin(diab["client_id"]).mean()),
+        "adult_diabetes_prevalence": float(member_of(adults, diab["client_id"]).mean()),
         "share_75_plus": float((ages >= 75).mean()),
     }
 

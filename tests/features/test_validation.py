@@ -1,6 +1,8 @@
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from features.io import read_tables
 from features.load import load_tables, write_quarantine
@@ -116,3 +118,14 @@ def test_quarantine_write_is_atomic(tmp_path, tables, monkeypatch):
     assert (tmp_path / "q" / "events.csv").read_text() == before
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".q")]
     assert np.all([p.suffix == ".csv" for p in (tmp_path / "q").iterdir()])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["x", "y", None]), st.sampled_from([1.0, 2.0, float("nan")]),
+                          st.integers(0, 2)), max_size=40))
+def test_duplicate_rows_found_by_hash_equal_pandas_duplicated(rows):
+    from features.validation import _duplicated_rows
+
+    frame = pd.DataFrame(rows, columns=["a", "b", "c"])
+    frame = frame.astype({"a": "string"}).assign(c=pd.to_datetime(frame["c"], unit="D"))
+    assert (_duplicated_rows(frame) == frame.duplicated(keep="first").to_numpy()).all()
