@@ -27,9 +27,8 @@ import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from benchmarks.measure import peak_rss_mb  # noqa: E402
+from measure import peak_rss_mb  # benchmarks/ is sys.path[0] when a benchmark runs as a script
 
 
 SERVICES = ["primary_care_visit", "remote_contact", "emergency", "specialist_outpatient", "inpatient", "home_care",
@@ -107,7 +106,7 @@ def make_dataset(out: Path, clients: int, seed: int = 1, per_year: float = 15.0,
 
 
 def _read_frames(data: Path) -> dict:
-    from features.io import read_tables
+    from features.contract.io import read_tables
 
     return read_tables(data)[0]
 
@@ -115,13 +114,13 @@ def _read_frames(data: Path) -> dict:
 def _run(kind: str, data: str, as_of: str, threads: int | None, memory_limit: str | None, queue) -> None:
     t0 = time.perf_counter()
     if kind == "duckdb":
-        from features.engine import DuckDBEngine
-        from features.histories import build_features
+        from features.histories.engine import DuckDBEngine
+        from features.histories.build import build_features
 
         X = build_features(data, as_of, engine=DuckDBEngine(threads=threads, memory_limit=memory_limit),
                            validate=False)
     else:
-        from benchmarks.pandas_reference import reference_features
+        from features.histories.pandas_reference import reference_features
 
         X = reference_features(_read_frames(Path(data)), as_of)
     seconds = time.perf_counter() - t0

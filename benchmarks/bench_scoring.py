@@ -34,9 +34,8 @@ from pathlib import Path
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from benchmarks.measure import peak_rss_mb  # noqa: E402
+from measure import peak_rss_mb  # benchmarks/ is sys.path[0] when a benchmark runs as a script
 
 
 
@@ -104,8 +103,8 @@ def main(argv=None) -> None:
     ap.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results" / "scoring.csv")
     args = ap.parse_args(argv)
 
-    from features.histories import build_features
-    from features.load import load_tables
+    from features.histories.build import build_features
+    from features.contract.load import load_tables
 
     with tempfile.TemporaryDirectory(prefix="bench_scoring_") as tmp:
         tmp = Path(tmp)

@@ -67,5 +67,5 @@ class ServiceNeedModel(PythonModel):
         return top_reasons(contrib, X, self.dictionary, top=top, lang=lang)
 
     def spec(self):
-        """The feature spec (:class:`features.spec.FeatureSpec`) the model was trained with."""
+        """The feature spec (:class:`features.histories.spec.FeatureSpec`) the model was trained with."""
         return self.feature_spec

@@ -17,7 +17,7 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
-from features.io import atomic_path, write_table
+from features.contract.io import atomic_path, write_table
 
 LANGS = ("fi", "sv", "en")
 
@@ -201,7 +201,7 @@ def score(model_uri: str, data, as_of, out: str | Path, *, chunk_size: int = 50_
     with_segments
         Add the need × resources segment (rule-based, Finnish labels) of each client.
     histories
-        A :class:`features.histories.ClientHistories` over the same data to reuse
+        A :class:`features.histories.build.ClientHistories` over the same data to reuse
         (with ``cache=True``, several models scored at one date build the
         features once); used only when its spec is the model's spec.
 
@@ -210,8 +210,8 @@ def score(model_uri: str, data, as_of, out: str | Path, *, chunk_size: int = 50_
     dict
         The sidecar contents.
     """
-    from features.histories import build_features
-    from features.load import load_tables
+    from features.histories.build import build_features
+    from features.contract.load import load_tables
 
     t0 = time.perf_counter()
     out = Path(out)

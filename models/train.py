@@ -183,7 +183,7 @@ def train(data, config: TrainConfig = TrainConfig(), *, experiment: str | None =
     Parameters
     ----------
     data
-        A data folder or validated tables (:func:`features.load.load_tables`).
+        A data folder or validated tables (:func:`features.contract.load.load_tables`).
     config
         Target, index dates and hyper-parameters.
     experiment
@@ -198,14 +198,14 @@ def train(data, config: TrainConfig = TrainConfig(), *, experiment: str | None =
     truth
         Ground-truth file for the oracle (default: ``truth.parquet`` in a data folder, if present).
     histories
-        A :class:`~features.histories.ClientHistories` over ``data`` to reuse (cached) feature tables.
+        A :class:`~features.histories.build.ClientHistories` over ``data`` to reuse (cached) feature tables.
     progress
         Optional callable receiving short status messages.
     """
-    from features.dictionary import feature_dictionary
-    from features.labels import build_training_set, load_targets
-    from features.load import load_tables
-    from features.spec import load_spec
+    from features.histories.dictionary import feature_dictionary
+    from features.targets.labels import build_training_set, load_targets
+    from features.contract.load import load_tables
+    from features.histories.spec import load_spec
     from models.explain import contributions, global_importance
 
     say = progress or (lambda msg: None)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.contract import SERVICE_LINES
+from features.contract.tables import SERVICE_LINES
 
 SERVICE_NAMES = {
     "primary_care_visit": "primary care", "remote_contact": "remote contacts", "emergency": "emergency",

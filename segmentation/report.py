@@ -12,8 +12,8 @@ from matplotlib.figure import Figure
 import numpy as np
 import pandas as pd
 
-from features.contract import SERVICE_LINES
-from features.io import atomic_path
+from features.contract.tables import SERVICE_LINES
+from features.contract.io import atomic_path
 from segmentation.concentration import lorenz_curve
 from segmentation.segments import SegmentationResult
 from segmentation.transitions import sankey_svg

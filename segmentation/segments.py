@@ -57,13 +57,13 @@ class SegmentationResult:
 def horizon_cost(events: pd.DataFrame, client_ids: pd.Series, as_of, days: int = 365) -> pd.Series:
     """Cost of each client's events starting in [as_of, as_of + days), aligned with ``client_ids``.
 
-    Costs must already be filled (see :func:`features.load.load_tables`); a
+    Costs must already be filled (see :func:`features.contract.load.load_tables`); a
     missing cost is an error rather than a silent zero.
     """
     t0 = pd.Timestamp(as_of)
     ev = events[(events["start"] >= t0) & (events["start"] < t0 + pd.Timedelta(days=days))]
     if ev["cost_eur"].isna().any():
-        raise ValueError("events have missing costs; load them with features.load.load_tables (fills unit costs)")
+        raise ValueError("events have missing costs; load them with features.contract.load.load_tables (fills unit costs)")
     cost = ev.groupby("client_id", observed=True)["cost_eur"].sum()
     return pd.Series(cost.reindex(client_ids.to_numpy(), fill_value=0.0).to_numpy(), index=client_ids.index)
 

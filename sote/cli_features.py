@@ -1,4 +1,4 @@
-"""``sote features`` and ``sote labels``: thin commands over features.histories and features.labels."""
+"""``sote features`` and ``sote labels``: thin commands over features.histories.build and features.targets.labels."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,7 +7,7 @@ from typing import Optional
 import pandas as pd
 import typer
 
-from sote.cli import app, console, fail
+from sote.app import app, console, fail
 
 
 def _as_of(value: str) -> pd.Timestamp:
@@ -18,7 +18,7 @@ def _as_of(value: str) -> pd.Timestamp:
 
 
 def _write(frame: pd.DataFrame, out: Path) -> None:
-    from features.io import write_table
+    from features.contract.io import write_table
 
     if out.suffix not in (".parquet", ".csv"):
         fail(f"--out {out}: use a .parquet or .csv file name", 2)
@@ -35,9 +35,9 @@ def features(
                                              "already-valid Parquet in place, faster)."),
 ) -> None:
     """Build the client-history feature table as of a date: one row per client alive and resident at T."""
-    from features.histories import ClientHistories
-    from features.spec import SpecError
-    from features.validation import ContractError
+    from features.histories.build import ClientHistories
+    from features.histories.spec import SpecError
+    from features.contract.validation import ContractError
 
     t = _as_of(as_of)
     try:
@@ -63,8 +63,8 @@ def labels(
     targets: Optional[Path] = typer.Option(None, help="Targets YAML (default: features/config/targets.yaml)."),
 ) -> None:
     """Write one row per cohort member of a target with its 0/1 label."""
-    from features.labels import TargetError, build_labels
-    from features.validation import ContractError
+    from features.targets.labels import TargetError, build_labels
+    from features.contract.validation import ContractError
 
     t = _as_of(as_of)
     try:

@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from features.adapters.common import KEY_ENV, REJECTED_FILE, REPORT_FILE
-from sote.cli import app, console, fail
+from sote.app import app, console, fail
 
 ingest = typer.Typer(no_args_is_help=True, add_completion=False,
                      help="Convert a real data format (Synthea CSV, OMOP CDM 5.4) into the canonical tables.")
@@ -44,8 +44,8 @@ def _summary(report: dict, out: Path) -> None:
 
 def _run(convert, out: Path, check: bool) -> None:
     from features.adapters import AdapterError
-    from features.load import load_tables
-    from features.validation import ContractError
+    from features.contract.load import load_tables
+    from features.contract.validation import ContractError
 
     try:
         with console.status("converting"):

@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from sote.cli import app, console, fail, quiet_libraries
+from sote.app import app, console, fail, quiet_libraries
 
 
 @app.command()
@@ -25,7 +25,7 @@ def train(
     tune_seconds: float = typer.Option(600, help="With --tune: at most this many seconds of search."),
 ) -> None:
     """Train a service-need model with temporal validation, baselines and equity metrics, tracked in MLflow."""
-    from features.validation import ContractError
+    from features.contract.validation import ContractError
     from models.train import TrainConfig
     from models.train import train as run_train
 

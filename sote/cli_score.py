@@ -7,7 +7,7 @@ from typing import Optional
 import pandas as pd
 import typer
 
-from sote.cli import _progress_bar, app, console, fail, quiet_libraries
+from sote.app import app, progress_bar, console, fail, quiet_libraries
 
 
 @app.command()
@@ -24,7 +24,7 @@ def score(
     tracking_uri: Optional[str] = typer.Option(None, help="MLflow tracking URI (default: ./mlruns)."),
 ) -> None:
     """Score everyone resident at a date with a registered model into an explained risk list."""
-    from features.validation import ContractError
+    from features.contract.validation import ContractError
     from models.scoring import ScoringError
     from models.scoring import score as run_score
 
@@ -34,7 +34,7 @@ def score(
     except ValueError:
         fail(f"--as-of {as_of!r} is not a date (use YYYY-MM-DD)", 2)
     try:
-        with _progress_bar() as bar:
+        with progress_bar() as bar:
             task = bar.add_task("scoring", total=None)
             sidecar = run_score(model, data, t, out, chunk_size=chunk_size, reasons=reasons, explain_share=explain_share,
                                 tracking_uri=tracking_uri,

@@ -7,7 +7,7 @@ from typing import Optional
 import pandas as pd
 import typer
 
-from sote.cli import app, console, fail
+from sote.app import app, console, fail
 
 
 def _date(value: str, option: str) -> pd.Timestamp:
@@ -26,8 +26,8 @@ def _k(value: str) -> int | str:
 
 
 def _load(data: Path):
-    from features.load import load_tables
-    from features.validation import ContractError
+    from features.contract.load import load_tables
+    from features.contract.validation import ContractError
 
     try:
         return load_tables(data)
@@ -39,7 +39,7 @@ def _load(data: Path):
 
 
 def _features_at(tables, as_of: pd.Timestamp) -> pd.DataFrame:
-    from features.histories import build_features
+    from features.histories.build import build_features
 
     features = build_features(tables, as_of)
     if features.empty:
@@ -62,7 +62,7 @@ def segment(
     tracking_uri: Optional[str] = typer.Option(None, help="MLflow tracking URI (default: local store in ./mlruns)."),
 ) -> None:
     """Segment the clients resident at a date, with profiles and cost concentration."""
-    from features.io import write_table
+    from features.contract.io import write_table
     from segmentation.report import segmentation_html, write_html
     from segmentation.segments import ALL_METHODS, horizon_cost, segment_clients
     from sote.tracking import track_segmentation
@@ -108,7 +108,7 @@ def segment_transitions(
     seed: int = typer.Option(0, help="Seed of every random step."),
 ) -> None:
     """How clients move between segments from one date to another (segments fitted at the earlier date)."""
-    from features.io import write_table
+    from features.contract.io import write_table
     from segmentation.report import transitions_html, write_html
     from segmentation.segments import segment_clients
     from segmentation.transitions import transition_matrix, transition_table

@@ -38,9 +38,9 @@ class DemoResult:
 
 def run_demo(out: str | Path, config: DemoConfig = DemoConfig(), say=print) -> DemoResult:
     """Run the whole pipeline; every output goes under ``out`` and tracking to ``./mlruns`` (or the URI)."""
-    from features.histories import ClientHistories
-    from features.io import write_table
-    from features.load import load_tables
+    from features.histories.build import ClientHistories
+    from features.contract.io import write_table
+    from features.contract.load import load_tables
     from features.synth import SynthConfig, generate_county
     from features.synth.realism import realism_report
     from models.scoring import score

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from features.io import atomic_path
+from features.contract.io import atomic_path
 
 TEXT = {
     "fi": {"title": "Riskilista", "unit": "Yksikkö", "as_of": "Tilanne", "model": "Malli", "rank": "Sija",

@@ -20,11 +20,11 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from features.codes import normalise_icd10
-from features.contract import MEASUREMENTS, SERVICE_LINES, TABLES
-from features.io import atomic_dir, write_table
-from features.schemas import DATE_COLUMNS, FLOAT_COLUMNS, STRING_COLUMNS
-from features.validation import validate_tables
+from features.contract.codes import normalise_icd10
+from features.contract.tables import MEASUREMENTS, SERVICE_LINES, TABLES
+from features.contract.io import atomic_dir, write_table
+from features.contract.schemas import DATE_COLUMNS, FLOAT_COLUMNS, STRING_COLUMNS
+from features.contract.validation import validate_tables
 
 #: Key of the pseudonyms when none is given. Public, hence not secret: anyone
 #: holding the source ids can recompute the pseudonyms made with it.
@@ -356,7 +356,7 @@ def contract_frame(table: str, columns: dict) -> pd.DataFrame:
 
 def empty_assessments() -> pd.DataFrame:
     """An empty ``assessments`` table (neither source format carries RAI scores)."""
-    from features.histories import empty_table
+    from features.histories.build import empty_table
 
     return empty_table("assessments").assign(source_row=pd.Series([], dtype="int64"))
 
@@ -365,7 +365,7 @@ def enforce_contract(tables: dict[str, pd.DataFrame], sources: dict[str, str], r
                      ) -> dict[str, pd.DataFrame]:
     """Run the contract's own validation; move every row it would quarantine to ``rejects``.
 
-    What is left passes ``features.load.load_tables`` in strict mode. Reasons are
+    What is left passes ``features.contract.load.load_tables`` in strict mode. Reasons are
     the validator's (e.g. ``date: dated after the client's death_date``), prefixed
     with ``contract:``; rows of a rejected client follow it (foreign key).
     """

@@ -34,8 +34,8 @@ from features.adapters.common import (
     read_source,
     snomed_to_icd10,
 )
-from features.codes import normalise_icd10, normalise_icpc2
-from features.contract import EPISODE_SERVICES, LANGUAGES
+from features.contract.codes import normalise_icd10, normalise_icpc2
+from features.contract.tables import EPISODE_SERVICES, LANGUAGES
 
 #: Canonical table <- OMOP table (DEATH is merged into clients).
 SOURCES = {"clients": "person", "events": "visit_occurrence", "diagnoses": "condition_occurrence",
@@ -306,7 +306,7 @@ def ingest_omop(
     Returns
     -------
     IngestResult
-        Tables that pass ``features.load.load_tables`` strictly, rejected rows
+        Tables that pass ``features.contract.load.load_tables`` strictly, rejected rows
         with reasons, and the mapping report. Visits without a Visit-domain COST
         row keep a missing cost, which the loader fills from the unit-cost table.
 

@@ -34,8 +34,8 @@ from features.adapters.common import (
     read_source,
     snomed_to_icd10,
 )
-from features.codes import normalise_icd10
-from features.contract import EPISODE_SERVICES, LANGUAGES
+from features.contract.codes import normalise_icd10
+from features.contract.tables import EPISODE_SERVICES, LANGUAGES
 
 #: Canonical table <- Synthea file.
 SOURCES = {"clients": "patients", "events": "encounters", "diagnoses": "conditions",
@@ -199,7 +199,7 @@ def ingest_synthea(
     Returns
     -------
     IngestResult
-        Tables that pass ``features.load.load_tables`` strictly, rejected rows
+        Tables that pass ``features.contract.load.load_tables`` strictly, rejected rows
         with reasons, and the mapping report.
 
     Raises

@@ -15,9 +15,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
-from features.contract import SERVICE_LINES
-from features.io import atomic_dir
-from features.synth.model import ARCHETYPES, default_prices
+from features.contract.tables import SERVICE_LINES
+from features.contract.io import atomic_dir
+from features.synth.dynamics import ARCHETYPES, default_prices
 from features.synth.records import INSTRUMENTS, MEASUREMENT_NAMES, SCALE_NAMES, Vocab
 from features.synth.simulate import NO_DAY, ChunkResult, CountyLayout, TruthSpec, simulate_chunk
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.codes import code_in_ranges
-from features.distinct import member_of
+from features.contract.codes import code_in_ranges
+from features.contract.distinct import member_of
 
 #: Reference ranges the synthetic county is calibrated to (DOMAIN.md and the foundation issue).
 REFERENCE = {

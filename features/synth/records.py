@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from features.contract import SERVICE_LINES
-from features.synth.model import CONDITIONS, Month, Prices, S
+from features.contract.tables import SERVICE_LINES
+from features.synth.dynamics import CONDITIONS, Month, Prices, S
 
 #: Diagnosis codes written for each condition: (ICD-10 codes, ICPC-2 codes).
 CODES: dict[str, tuple[list[str], list[str]]] = {

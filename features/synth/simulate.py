@@ -4,7 +4,7 @@ Clients never interact, so a county is simulated as independent chunks, each
 with its own random stream (reproducible whatever the number of workers).
 At every 1 January with a full year of data ahead, the state of each client
 present is copied into ``reps`` replicate futures and run 12 months forward
-with the same :func:`features.synth.model.step`; the outcome frequencies over
+with the same :func:`features.synth.dynamics.step`; the outcome frequencies over
 those futures are the client's true probabilities. The truth uses its own
 random stream, so the recorded data do not depend on the number of replicates.
 """
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from features.synth.model import (
+from features.synth.dynamics import (
     AGE_BANDS, ARCHETYPES, C, CONDITIONS, FEEDBACK, Prices, S, State, burden, new_clients, step,
 )
 from features.synth.records import STAFF_PER_UNIT, Rows, Vocab, emit_month, episode_cost, visit_cost

@@ -1,13 +1,6 @@
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:  # benchmarks/pandas_reference.py is imported by the tests
-    sys.path.insert(0, str(ROOT))
-
-from history_data import make_county  # noqa: E402
+from history_data import make_county  # tests/features is on sys.path as a conftest folder (pytest's prepend mode)
 
 
 @pytest.fixture(scope="session")

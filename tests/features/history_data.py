@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.contract import RAI_SCALES, SERVICE_LINES
+from features.contract.tables import RAI_SCALES, SERVICE_LINES
 
 AS_OF = pd.Timestamp("2024-01-01")
 START, END = pd.Timestamp("2020-01-01"), pd.Timestamp("2025-06-30")

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from features.load import load_tables
+from features.contract.load import load_tables
 from features.synth import SynthConfig, generate_county
 from models.scoring import RiskList, ScoringError, score
 from models.train import TrainConfig, train

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.load import load_tables
+from features.contract.load import load_tables
 from features.synth import SynthConfig, generate_county
 from models.explain import contributions
 from models.train import TrainConfig, train
@@ -41,7 +41,7 @@ def test_registered_pyfunc_round_trip_returns_the_same_probabilities(trained, co
     mlflow.set_tracking_uri(uri)
     assert result.promoted and result.version == "1"
     loaded = mlflow.pyfunc.load_model("models:/high_use@champion")
-    from features.histories import build_features
+    from features.histories.build import build_features
 
     X = build_features(load_tables(county), "2024-01-01").head(500)
     np.testing.assert_allclose(loaded.predict(X), result.model.predict_proba(X), rtol=0, atol=1e-12)
@@ -73,7 +73,7 @@ def test_temporal_split_is_enforced(county, tmp_path):
 
 def test_shap_contributions_add_up_to_the_raw_score(trained, county):
     result, _ = trained
-    from features.histories import build_features
+    from features.histories.build import build_features
 
     X = result.model.frame(build_features(load_tables(county), "2024-01-01").head(300))
     contrib, base = contributions(result.model.booster, X)

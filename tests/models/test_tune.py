@@ -3,10 +3,10 @@ import mlflow
 import pandas as pd
 import pytest
 
-from features.dictionary import feature_dictionary
-from features.labels import build_training_set
-from features.load import load_tables
-from features.spec import load_spec
+from features.histories.dictionary import feature_dictionary
+from features.targets.labels import build_training_set
+from features.contract.load import load_tables
+from features.histories.spec import load_spec
 from features.synth import SynthConfig, generate_county
 from models.train import TrainConfig, train
 from models.tune import SEARCH_SPACE, tune

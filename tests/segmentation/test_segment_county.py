@@ -4,8 +4,8 @@ import pytest
 from sklearn.metrics import adjusted_rand_score
 from typer.testing import CliRunner
 
-from features.histories import build_features
-from features.load import load_tables
+from features.histories.build import build_features
+from features.contract.load import load_tables
 from features.synth import SynthConfig, generate_county
 from segmentation.segments import horizon_cost, segment_clients
 from sote.cli import app

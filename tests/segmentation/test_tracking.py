@@ -5,8 +5,8 @@ import mlflow
 import pandas as pd
 import pytest
 
-from features.histories import build_features
-from features.load import load_tables
+from features.histories.build import build_features
+from features.contract.load import load_tables
 from features.synth import SynthConfig, generate_county
 from segmentation.report import segmentation_html
 from segmentation.segments import horizon_cost, segment_clients

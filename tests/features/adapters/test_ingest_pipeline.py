@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 from features.adapters import ingest_omop, ingest_synthea
-from features.histories import build_features
-from features.labels import build_labels
-from features.load import load_tables
+from features.histories.build import build_features
+from features.targets.labels import build_labels
+from features.contract.load import load_tables
 from segmentation.segments import horizon_cost, segment_clients
 
 FIXTURES = Path(__file__).resolve().parents[3].parent / "shared" / "fixtures"

@@ -12,7 +12,7 @@ import yaml
 from typer.testing import CliRunner
 
 from features.adapters import AdapterError, ingest_omop
-from features.load import load_tables
+from features.contract.load import load_tables
 from sote.cli import app
 
 SRC = Path(__file__).resolve().parents[3].parent / "shared" / "fixtures" / "omop"

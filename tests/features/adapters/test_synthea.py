@@ -17,8 +17,8 @@ from typer.testing import CliRunner
 
 from features.adapters import AdapterError, ingest_synthea
 from features.adapters.common import DEFAULT_KEY
-from features.codes import code_in_ranges
-from features.load import load_tables
+from features.contract.codes import code_in_ranges
+from features.contract.load import load_tables
 from sote.cli import app
 
 SRC = Path(__file__).resolve().parents[3].parent / "shared" / "fixtures" / "synthea"

@@ -1,6 +1,6 @@
 import pytest
 
-from features.load import load_tables
+from features.contract.load import load_tables
 from features.synth import SynthConfig, generate_county
 
 

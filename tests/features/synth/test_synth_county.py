@@ -5,9 +5,9 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from features.codes import code_in_ranges
-from features.contract import SERVICE_LINES, TABLES
-from features.load import load_tables
+from features.contract.codes import code_in_ranges
+from features.contract.tables import SERVICE_LINES, TABLES
+from features.contract.load import load_tables
 from features.synth import SynthConfig, generate_county
 from features.synth.realism import REFERENCE, realism_report
 
@@ -125,7 +125,7 @@ def test_dirty_county_faults_are_each_caught_and_quarantine_loses_nothing(tmp_pa
         assert len(result.quarantine[table]) >= by_table[table], table
     assert len(result.quarantine["clients"]) == by_table["clients"]
     # The clean remainder passes strict validation.
-    from features.load import write_tables
+    from features.contract.load import write_tables
 
     write_tables(result.tables, tmp_path / "clean")
     assert load_tables(tmp_path / "clean").report.ok
@@ -150,7 +150,7 @@ def test_ita_uusimaa_preset_has_a_large_swedish_minority(tmp_path):
 
 @pytest.mark.parametrize("target", ["high_use", "diabetes_high_use", "elderly_low_function", "young_adult_mhsu"])
 def test_truth_cohorts_are_exactly_the_label_cohorts(small_county, small_tables, target):
-    from features.labels import build_labels
+    from features.targets.labels import build_labels
 
     path, _ = small_county
     truth = pd.read_parquet(path / "truth.parquet")

@@ -1,4 +1,4 @@
-"""Compile a :class:`~features.spec.FeatureSpec` to one SQL query as of an index date.
+"""Compile a :class:`~features.histories.spec.FeatureSpec` to one SQL query as of an index date.
 
 The query reads the registered tables ``clients``, ``events``, ``diagnoses``,
 ``measurements``, ``assessments`` and ``unit_rates`` (see
@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from features.contract import EPISODE_SERVICES, HEALTH_SERVICES, SOCIAL_SERVICES
-from features.costs import UnitCost
-from features.spec import FeatureColumn, FeatureSpec
+from features.contract.tables import EPISODE_SERVICES, HEALTH_SERVICES, SOCIAL_SERVICES
+from features.contract.costs import UnitCost
+from features.histories.spec import FeatureColumn, FeatureSpec
 
 #: Rate-table key for a service's base rate (matches no real professional).
 BASE_RATE = "*"
@@ -47,7 +47,7 @@ def _in(values) -> str:
 
 
 def _range_cond(col: str, ranges) -> str:
-    """SQL twin of :func:`features.codes.code_in_ranges` on the 3-character category."""
+    """SQL twin of :func:`features.contract.codes.code_in_ranges` on the 3-character category."""
     parts = []
     for lo, hi in ranges:
         lower = lo if len(lo) >= 3 else lo + "00"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from features.distinct import per_unique
+from features.contract.distinct import per_unique
 
 _ICD10 = r"^([A-Z])(\d{2})\.?([0-9A-Z]{0,4})$"
 _ICPC2 = r"^([A-Z])(\d{2})(?:\.?(\d{1,2}))?$"

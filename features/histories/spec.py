@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from features.contract import (
+from features.contract.tables import (
     EPISODE_SERVICES,
     HEALTH_SERVICES,
     MEASUREMENTS,

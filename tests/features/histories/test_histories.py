@@ -8,11 +8,11 @@ import sqlglot
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from benchmarks.pandas_reference import reference_features
-from features.contract import EPISODE_SERVICES, SERVICE_LINES
-from features.feature_schema import feature_schema
-from features.histories import ClientHistories, build_features
-from features.spec import load_spec
+from features.histories.pandas_reference import reference_features
+from features.contract.tables import EPISODE_SERVICES, SERVICE_LINES
+from features.histories.schema import feature_schema
+from features.histories.build import ClientHistories, build_features
+from features.histories.spec import load_spec
 from history_data import AS_OF, frames, make_county
 
 T = AS_OF

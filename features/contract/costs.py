@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from features.contract import SERVICE_LINES
+from features.contract.tables import SERVICE_LINES
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from features.contract import MEASUREMENTS
-from features.spec import FeatureColumn, FeatureSpec, load_spec
+from features.contract.tables import MEASUREMENTS
+from features.histories.spec import FeatureColumn, FeatureSpec, load_spec
 
 LANGS = ("fi", "sv", "en")
 

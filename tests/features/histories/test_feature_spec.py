@@ -4,12 +4,12 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from features.dictionary import describe, feature_dictionary
-from features.feature_schema import feature_schema
-from features.histories import build_features
-from features.load import write_tables
-from features.spec import SpecError, load_spec, parse_spec
-from features.validation import validate_tables
+from features.histories.dictionary import describe, feature_dictionary
+from features.histories.schema import feature_schema
+from features.histories.build import build_features
+from features.contract.load import write_tables
+from features.histories.spec import SpecError, load_spec, parse_spec
+from features.contract.validation import validate_tables
 from history_data import AS_OF
 from sote.cli import app
 

@@ -26,11 +26,11 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from features.codes import code_in_ranges
-from features.contract import EPISODE_SERVICES, RAI_SCALES, SERVICE_LINES
-from features.costs import fill_missing_costs, load_unit_costs
-from features.spec import FeatureSpec, load_diagnosis_groups
-from features.validation import ValidatedTables
+from features.contract.codes import code_in_ranges
+from features.contract.tables import EPISODE_SERVICES, RAI_SCALES, SERVICE_LINES
+from features.contract.costs import fill_missing_costs, load_unit_costs
+from features.histories.spec import FeatureSpec, load_diagnosis_groups
+from features.contract.validation import ValidatedTables
 
 OUTCOME_KINDS = ("cost_quantile", "count", "service_start", "assessment_level", "assessment_rise", "any_of")
 _OUTCOME_KEYS = {
@@ -208,8 +208,8 @@ def _frames(data, validate: bool) -> dict[str, pd.DataFrame]:
         return dict(data.tables)
     if isinstance(data, Mapping):
         return dict(data)
-    from features.io import read_tables
-    from features.load import load_tables
+    from features.contract.io import read_tables
+    from features.contract.load import load_tables
 
     return dict(load_tables(data).tables) if validate else read_tables(data)[0]
 
@@ -325,7 +325,7 @@ def build_labels(data, as_of, target: str | Target, *, targets: str | Path | Map
     targets
         Targets YAML path or loaded mapping (the packaged file when None).
     validate
-        For a folder, validate it with :func:`features.load.load_tables` first.
+        For a folder, validate it with :func:`features.contract.load.load_tables` first.
 
     Returns
     -------
@@ -398,7 +398,7 @@ def build_training_set(data, as_of_dates: Iterable, target: str, spec: FeatureSp
 
     The tables are read and registered once; for each T the feature table is
     joined to the target's cohort (inner join: one row per cohort member).
-    Pass ``histories`` (a :class:`~features.histories.ClientHistories` over the
+    Pass ``histories`` (a :class:`~features.histories.build.ClientHistories` over the
     same tables, e.g. with ``cache=True``) to reuse feature tables across targets.
 
     Returns
@@ -407,7 +407,7 @@ def build_training_set(data, as_of_dates: Iterable, target: str, spec: FeatureSp
         ``client_id, as_of``, the spec's feature columns, then ``label`` and the
         label's horizon columns; rows sorted by ``as_of`` and ``client_id``.
     """
-    from features.histories import ClientHistories
+    from features.histories.build import ClientHistories
 
     tables = _frames(data, validate)
     declared = targets if isinstance(targets, Mapping) else load_targets(targets)

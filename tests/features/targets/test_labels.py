@@ -4,8 +4,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from features.histories import build_features
-from features.labels import TargetError, build_labels, build_training_set, load_targets
+from features.histories.build import build_features
+from features.targets.labels import TargetError, build_labels, build_training_set, load_targets
 from history_data import AS_OF, frames
 
 T = AS_OF

@@ -3,8 +3,8 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from features.codes import normalise_icd10
-from features.distinct import categorical_to_string, member_of, per_unique
+from features.contract.codes import normalise_icd10
+from features.contract.distinct import categorical_to_string, member_of, per_unique
 
 values = st.lists(st.sampled_from(["E11.9", " e119 ", "E10.3+ H36.0*", "x", "", "T90", None]), max_size=50)
 

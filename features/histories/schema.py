@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pandera.pandas as pa
 
-from features.contract import LANGUAGES, MEASUREMENTS, RAI_SCALES, SEXES
-from features.spec import FeatureColumn, FeatureSpec, load_spec
+from features.contract.tables import LANGUAGES, MEASUREMENTS, RAI_SCALES, SEXES
+from features.histories.spec import FeatureColumn, FeatureSpec, load_spec
 
 _NON_NEGATIVE_INT = {"count", "days", "units", "professionals", "total_count", "service_lines", "chronic_conditions",
                      "charlson_index"}

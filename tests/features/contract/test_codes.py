@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from features.codes import code_in_ranges, normalise_codes, normalise_icd10, normalise_icpc2, normalise_system
+from features.contract.codes import code_in_ranges, normalise_codes, normalise_icd10, normalise_icpc2, normalise_system
 
 
 @pytest.mark.parametrize("raw", ["E11.9", "E119", "e11.9", " E11.9 ", "E11.9*", "E11.9+H36.0*"])

@@ -1,11 +1,11 @@
 """A plain pandas implementation of the feature spec, independent of the SQL compiler.
 
-It reads the same :class:`~features.spec.FeatureSpec` and follows the rules of
+It reads the same :class:`~features.histories.spec.FeatureSpec` and follows the rules of
 docs/features.md with ordinary pandas operations (filter, groupby, unstack).
 The tests compare it with the DuckDB pipeline on generated data, and
 ``bench_features.py`` races the two. It shares only the spec, the unit-cost
-rule (:func:`features.costs.unit_cost_per_row`) and the diagnosis-range rule
-(:func:`features.codes.code_in_ranges`) with the library: the definitions,
+rule (:func:`features.contract.costs.unit_cost_per_row`) and the diagnosis-range rule
+(:func:`features.contract.codes.code_in_ranges`) with the library: the definitions,
 not the implementation.
 """
 from __future__ import annotations
@@ -13,10 +13,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.codes import code_in_ranges
-from features.contract import EPISODE_SERVICES, HEALTH_SERVICES, SOCIAL_SERVICES
-from features.costs import load_unit_costs, unit_cost_per_row
-from features.spec import FeatureSpec, load_spec
+from features.contract.codes import code_in_ranges
+from features.contract.tables import EPISODE_SERVICES, HEALTH_SERVICES, SOCIAL_SERVICES
+from features.contract.costs import load_unit_costs, unit_cost_per_row
+from features.histories.spec import FeatureSpec, load_spec
 
 DAY = pd.Timedelta(days=1)
 
@@ -201,7 +201,7 @@ def reference_features(tables: dict[str, pd.DataFrame], as_of, spec: FeatureSpec
     Returns
     -------
     pandas.DataFrame
-        Same columns, order and dtypes as :func:`features.histories.build_features`.
+        Same columns, order and dtypes as :func:`features.histories.build.build_features`.
     """
     spec = spec or load_spec()
     t = pd.Timestamp(as_of).normalize()

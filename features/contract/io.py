@@ -20,10 +20,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from features.codes import normalise_codes, normalise_system
-from features.contract import TABLES
-from features.distinct import categorical_to_string, per_unique
-from features.schemas import DATE_COLUMNS, FLOAT_COLUMNS, STRING_COLUMNS
+from features.contract.codes import normalise_codes, normalise_system
+from features.contract.tables import TABLES
+from features.contract.distinct import categorical_to_string, per_unique
+from features.contract.schemas import DATE_COLUMNS, FLOAT_COLUMNS, STRING_COLUMNS
 
 
 @dataclass

@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
-from features.contract import TABLES
-from features.io import ParseProblem
-from features.schemas import CHECK_COLUMNS, SCHEMAS
+from features.contract.tables import TABLES
+from features.contract.io import ParseProblem
+from features.contract.schemas import CHECK_COLUMNS, SCHEMAS
 
 EXAMPLES = 3
 _DATED = {"events": "start", "diagnoses": "date", "measurements": "date", "assessments": "date"}
@@ -209,7 +209,7 @@ def validate_tables(
     Parameters
     ----------
     tables
-        Table name to DataFrame, as returned by :func:`features.io.read_tables`.
+        Table name to DataFrame, as returned by :func:`features.contract.io.read_tables`.
     lenient
         Keep the valid rows and quarantine the rest instead of raising.
     parse_problems

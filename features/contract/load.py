@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from features.contract import TABLES
-from features.costs import fill_missing_costs, load_unit_costs
-from features.io import atomic_dir, read_tables, write_table
-from features.validation import ValidatedTables, validate_tables
+from features.contract.tables import TABLES
+from features.contract.costs import fill_missing_costs, load_unit_costs
+from features.contract.io import atomic_dir, read_tables, write_table
+from features.contract.validation import ValidatedTables, validate_tables
 
 
 def load_tables(
@@ -37,7 +37,7 @@ def load_tables(
 
     Raises
     ------
-    features.validation.ContractError
+    features.contract.validation.ContractError
         If the data break the contract (strict mode) or a table's structure is broken.
     """
     tables, problems = read_tables(data_dir)

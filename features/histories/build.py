@@ -1,6 +1,6 @@
 """Client histories as of an index date: the Python API over the compiled SQL.
 
->>> from features.histories import build_features
+>>> from features.histories.build import build_features
 >>> X = build_features("out/county", "2024-01-01")          # doctest: +SKIP
 
 :class:`ClientHistories` registers the tables with an engine once and builds
@@ -15,14 +15,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from features.contract import TABLES
-from features.costs import load_unit_costs
-from features.engine import DuckDBEngine, Engine
-from features.io import find_table
-from features.schemas import DATE_COLUMNS, FLOAT_COLUMNS, STRING_COLUMNS
-from features.spec import FeatureSpec, load_spec
-from features.sql import compile_features, unit_rates_frame
-from features.validation import ValidatedTables
+from features.contract.tables import TABLES
+from features.contract.costs import load_unit_costs
+from features.histories.engine import DuckDBEngine, Engine
+from features.contract.io import find_table
+from features.contract.schemas import DATE_COLUMNS, FLOAT_COLUMNS, STRING_COLUMNS
+from features.histories.spec import FeatureSpec, load_spec
+from features.histories.sql import compile_features, unit_rates_frame
+from features.contract.validation import ValidatedTables
 
 TableSource = str | Path | Mapping[str, pd.DataFrame] | ValidatedTables
 
@@ -54,7 +54,7 @@ def load_source(data: TableSource, *, validate: bool = True) -> dict[str, pd.Dat
     data
         A data folder, a mapping of table name to DataFrame, or validated tables.
     validate
-        For a folder: read it with :func:`features.load.load_tables` (validated,
+        For a folder: read it with :func:`features.contract.load.load_tables` (validated,
         costs filled; raises on a broken contract). With False, Parquet tables are
         scanned in place by the engine, which is much faster for data already
         validated (e.g. written by ``sote validate --out`` or ``sote synth``).
@@ -63,7 +63,7 @@ def load_source(data: TableSource, *, validate: bool = True) -> dict[str, pd.Dat
     ------
     FileNotFoundError
         If the folder or its clients/events tables are missing.
-    features.validation.ContractError
+    features.contract.validation.ContractError
         If ``validate`` and the data break the contract.
     """
     if isinstance(data, ValidatedTables):
@@ -75,7 +75,7 @@ def load_source(data: TableSource, *, validate: bool = True) -> dict[str, pd.Dat
         return {t: data[t] if t in data else empty_table(t) for t in TABLES}
     path = Path(data)
     if validate:
-        from features.load import load_tables
+        from features.contract.load import load_tables
 
         return dict(load_tables(path).tables)
     if not path.is_dir():
@@ -90,7 +90,7 @@ def load_source(data: TableSource, *, validate: bool = True) -> dict[str, pd.Dat
         elif found.is_dir() or found.suffix == ".parquet":
             out[table] = found
         else:
-            from features.io import read_tables
+            from features.contract.io import read_tables
 
             out[table] = read_tables(path, (table,))[0][table]
     return out
@@ -114,7 +114,7 @@ class ClientHistories:
     spec
         A :class:`FeatureSpec`, a spec YAML path, or None for the packaged default.
     engine
-        Any :class:`~features.engine.Engine`; a fresh :class:`DuckDBEngine` by default.
+        Any :class:`~features.histories.engine.Engine`; a fresh :class:`DuckDBEngine` by default.
     validate
         See :func:`load_source`.
     cache
@@ -173,7 +173,7 @@ def build_features(data: TableSource, as_of, spec: FeatureSpec | str | Path | No
     ----------
     data
         A data folder (Parquet/CSV), a mapping of table name to DataFrame, or
-        :class:`~features.validation.ValidatedTables`.
+        :class:`~features.contract.validation.ValidatedTables`.
     as_of
         Index date T; only records dated before T are used.
     spec

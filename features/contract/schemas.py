@@ -2,7 +2,7 @@
 
 Each model checks what can be checked inside one table (types, allowed values,
 ranges, uniqueness, end >= start). Rules that need two tables (foreign keys,
-events before birth or after death) live in :mod:`features.validation`, which
+events before birth or after death) live in :mod:`features.contract.validation`, which
 runs everything lazily and reports every problem at once.
 """
 from __future__ import annotations
@@ -11,8 +11,8 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
-from features.codes import ICD10_CANONICAL, ICPC2_CANONICAL
-from features.contract import (
+from features.contract.codes import ICD10_CANONICAL, ICPC2_CANONICAL
+from features.contract.tables import (
     CODE_SYSTEMS,
     LANGUAGES,
     MEASUREMENTS,
@@ -29,7 +29,7 @@ _LATEST = pd.Timestamp("2100-01-01")
 class _Table(pa.DataFrameModel):
     class Config:
         strict = False  # extra columns pass through; counties carry their own
-        coerce = False  # types are fixed by features.io, so a bad value is reported, not guessed
+        coerce = False  # types are fixed by features.contract.io, so a bad value is reported, not guessed
 
 
 class Clients(_Table):

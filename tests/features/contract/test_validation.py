@@ -4,9 +4,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from features.io import read_tables
-from features.load import load_tables, write_quarantine
-from features.validation import ContractError, validate_tables
+from features.contract.io import read_tables
+from features.contract.load import load_tables, write_quarantine
+from features.contract.validation import ContractError, validate_tables
 
 
 def _write(tmp_path, **tables):
@@ -124,7 +124,7 @@ def test_quarantine_write_is_atomic(tmp_path, tables, monkeypatch):
 @given(st.lists(st.tuples(st.sampled_from(["x", "y", None]), st.sampled_from([1.0, 2.0, float("nan")]),
                           st.integers(0, 2)), max_size=40))
 def test_duplicate_rows_found_by_hash_equal_pandas_duplicated(rows):
-    from features.validation import _duplicated_rows
+    from features.contract.validation import _duplicated_rows
 
     frame = pd.DataFrame(rows, columns=["a", "b", "c"])
     frame = frame.astype({"a": "string"}).assign(c=pd.to_datetime(frame["c"], unit="D"))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from features.contract import SERVICE_LINES
+from features.contract.tables import SERVICE_LINES
 
 State = dict[str, np.ndarray]
 
@@ -61,7 +61,7 @@ class Prices:
 
 
 def default_prices() -> Prices:
-    from features.costs import load_unit_costs
+    from features.contract.costs import load_unit_costs
 
     table = load_unit_costs()
     visit = np.array([table[s].eur for s in SERVICE_LINES], dtype=np.float64)
