@@ -6,12 +6,25 @@ imports a command module, so there is no import loop.
 """
 from __future__ import annotations
 
+from enum import IntEnum
+
 import typer
 from rich.console import Console
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Client segmentation and service-need prediction for wellbeing services counties.")
 console = Console(stderr=True)
+
+
+class ExitCode(IntEnum):
+    """The exit statuses of every ``sote`` command, defined once (docs/cli.md lists them)."""
+
+    OK = 0
+    FAILED = 1  #: an internal error: a bug or an unexpected failure (``--debug`` shows the traceback)
+    USER_ERROR = 2  #: a wrong option, a missing or unreadable file, an output folder that is refused
+    DATA_INVALID = 3  #: the input breaks the data contract (strict validation) or its declared period
+    QUALITY_GATE = 4  #: a model failed its quality gate (not registered or not promoted)
+    DRIFT = 5  #: drift above the configured threshold (batch jobs with ``fail_on_drift``)
 
 
 @app.callback()
