@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from importlib import resources
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from features.config.loader import ConfigError, ConfigFileNotFound, build, read_yaml
 from features.contract.tables import (
     EPISODE_SERVICES,
     HEALTH_SERVICES,
@@ -40,8 +39,78 @@ _SERVICE_SETS = {
 }
 
 
-class SpecError(ValueError):
+class SpecError(ConfigError):
     """A feature spec, diagnosis-group or Charlson file that cannot be used."""
+
+
+# The shapes of the spec file's sections, checked by the config loader (types, unknown keys,
+# ranges); the rules that relate keys to each other and to the contract are checked in parse_spec.
+_DAYS = {"gt": 0}
+
+
+@dataclass(frozen=True)
+class _EventsEntry:
+    agg: str
+    services: str | tuple[str, ...] = "all"
+    windows: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True)
+class _TotalsSection:
+    aggs: tuple[str, ...] | None = field(default=(), metadata={"choices": TOTAL_AGGS})
+    windows: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True)
+class _MultiSectorSection:
+    windows: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True)
+class _DiagnosesSection:
+    groups: str | tuple[str, ...] | None = ()
+    lookback_days: int | None = field(default=None, metadata=_DAYS)
+    chronic_count: str | tuple[str, ...] | None = ()
+    charlson: str | None = None
+    groups_file: str | None = None
+
+
+@dataclass(frozen=True)
+class _MeasurementEntry:
+    lookback_days: int = field(default=730, metadata=_DAYS)
+    change: bool = False
+    days_since: bool = False
+
+
+@dataclass(frozen=True)
+class _AssessmentsSection:
+    scales: tuple[str, ...] | None = None
+    lookback_days: int = field(default=730, metadata=_DAYS)
+    change_days: int = field(default=365, metadata=_DAYS)
+
+
+@dataclass(frozen=True)
+class _ContinuitySection:
+    services: str | tuple[str, ...] = ("primary_care_visit",)
+    window_days: int = field(default=730, metadata=_DAYS)
+    min_contacts: int = field(default=2, metadata={"ge": 1})
+    by: tuple[str, ...] | None = field(default=None, metadata={"choices": CONTINUITY_BY})
+
+
+@dataclass(frozen=True)
+class _SpecFile:
+    version: Any = 1
+    windows: tuple[int, ...] | None = (90, 180, 365, 730)
+    events: tuple[_EventsEntry, ...] | None = ()
+    days_since_last: Any = None
+    totals: _TotalsSection | None = None
+    multi_sector: _MultiSectorSection | None = None
+    diagnoses: _DiagnosesSection | None = None
+    measurements: Mapping[str, _MeasurementEntry | None] | None = None
+    assessments: _AssessmentsSection | None = None
+    continuity: _ContinuitySection | None = None
+    demographics: tuple[str, ...] | None = DEMOGRAPHICS
+    unit_costs: str | None = None
 
 
 @dataclass(frozen=True)
@@ -198,37 +267,39 @@ class FeatureSpec:
         return ["client_id", *(c.name for c in self.columns())]
 
 
-def _config_text(name: str) -> str:
-    return resources.files("features.config").joinpath(name).read_text()
-
-
 def _fail(source: str, where: str, problem: str) -> SpecError:
-    return SpecError(f"feature spec {source}: {where}: {problem}")
+    return SpecError(f"feature spec {source}: {where}: {problem}", source=source, where=where)
 
 
-def _check_keys(raw: dict, allowed: set[str], source: str, where: str) -> None:
-    unknown = sorted(set(raw) - allowed)
-    if unknown:
-        raise _fail(source, where, f"unknown key(s) {unknown}; allowed: {sorted(allowed)}")
+def _read(path: str | Path | None, packaged: str, kind: str) -> tuple[Any, str]:
+    """Parse a spec-related YAML through the config loader, its errors as :class:`SpecError`."""
+    try:
+        return read_yaml(path, packaged)
+    except ConfigFileNotFound as err:
+        raise ConfigFileNotFound(f"{kind} not found: {path}", source=err.source) from err
+    except ConfigError as err:
+        raise SpecError(f"{kind} {err}", source=err.source) from err
+
+
+def _build(cls: type, raw: Any, source: str, where: str, kind: str = "feature spec"):
+    """:func:`features.config.loader.build` with the message prefixed by ``kind`` and raised as SpecError."""
+    try:
+        return build(cls, raw, f"{kind} {source}", where)
+    except SpecError:
+        raise
+    except ConfigError as err:
+        raise SpecError(str(err), source=source, where=err.where) from err
 
 
 def _positive_ints(value: Any, source: str, where: str) -> tuple[int, ...]:
-    if not isinstance(value, list) or not value:
+    if not isinstance(value, (list, tuple)) or not value:
         raise _fail(source, where, f"expected a non-empty list of days, got {value!r}")
     for v in value:
         if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
             raise _fail(source, where, f"window {v!r} is not a positive whole number of days")
     if len(set(value)) != len(value):
-        raise _fail(source, where, f"duplicate windows in {value}")
+        raise _fail(source, where, f"duplicate windows in {list(value)}")
     return tuple(sorted(value))
-
-
-def _days(value: Any, source: str, where: str, allow_none: bool = False) -> int | None:
-    if value is None and allow_none:
-        return None
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise _fail(source, where, f"expected a positive whole number of days, got {value!r}")
-    return value
 
 
 def _services(value: Any, source: str, where: str) -> tuple[str, ...]:
@@ -236,12 +307,23 @@ def _services(value: Any, source: str, where: str) -> tuple[str, ...]:
         if value not in _SERVICE_SETS:
             raise _fail(source, where, f"unknown service set {value!r}; use one of {sorted(_SERVICE_SETS)} or a list")
         return _SERVICE_SETS[value]
-    if not isinstance(value, list) or not value:
+    if not isinstance(value, (list, tuple)) or not value:
         raise _fail(source, where, f"expected a service set name or a non-empty list, got {value!r}")
     unknown = [s for s in value if s not in SERVICE_LINES]
     if unknown:
         raise _fail(source, where, f"unknown service line(s) {unknown}; known: {list(SERVICE_LINES)}")
     return tuple(s for s in SERVICE_LINES if s in value)  # contract order keeps column order stable
+
+
+@dataclass(frozen=True)
+class _GroupEntry:
+    icd10: tuple[tuple[str, str], ...] | None = ()
+    icpc2: tuple[tuple[str, str], ...] | None = ()
+
+
+@dataclass(frozen=True)
+class _GroupsFile:
+    groups: Mapping[str, _GroupEntry | None] | None = None
 
 
 def load_diagnosis_groups(path: str | Path | None = None) -> dict[str, DiagnosisGroup]:
@@ -250,24 +332,41 @@ def load_diagnosis_groups(path: str | Path | None = None) -> dict[str, Diagnosis
     Raises
     ------
     SpecError
-        If a group is malformed (a range that is not two category bounds).
+        If the file is not valid YAML or a group is malformed (a range that is
+        not two category bounds, an unknown key); the message names the file,
+        the key path and the value.
+    FileNotFoundError
+        If ``path`` does not exist.
     """
-    text = _config_text("diagnosis_groups.yaml") if path is None else Path(path).read_text()
-    raw = (yaml.safe_load(text) or {}).get("groups") or {}
+    raw, source = _read(path, "diagnosis_groups.yaml", "diagnosis groups")
+    parsed = _build(_GroupsFile, raw, source, "", kind="diagnosis groups")
     out = {}
-    for name, systems in raw.items():
-        ranges = {}
-        for system in ("icd10", "icpc2"):
-            pairs = (systems or {}).get(system) or []
-            for pair in pairs:
-                if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(b, str) for b in pair)):
-                    raise SpecError(f"diagnosis groups {path or 'default'}: group {name}, {system}: bad range {pair!r}")
-            ranges[system] = tuple((lo, hi) for lo, hi in pairs)
-        out[name] = DiagnosisGroup(name, ranges["icd10"], ranges["icpc2"])
+    for name, entry in (parsed.groups or {}).items():
+        entry = entry or _GroupEntry()
+        out[name] = DiagnosisGroup(name, tuple(entry.icd10 or ()), tuple(entry.icpc2 or ()))
     return out
 
 
 _CODE = re.compile(r"^[A-Z]\d{2}[0-9A-Z]{0,2}$")
+
+
+@dataclass(frozen=True)
+class _CharlsonEntry:
+    weight: int = field(metadata={"ge": 0})
+    icd10: tuple[str, ...] | None = ()
+
+
+@dataclass(frozen=True)
+class _ImpliesRule:
+    all_of: tuple[str, ...] = field(metadata={"non_empty": True})
+    then: str
+
+
+@dataclass(frozen=True)
+class _CharlsonFile:
+    categories: Mapping[str, _CharlsonEntry] = field(default_factory=dict, metadata={"non_empty": True})
+    implies: tuple[_ImpliesRule, ...] | None = ()
+    supersedes: Mapping[str, tuple[str, ...]] | None = None
 
 
 def load_charlson(path: str | Path | None = None) -> Charlson:
@@ -278,166 +377,151 @@ def load_charlson(path: str | Path | None = None) -> Charlson:
     SpecError
         If an entry is not a code prefix or range, a weight is not a whole
         number, or a rule names an unknown category.
+    FileNotFoundError
+        If ``path`` does not exist.
     """
-    source = str(path or "charlson.yaml")
-    text = _config_text("charlson.yaml") if path is None else Path(path).read_text()
-    raw = yaml.safe_load(text) or {}
+    raw, source = _read(path, "charlson.yaml", "Charlson mapping")
+    parsed = _build(_CharlsonFile, raw, source, "", kind="Charlson mapping")
+    if not parsed.categories:
+        raise SpecError(f"Charlson mapping {source}: no categories", source=source)
     cats = []
-    for name, spec in (raw.get("categories") or {}).items():
-        if not isinstance(spec, dict) or not isinstance(spec.get("weight"), int):
-            raise SpecError(f"Charlson mapping {source}: category {name}: needs an integer weight")
+    for name, spec in parsed.categories.items():
         prefixes, ranges = [], []
-        for entry in spec.get("icd10") or []:
-            entry = str(entry).replace(".", "").upper()
+        for entry in spec.icd10 or ():
+            entry = entry.replace(".", "").upper()
             lo, _, hi = entry.partition("-")
             if not _CODE.match(lo) or (hi and (not _CODE.match(hi) or len(hi) != len(lo))):
-                raise SpecError(f"Charlson mapping {source}: category {name}: bad ICD-10 entry {entry!r}")
+                raise SpecError(f"Charlson mapping {source}: categories.{name}.icd10: bad ICD-10 entry {entry!r}",
+                                source=source, where=f"categories.{name}.icd10")
             if hi:
                 ranges.append((lo, hi))
             else:
                 prefixes.append(lo)
-        cats.append(CharlsonCategory(name, spec["weight"], tuple(prefixes), tuple(ranges)))
+        cats.append(CharlsonCategory(name, spec.weight, tuple(prefixes), tuple(ranges)))
     names = {c.name for c in cats}
-    if not names:
-        raise SpecError(f"Charlson mapping {source}: no categories")
     implies = []
-    for rule in raw.get("implies") or []:
-        needed, then = tuple(rule.get("all_of") or ()), rule.get("then")
-        if not needed or then not in names or not set(needed) <= names:
-            raise SpecError(f"Charlson mapping {source}: bad implies rule {rule!r}")
-        implies.append((needed, then))
+    for i, rule in enumerate(parsed.implies or ()):
+        unknown = sorted(set(rule.all_of) - names) + ([rule.then] if rule.then not in names else [])
+        if unknown:
+            raise SpecError(f"Charlson mapping {source}: implies[{i}]: unknown category {unknown}",
+                            source=source, where=f"implies[{i}]")
+        implies.append((rule.all_of, rule.then))
     supersedes = []
-    for high, lows in (raw.get("supersedes") or {}).items():
-        if high not in names or not set(lows) <= names:
-            raise SpecError(f"Charlson mapping {source}: supersedes {high}: unknown category")
+    for high, lows in (parsed.supersedes or {}).items():
+        unknown = sorted(({high} | set(lows)) - names)
+        if unknown:
+            raise SpecError(f"Charlson mapping {source}: supersedes.{high}: unknown category {unknown}",
+                            source=source, where=f"supersedes.{high}")
         supersedes.append((high, tuple(lows)))
     return Charlson(tuple(cats), tuple(implies), tuple(supersedes))
 
 
-def _event_aggs(raw: Any, windows: tuple[int, ...], source: str) -> tuple[EventAggregation, ...]:
-    if not isinstance(raw, list):
-        raise _fail(source, "events", "expected a list of aggregations")
+def _event_aggs(entries: tuple[_EventsEntry, ...], windows: tuple[int, ...],
+                source: str) -> tuple[EventAggregation, ...]:
     out = []
-    for i, item in enumerate(raw):
+    for i, item in enumerate(entries):
         where = f"events[{i}]"
-        if not isinstance(item, dict):
-            raise _fail(source, where, f"expected a mapping, got {item!r}")
-        _check_keys(item, {"agg", "services", "windows"}, source, where)
-        agg = item.get("agg")
-        if agg not in EVENT_AGGS:
-            raise _fail(source, where, f"unknown aggregation {agg!r}; known: {list(EVENT_AGGS)}")
-        services = _services(item.get("services", "all"), source, where)
-        if agg == "days":
+        if item.agg not in EVENT_AGGS:
+            raise _fail(source, where, f"unknown aggregation {item.agg!r}; known: {list(EVENT_AGGS)}")
+        services = _services(item.services, source, f"{where}.services")
+        if item.agg == "days":
             not_episodes = [s for s in services if s not in EPISODE_SERVICES]
             if not_episodes:
                 raise _fail(source, where, f"days are counted for episode services only "
                                            f"({sorted(EPISODE_SERVICES)}), not {not_episodes}")
-        ws = _positive_ints(item["windows"], source, f"{where}.windows") if "windows" in item else windows
-        out.append(EventAggregation(agg, services, ws))
+        ws = _positive_ints(item.windows, source, f"{where}.windows") if item.windows is not None else windows
+        out.append(EventAggregation(item.agg, services, ws))
     return tuple(out)
+
+
+def _names(value: str | tuple[str, ...] | None, everything: list[str]) -> list[str]:
+    """``"all"`` -> every name; a list -> itself; None or empty -> none."""
+    return list(everything) if value == "all" else list(value or ())
 
 
 def parse_spec(raw: dict, source: str = "<dict>") -> FeatureSpec:
     """Validate a spec given as a mapping (the parsed YAML) and build a :class:`FeatureSpec`.
 
+    The shape of each section (keys, types, positive day counts) is checked by
+    :func:`features.config.loader.build`; the rules between keys and against
+    the data contract (service lines, measurements, scales, groups) here.
+
     Raises
     ------
     SpecError
-        Naming the key and the problem, for anything unknown or malformed.
+        Naming the file, the key and the problem, for anything unknown or malformed.
     """
-    if not isinstance(raw, dict):
+    if not isinstance(raw, Mapping):
         raise _fail(source, "top level", "expected a mapping")
-    _check_keys(raw, {"version", "windows", "events", "days_since_last", "totals", "multi_sector", "diagnoses",
-                      "measurements", "assessments", "continuity", "demographics", "unit_costs"}, source, "top level")
-    if raw.get("version", 1) != 1:
-        raise _fail(source, "version", f"unsupported version {raw.get('version')!r} (this code reads version 1)")
-    windows = _positive_ints(raw.get("windows", [90, 180, 365, 730]), source, "windows")
-    events = _event_aggs(raw.get("events", []), windows, source)
+    # a falsy section (``assessments: false``, ``continuity: {}``) leaves those features out
+    raw = {k: v for k, v in raw.items() if not (k in ("assessments", "continuity") and not v)}
+    f = _build(_SpecFile, raw, source, "")
+    if f.version != 1:
+        raise _fail(source, "version", f"unsupported version {f.version!r} (this code reads version 1)")
+    windows = _positive_ints(f.windows, source, "windows")
+    events = _event_aggs(f.events or (), windows, source)
     names = [(a.agg, s, w) for a in events for s in a.services for w in a.windows]
     if len(set(names)) != len(names):
         raise _fail(source, "events", "the same aggregation, service and window is declared twice")
-    dsl = raw.get("days_since_last")
+    dsl = f.days_since_last
     days_since = () if dsl in (None, [], False) else _services(dsl, source, "days_since_last")
 
-    totals_raw = raw.get("totals") or {}
-    _check_keys(totals_raw, {"aggs", "windows"}, source, "totals")
-    totals = tuple(totals_raw.get("aggs") or ())
-    if set(totals) - set(TOTAL_AGGS):
-        raise _fail(source, "totals.aggs", f"unknown {sorted(set(totals) - set(TOTAL_AGGS))}; known: {TOTAL_AGGS}")
-    total_windows = (_positive_ints(totals_raw["windows"], source, "totals.windows")
-                     if "windows" in totals_raw else (windows if totals else ()))
+    totals_raw = f.totals or _TotalsSection()
+    totals = tuple(totals_raw.aggs or ())
+    total_windows = (_positive_ints(totals_raw.windows, source, "totals.windows")
+                     if totals_raw.windows is not None else (windows if totals else ()))
+    ms_raw = f.multi_sector or _MultiSectorSection()
+    ms_windows = (_positive_ints(ms_raw.windows, source, "multi_sector.windows")
+                  if ms_raw.windows is not None else ())
 
-    ms_raw = raw.get("multi_sector") or {}
-    _check_keys(ms_raw, {"windows"}, source, "multi_sector")
-    ms_windows = _positive_ints(ms_raw["windows"], source, "multi_sector.windows") if "windows" in ms_raw else ()
-
-    dx_raw = raw.get("diagnoses") or {}
-    _check_keys(dx_raw, {"groups", "lookback_days", "chronic_count", "charlson", "groups_file"}, source, "diagnoses")
-    known_groups = load_diagnosis_groups(dx_raw.get("groups_file"))
-    g = dx_raw.get("groups", [])
-    group_names = list(known_groups) if g == "all" else list(g or [])
+    dx_raw = f.diagnoses or _DiagnosesSection()
+    known_groups = load_diagnosis_groups(dx_raw.groups_file)
+    group_names = _names(dx_raw.groups, list(known_groups))
     unknown = [n for n in group_names if n not in known_groups]
     if unknown:
         raise _fail(source, "diagnoses.groups", f"unknown group(s) {unknown}; known: {list(known_groups)}")
-    cc = dx_raw.get("chronic_count", [])
-    chronic = list(group_names) if cc == "all" else list(cc or [])
+    chronic = _names(dx_raw.chronic_count, group_names)
     if set(chronic) - set(group_names):
         raise _fail(source, "diagnoses.chronic_count",
                     f"group(s) {sorted(set(chronic) - set(group_names))} are not among diagnoses.groups")
-    charlson_file = dx_raw.get("charlson")
     charlson = None
-    if charlson_file:
-        path = None if charlson_file == "charlson.yaml" else charlson_file
-        charlson = load_charlson(path)
-    dx_lookback = _days(dx_raw.get("lookback_days"), source, "diagnoses.lookback_days", allow_none=True)
+    if dx_raw.charlson:
+        charlson = load_charlson(None if dx_raw.charlson == "charlson.yaml" else dx_raw.charlson)
 
     meas = []
-    for name, m in (raw.get("measurements") or {}).items():
-        where = f"measurements.{name}"
+    for name, m in (f.measurements or {}).items():
         if name not in MEASUREMENTS:
-            raise _fail(source, where, f"unknown measurement; known: {list(MEASUREMENTS)}")
-        m = m or {}
-        _check_keys(m, {"lookback_days", "change", "days_since"}, source, where)
-        meas.append(MeasurementFeature(name, _days(m.get("lookback_days", 730), source, f"{where}.lookback_days"),
-                                       bool(m.get("change", False)), bool(m.get("days_since", False))))
+            raise _fail(source, f"measurements.{name}", f"unknown measurement; known: {list(MEASUREMENTS)}")
+        m = m or _MeasurementEntry()
+        meas.append(MeasurementFeature(name, m.lookback_days, m.change, m.days_since))
 
     assessments = None
-    if raw.get("assessments"):
-        a = raw["assessments"]
-        _check_keys(a, {"scales", "lookback_days", "change_days"}, source, "assessments")
-        scales = a.get("scales") or list(RAI_SCALES)
+    if f.assessments is not None:
+        a = f.assessments
+        scales = a.scales or RAI_SCALES
         if set(scales) - set(RAI_SCALES):
             raise _fail(source, "assessments.scales",
                         f"unknown scale(s) {sorted(set(scales) - set(RAI_SCALES))}; known: {list(RAI_SCALES)}")
-        lookback = _days(a.get("lookback_days", 730), source, "assessments.lookback_days")
-        change = _days(a.get("change_days", 365), source, "assessments.change_days")
-        if change > lookback:
+        if a.change_days > a.lookback_days:
             raise _fail(source, "assessments", "change_days cannot exceed lookback_days")
-        assessments = AssessmentFeatures(tuple(scales), lookback, change)
+        assessments = AssessmentFeatures(tuple(scales), a.lookback_days, a.change_days)
 
     continuity = None
-    if raw.get("continuity"):
-        c = raw["continuity"]
-        _check_keys(c, {"services", "window_days", "min_contacts", "by"}, source, "continuity")
-        by = tuple(c.get("by") or CONTINUITY_BY)
-        if set(by) - set(CONTINUITY_BY):
-            raise _fail(source, "continuity.by", f"expected some of {CONTINUITY_BY}, got {list(by)}")
-        min_contacts = c.get("min_contacts", 2)
-        if not isinstance(min_contacts, int) or min_contacts < 1:
-            raise _fail(source, "continuity.min_contacts", f"expected a whole number >= 1, got {min_contacts!r}")
-        continuity = Continuity(_services(c.get("services", ["primary_care_visit"]), source, "continuity.services"),
-                                _days(c.get("window_days", 730), source, "continuity.window_days"), min_contacts, by)
+    if f.continuity is not None:
+        c = f.continuity
+        continuity = Continuity(_services(c.services, source, "continuity.services"), c.window_days,
+                                c.min_contacts, tuple(c.by or CONTINUITY_BY))
 
-    demo = tuple(raw.get("demographics", DEMOGRAPHICS) or ())
+    demo = tuple(f.demographics or ())
     if set(demo) - set(DEMOGRAPHICS):
         raise _fail(source, "demographics", f"unknown {sorted(set(demo) - set(DEMOGRAPHICS))}; known: {DEMOGRAPHICS}")
 
     spec = FeatureSpec(
         windows=windows, events=events, days_since_last=days_since, totals=totals, total_windows=total_windows,
         multi_sector_windows=ms_windows,
-        diagnosis_groups=tuple(known_groups[n] for n in group_names), diagnosis_lookback_days=dx_lookback,
+        diagnosis_groups=tuple(known_groups[n] for n in group_names), diagnosis_lookback_days=dx_raw.lookback_days,
         chronic_groups=tuple(chronic), charlson=charlson, measurements=tuple(meas), assessments=assessments,
-        continuity=continuity, demographics=demo, unit_costs=raw.get("unit_costs"), source=source,
+        continuity=continuity, demographics=demo, unit_costs=f.unit_costs, source=source,
     )
     names = spec.column_names()
     dupes = sorted({n for n in names if names.count(n) > 1})
@@ -452,19 +536,9 @@ def load_spec(path: str | Path | None = None) -> FeatureSpec:
     Raises
     ------
     SpecError
-        If the file is not valid YAML or breaks a rule of the spec.
+        If the file is not valid YAML (the message names the line) or breaks a rule of the spec.
     FileNotFoundError
         If ``path`` does not exist.
     """
-    if path is None:
-        text, source = _config_text("features.yaml"), "features.yaml (default)"
-    else:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"feature spec not found: {path}")
-        text, source = path.read_text(), str(path)
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise SpecError(f"feature spec {source}: not valid YAML: {err}") from err
-    return parse_spec(raw or {}, source)
+    raw, source = _read(path, "features.yaml", "feature spec")
+    return parse_spec(raw, source)
