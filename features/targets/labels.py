@@ -1,8 +1,8 @@
-"""Prediction targets declared in config, and their labels as of an index date.
+"""Labels of declared targets as of an index date, and training sets.
 
-``features/config/targets.yaml`` declares each target as a cohort (known
-before T) and an outcome over the horizon [T, T + horizon). Its header holds
-the rules shared by every target, implemented here exactly:
+The targets are declared in ``features/config/targets.yaml`` and read by
+:mod:`features.targets.spec`. The rules shared by every target, implemented
+here exactly:
 
 - population at T: born before T, not dead before T, resident at T;
 - observation in the horizon ends at death (after the day of death) or at
@@ -11,196 +11,31 @@ the rules shared by every target, implemented here exactly:
 - event costs count in the horizon by their start date;
 - quantile thresholds over the cohort's realised horizon costs at the same T,
   positive when strictly above.
-
-A county adds a target by editing the YAML; :func:`load_targets` validates it
-and names the target and key of any problem.
 """
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from features.contract.codes import code_in_ranges
-from features.contract.tables import EPISODE_SERVICES, RAI_SCALES, SERVICE_LINES
 from features.contract.costs import fill_missing_costs, load_unit_costs
-from features.histories.spec import FeatureSpec, load_diagnosis_groups
+from features.contract.tables import RAI_SCALES
 from features.contract.validation import ValidatedTables
+from features.histories.spec import FeatureSpec, load_diagnosis_groups
+from features.targets.spec import (  # noqa: F401  (re-exported: the names callers import from here)
+    OUTCOME_KINDS,
+    Cohort,
+    Outcome,
+    Target,
+    TargetError,
+    get_target,
+    load_targets,
+)
 
-OUTCOME_KINDS = ("cost_quantile", "count", "service_start", "assessment_level", "assessment_rise", "any_of")
-_OUTCOME_KEYS = {
-    "cost_quantile": {"quantile"}, "count": {"services", "min"}, "service_start": {"service"},
-    "assessment_level": {"scale", "min"}, "assessment_rise": {"scale", "min_rise"}, "any_of": {"of"},
-}
-_COHORT_KEYS = {"min_age", "max_age", "diagnosis_groups", "services_any", "lookback_days", "exclude_ongoing"}
 DAY = pd.Timedelta(days=1)
-
-
-class TargetError(ValueError):
-    """A targets file that cannot be used, or an unknown target name."""
-
-
-@dataclass(frozen=True)
-class Cohort:
-    """Who is eligible at T; every key is optional (an empty cohort is the whole population)."""
-
-    min_age: int | None = None
-    max_age: int | None = None
-    diagnosis_groups: tuple[str, ...] = ()
-    services_any: tuple[str, ...] = ()
-    lookback_days: int | None = None
-    exclude_ongoing: str | None = None
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What makes a cohort member positive over the horizon."""
-
-    kind: str
-    quantile: float | None = None
-    services: tuple[str, ...] = ()
-    min: float | None = None
-    service: str | None = None
-    scale: str | None = None
-    min_rise: float | None = None
-    of: tuple["Outcome", ...] = ()
-
-
-@dataclass(frozen=True)
-class Target:
-    """A named target: description, cohort, outcome and horizon in days."""
-
-    name: str
-    description: str
-    cohort: Cohort
-    outcome: Outcome
-    horizon_days: int
-
-
-def _err(source: str, where: str, problem: str) -> TargetError:
-    return TargetError(f"targets {source}: {where}: {problem}")
-
-
-def _whole(value, source, where, minimum=0) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise _err(source, where, f"expected a whole number >= {minimum}, got {value!r}")
-    return value
-
-
-def _service_list(value, source, where) -> tuple[str, ...]:
-    if not isinstance(value, list) or not value:
-        raise _err(source, where, f"expected a non-empty list of service lines, got {value!r}")
-    unknown = [s for s in value if s not in SERVICE_LINES]
-    if unknown:
-        raise _err(source, where, f"unknown service line(s) {unknown}")
-    return tuple(value)
-
-
-def _outcome(raw, source: str, where: str) -> Outcome:
-    if not isinstance(raw, dict) or raw.get("kind") not in OUTCOME_KINDS:
-        raise _err(source, where, f"outcome needs a kind among {list(OUTCOME_KINDS)}, got {raw!r}")
-    kind = raw["kind"]
-    keys = set(raw) - {"kind"}
-    if keys != _OUTCOME_KEYS[kind]:
-        raise _err(source, where, f"outcome {kind} takes exactly {sorted(_OUTCOME_KEYS[kind])}, got {sorted(keys)}")
-    if kind == "cost_quantile":
-        q = raw["quantile"]
-        if not isinstance(q, (int, float)) or not 0 < q < 1:
-            raise _err(source, f"{where}.quantile", f"expected a number strictly between 0 and 1, got {q!r}")
-        return Outcome(kind, quantile=float(q))
-    if kind == "count":
-        return Outcome(kind, services=_service_list(raw["services"], source, f"{where}.services"),
-                       min=_whole(raw["min"], source, f"{where}.min", 1))
-    if kind == "service_start":
-        if raw["service"] not in EPISODE_SERVICES:
-            raise _err(source, f"{where}.service", f"expected an episode service {sorted(EPISODE_SERVICES)}, "
-                                                  f"got {raw['service']!r}")
-        return Outcome(kind, service=raw["service"])
-    if kind in ("assessment_level", "assessment_rise"):
-        if raw["scale"] not in RAI_SCALES:
-            raise _err(source, f"{where}.scale", f"unknown RAI scale {raw['scale']!r}; known: {list(RAI_SCALES)}")
-        key = "min" if kind == "assessment_level" else "min_rise"
-        v = raw[key]
-        if not isinstance(v, (int, float)) or isinstance(v, bool) or (kind == "assessment_rise" and v <= 0):
-            raise _err(source, f"{where}.{key}", f"expected a number{' > 0' if key == 'min_rise' else ''}, got {v!r}")
-        return Outcome(kind, scale=raw["scale"], **{key: float(v)})
-    subs = raw["of"]
-    if not isinstance(subs, list) or not subs:
-        raise _err(source, f"{where}.of", "any_of needs a non-empty list of outcomes")
-    return Outcome(kind, of=tuple(_outcome(s, source, f"{where}.of[{i}]") for i, s in enumerate(subs)))
-
-
-def _cohort(raw, source: str, where: str, groups: set[str]) -> Cohort:
-    raw = raw or {}
-    if not isinstance(raw, dict):
-        raise _err(source, where, f"expected a mapping, got {raw!r}")
-    unknown = sorted(set(raw) - _COHORT_KEYS)
-    if unknown:
-        raise _err(source, where, f"unknown key(s) {unknown}; allowed: {sorted(_COHORT_KEYS)}")
-    c = Cohort(
-        min_age=_whole(raw["min_age"], source, f"{where}.min_age") if "min_age" in raw else None,
-        max_age=_whole(raw["max_age"], source, f"{where}.max_age") if "max_age" in raw else None,
-        diagnosis_groups=tuple(raw.get("diagnosis_groups") or ()),
-        services_any=_service_list(raw["services_any"], source, f"{where}.services_any") if "services_any" in raw
-        else (),
-        lookback_days=_whole(raw["lookback_days"], source, f"{where}.lookback_days", 1) if "lookback_days" in raw
-        else None,
-        exclude_ongoing=raw.get("exclude_ongoing"),
-    )
-    if c.min_age is not None and c.max_age is not None and c.min_age > c.max_age:
-        raise _err(source, where, f"min_age {c.min_age} > max_age {c.max_age}")
-    bad = [g for g in c.diagnosis_groups if g not in groups]
-    if bad:
-        raise _err(source, f"{where}.diagnosis_groups", f"unknown group(s) {bad}; known: {sorted(groups)}")
-    if c.lookback_days is not None and not c.services_any:
-        raise _err(source, f"{where}.lookback_days", "only meaningful with services_any")
-    if c.exclude_ongoing is not None and c.exclude_ongoing not in EPISODE_SERVICES:
-        raise _err(source, f"{where}.exclude_ongoing", f"expected an episode service {sorted(EPISODE_SERVICES)}")
-    return c
-
-
-def load_targets(path: str | Path | None = None) -> dict[str, Target]:
-    """Read and validate a targets YAML (``features/config/targets.yaml`` by default).
-
-    Raises
-    ------
-    TargetError
-        Naming the target and key of anything unknown or malformed.
-    """
-    source = str(path) if path is not None else "targets.yaml (default)"
-    text = (resources.files("features.config").joinpath("targets.yaml").read_text() if path is None
-            else Path(path).read_text())
-    try:
-        raw = yaml.safe_load(text) or {}
-    except yaml.YAMLError as err:
-        raise TargetError(f"targets {source}: not valid YAML: {err}") from err
-    unknown = sorted(set(raw) - {"horizon_days", "targets"})
-    if unknown:
-        raise _err(source, "top level", f"unknown key(s) {unknown}")
-    horizon = _whole(raw.get("horizon_days", 365), source, "horizon_days", 1)
-    groups = set(load_diagnosis_groups())
-    out = {}
-    for name, t in (raw.get("targets") or {}).items():
-        where = f"target {name}"
-        if not isinstance(t, dict):
-            raise _err(source, where, "expected a mapping")
-        extra = sorted(set(t) - {"description", "cohort", "outcome", "horizon_days"})
-        if extra:
-            raise _err(source, where, f"unknown key(s) {extra}")
-        if "outcome" not in t:
-            raise _err(source, where, "missing outcome")
-        out[name] = Target(name, str(t.get("description", "")), _cohort(t.get("cohort"), source, f"{where}.cohort",
-                                                                         groups),
-                           _outcome(t["outcome"], source, f"{where}.outcome"),
-                           _whole(t.get("horizon_days", horizon), source, f"{where}.horizon_days", 1))
-    if not out:
-        raise _err(source, "targets", "no targets declared")
-    return out
 
 
 def _frames(data, validate: bool) -> dict[str, pd.DataFrame]:
@@ -267,44 +102,46 @@ def cohort_members(tables: Mapping[str, pd.DataFrame], as_of, cohort: Cohort) ->
     return pop.loc[keep.to_numpy()]
 
 
-def _baseline(ass: pd.DataFrame, scale: str, t: pd.Timestamp) -> pd.Series:
+def _baseline(assessments: pd.DataFrame, scale: str, t: pd.Timestamp) -> pd.Series:
     """Mean value of the last assessment day before T, per client."""
-    sub = ass.loc[(ass["scale"].eq(scale) & (_day(ass["date"]) < t) & ass["value"].notna()).to_numpy()]
+    sub = assessments.loc[(assessments["scale"].eq(scale) & (_day(assessments["date"]) < t)
+                           & assessments["value"].notna()).to_numpy()]
     day = sub.assign(d=_day(sub["date"]), cid=sub["client_id"].astype("str")).groupby(["cid", "d"])["value"].mean()
     return day.groupby(level=0).last()  # groupby sorts by day: last is the latest
 
 
-def _evaluate(o: Outcome, members: pd.Index, horizon: dict) -> tuple[pd.Series, float]:
+def _evaluate(outcome: Outcome, members: pd.Index, horizon: dict) -> tuple[pd.Series, float]:
     """Positive flag per member and the cost threshold (NaN unless cost_quantile)."""
-    if o.kind == "cost_quantile":
+    if outcome.kind == "cost_quantile":
         cost = horizon["cost"]
-        threshold = float(np.quantile(cost.to_numpy(), o.quantile)) if len(cost) else np.nan
+        threshold = float(np.quantile(cost.to_numpy(), outcome.quantile)) if len(cost) else np.nan
         return cost > threshold, threshold
     ev = horizon["events"]
-    if o.kind == "count":
-        n = ev.loc[ev["service"].isin(o.services).to_numpy()].groupby("cid").size()
-        return n.reindex(members, fill_value=0) >= o.min, np.nan
-    if o.kind == "service_start":
-        starts = ev.loc[ev["service"].eq(o.service).to_numpy(), ["cid", "s"]]
+    if outcome.kind == "count":
+        n = ev.loc[ev["service"].isin(outcome.services).to_numpy()].groupby("cid").size()
+        return n.reindex(members, fill_value=0) >= outcome.min, np.nan
+    if outcome.kind == "service_start":
+        starts = ev.loc[ev["service"].eq(outcome.service).to_numpy(), ["cid", "s"]]
         # A row that continues an episode of the same service (one ending on or after the
         # day before it starts) is no new start: monthly billing rows are one stay.
-        prior = horizon["service_rows"](o.service)
-        cont = starts.merge(prior, on="cid", suffixes=("", "_p"))
-        cont = cont[(cont["s_p"] < cont["s"]) & (cont["e_p"].isna() | (cont["e_p"] >= cont["s"] - DAY))]
+        prior = horizon["service_rows"](outcome.service)
+        cont = starts.merge(prior, on="cid")
+        cont = cont[(cont["prior_start"] < cont["s"])
+                    & (cont["prior_end"].isna() | (cont["prior_end"] >= cont["s"] - DAY))]
         new = starts.loc[~starts.set_index(["cid", "s"]).index.isin(cont.set_index(["cid", "s"]).index)]
         return pd.Series(members.isin(new["cid"]), index=members), np.nan
-    if o.kind in ("assessment_level", "assessment_rise"):
-        ass = horizon["assessments"]
-        sub = ass.loc[ass["scale"].eq(o.scale).to_numpy()]
+    if outcome.kind in ("assessment_level", "assessment_rise"):
+        in_horizon = horizon["assessments"]
+        sub = in_horizon.loc[in_horizon["scale"].eq(outcome.scale).to_numpy()]
         top = sub.groupby("cid")["value"].max().reindex(members)
-        base = _baseline(horizon["assessments_all"], o.scale, horizon["t"]).reindex(members)
-        if o.kind == "assessment_level":
-            return ((top >= o.min) & ~(base >= o.min)).fillna(False).astype(bool), np.nan
-        base = base.fillna(RAI_SCALES[o.scale][0])
-        return (top >= base + o.min_rise).fillna(False).astype(bool), np.nan
+        base = _baseline(horizon["assessments_all"], outcome.scale, horizon["t"]).reindex(members)
+        if outcome.kind == "assessment_level":
+            return ((top >= outcome.min) & ~(base >= outcome.min)).fillna(False).astype(bool), np.nan
+        base = base.fillna(RAI_SCALES[outcome.scale][0])
+        return (top >= base + outcome.min_rise).fillna(False).astype(bool), np.nan
     flags, threshold = pd.Series(False, index=members), np.nan
-    for sub in o.of:
-        f, th = _evaluate(sub, members, horizon)
+    for part in outcome.of:
+        f, th = _evaluate(part, members, horizon)
         flags |= f.reindex(members, fill_value=False)
         threshold = th if np.isnan(threshold) else threshold
     return flags, threshold
@@ -341,10 +178,7 @@ def build_labels(data, as_of, target: str | Target, *, targets: str | Path | Map
     """
     tables = _frames(data, validate)
     if isinstance(target, str):
-        declared = targets if isinstance(targets, Mapping) else load_targets(targets)
-        if target not in declared:
-            raise TargetError(f"unknown target {target!r}; declared: {sorted(declared)}")
-        target = declared[target]
+        target = get_target(target, targets)
     t = pd.Timestamp(as_of).normalize()
     members = cohort_members(tables, t, target.cohort)
     ids = members.index
@@ -361,18 +195,21 @@ def build_labels(data, as_of, target: str | Target, *, targets: str | Path | Map
     ev = ev.assign(cid=ev["client_id"].astype("str"), s=_day(ev["start"]))
     ev = ev.loc[(ev["cid"].isin(ids) & (ev["s"] >= t)).to_numpy()]
     ev = ev.loc[(ev["s"] < end.reindex(ev["cid"]).to_numpy()).to_numpy()]
-    ass = tables["assessments"].assign(cid=lambda d: d["client_id"].astype("str"), d=lambda d: _day(d["date"]))
-    in_h = ass.loc[(ass["cid"].isin(ids) & (ass["d"] >= t)).to_numpy()]
-    in_h = in_h.loc[(in_h["d"] < end.reindex(in_h["cid"]).to_numpy()).to_numpy()]
+    assessments = tables["assessments"].assign(cid=lambda d: d["client_id"].astype("str"),
+                                               d=lambda d: _day(d["date"]))
+    assessments_in_horizon = assessments.loc[(assessments["cid"].isin(ids) & (assessments["d"] >= t)).to_numpy()]
+    assessments_in_horizon = assessments_in_horizon.loc[
+        (assessments_in_horizon["d"] < end.reindex(assessments_in_horizon["cid"]).to_numpy()).to_numpy()]
     all_events = tables["events"]
 
     def service_rows(service: str) -> pd.DataFrame:
         rows = all_events.loc[all_events["service"].eq(service).to_numpy()]
-        rows = pd.DataFrame({"cid": rows["client_id"].astype("str").to_numpy(), "s": _day(rows["start"]).to_numpy(),
-                             "e": _day(rows["end"]).to_numpy()})
-        return rows.loc[rows["cid"].isin(ids).to_numpy()].rename(columns={"s": "s_p", "e": "e_p"})
+        rows = pd.DataFrame({"cid": rows["client_id"].astype("str").to_numpy(),
+                             "prior_start": _day(rows["start"]).to_numpy(), "prior_end": _day(rows["end"]).to_numpy()})
+        return rows.loc[rows["cid"].isin(ids).to_numpy()]
 
-    horizon = {"t": t, "events": ev, "assessments": in_h, "assessments_all": ass, "service_rows": service_rows,
+    horizon = {"t": t, "events": ev, "assessments": assessments_in_horizon, "assessments_all": assessments,
+               "service_rows": service_rows,
                "cost": ev.groupby("cid")["cost_eur"].sum().reindex(ids, fill_value=0.0)}
     flags, threshold = _evaluate(target.outcome, ids, horizon)
     horizon_end = t + pd.Timedelta(days=target.horizon_days)
@@ -410,9 +247,7 @@ def build_training_set(data, as_of_dates: Iterable, target: str, spec: FeatureSp
     from features.histories.build import ClientHistories
 
     tables = _frames(data, validate)
-    declared = targets if isinstance(targets, Mapping) else load_targets(targets)
-    if target not in declared:
-        raise TargetError(f"unknown target {target!r}; declared: {sorted(declared)}")
+    declared = {target: get_target(target, targets)}
     histories = histories if histories is not None else ClientHistories(tables, spec, engine=engine)
     frames = []
     for t in as_of_dates:
