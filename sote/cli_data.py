@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 
 from features.contract.validation import ContractError
-from sote.app import app, console, fail, progress_bar, quiet_libraries
+from sote.app import ExitCode, app, check_writable, console, fail, progress_bar, quiet_libraries
 
 
 @app.command()
@@ -23,11 +23,12 @@ def validate(
 
     if quarantine is not None and not lenient:
         fail("--quarantine needs --lenient (a strict run keeps nothing and rejects nothing)", 2)
+    check_writable(folders=(out, quarantine))
     try:
         result = load_tables(data, lenient=lenient, quarantine_dir=quarantine, unit_costs=unit_costs)
     except ContractError as err:
         console.print(err.report.to_text(), highlight=False, markup=False)
-        fail(f"{data} breaks the data contract ({len(err.report.problems)} problem(s))")
+        fail(f"{data} breaks the data contract ({len(err.report.problems)} problem(s))", ExitCode.DATA_INVALID)
     except (FileNotFoundError, ValueError) as err:
         fail(str(err))
     report = result.report
@@ -68,6 +69,7 @@ def synth(
     """Generate a synthetic county with known ground truth (Parquet)."""
     from features.synth import SynthConfig
 
+    check_writable(folders=(out,))
     try:
         config = SynthConfig(clients=clients, seed=seed, start=start, end=end, county=county, dirty=dirty,
                              truth_reps=truth_reps, workers=workers)

@@ -7,7 +7,7 @@ from typing import Optional
 import pandas as pd
 import typer
 
-from sote.app import app, console, fail
+from sote.app import ExitCode, app, check_writable, console, fail
 
 
 def _as_of(value: str) -> pd.Timestamp:
@@ -40,6 +40,7 @@ def features(
     from features.contract.validation import ContractError
 
     t = _as_of(as_of)
+    check_writable(out)
     try:
         with console.status(f"reading {data}"):
             histories = ClientHistories(data, spec, validate=validate)
@@ -47,7 +48,7 @@ def features(
             table = histories.features(t)
     except ContractError as err:
         console.print(err.report.to_text(), highlight=False, markup=False)
-        fail(f"{data} breaks the data contract ({len(err.report.problems)} problem(s))")
+        fail(f"{data} breaks the data contract ({len(err.report.problems)} problem(s))", ExitCode.DATA_INVALID)
     except (FileNotFoundError, SpecError, ValueError) as err:
         fail(str(err))
     _write(table, out)
@@ -67,12 +68,13 @@ def labels(
     from features.contract.validation import ContractError
 
     t = _as_of(as_of)
+    check_writable(out)
     try:
         with console.status(f"labelling {target} as of {t:%Y-%m-%d}"):
             table = build_labels(data, t, target, targets=targets)
     except ContractError as err:
         console.print(err.report.to_text(), highlight=False, markup=False)
-        fail(f"{data} breaks the data contract ({len(err.report.problems)} problem(s))")
+        fail(f"{data} breaks the data contract ({len(err.report.problems)} problem(s))", ExitCode.DATA_INVALID)
     except (FileNotFoundError, TargetError, ValueError) as err:
         fail(str(err))
     _write(table, out)

@@ -6,9 +6,10 @@ from typing import Optional
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from features.adapters.common import KEY_ENV, REJECTED_FILE, REPORT_FILE
-from sote.app import app, console, fail
+from sote.app import ExitCode, app, console, fail
 
 ingest = typer.Typer(no_args_is_help=True, add_completion=False,
                      help="Convert a real data format (Synthea CSV, OMOP CDM 5.4) into the canonical tables.")
@@ -34,10 +35,11 @@ def _summary(report: dict, out: Path) -> None:
             top = ", ".join(f"{c['code']}" + (f" {c['detail']}" if "detail" in c else "") + f" ({c['rows']:,})"
                             for c in codes[:5])
             more = f", … {len(codes) - 5} more" if len(codes) > 5 else ""
-            console.print(f"[bold]{source}[/] {reason}: {len(codes):,} code(s): {top}{more}", highlight=False)
+            console.print(Text.assemble((source, "bold"), f" {reason}: {len(codes):,} code(s): {top}{more}"),
+                          highlight=False)
     console.print("service lines: " + ", ".join(f"{k} {v:,}" for k, v in report["service_lines"].items()))
     for note in report["notes"]:
-        console.print(f"[yellow]note:[/] {note}", highlight=False)
+        console.print(Text.assemble(("note:", "yellow"), f" {note}"), highlight=False)
     console.print(f"tables written to {out}/ (Parquet); every rejected row with its reason in "
                   f"{out / REJECTED_FILE}; the mapping report in {out / REPORT_FILE}")
 
@@ -59,7 +61,7 @@ def _run(convert, out: Path, check: bool) -> None:
             load_tables(out)
         except ContractError as err:  # pragma: no cover - the adapters enforce the contract
             console.print(err.report.to_text(), highlight=False, markup=False)
-            fail(f"{out} breaks the data contract; please report this as an adapter bug")
+            fail(f"{out} breaks the data contract; please report this as an adapter bug", ExitCode.FAILED)
         console.print(f"{out} passes the data contract (sote validate {out})")
 
 

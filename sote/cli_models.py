@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from sote.app import app, console, fail, quiet_libraries
+from sote.app import ExitCode, app, console, fail, quiet_libraries
 
 
 @app.command()
@@ -38,7 +38,7 @@ def train(
                                progress=lambda msg: status.update(msg))
     except ContractError as err:
         console.print(err.report.to_text(), markup=False)
-        fail(f"{data} breaks the data contract; run `sote validate {data}`")
+        fail(f"{data} breaks the data contract; run `sote validate {data}`", ExitCode.DATA_INVALID)
     except (ValueError, FileNotFoundError) as err:
         fail(str(err))
     cols = ["model", "auroc", "auprc", "brier", "calibration_error", "precision_top5pct", "lift_top5pct"]

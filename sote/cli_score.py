@@ -7,7 +7,7 @@ from typing import Optional
 import pandas as pd
 import typer
 
-from sote.app import app, progress_bar, console, fail, quiet_libraries
+from sote.app import ExitCode, app, progress_bar, console, fail, quiet_libraries
 
 
 @app.command()
@@ -17,7 +17,7 @@ def score(
     as_of: str = typer.Option(..., "--as-of", help="Index date (YYYY-MM-DD)."),
     out: Path = typer.Option(..., help="Risk list (.parquet or .csv), written atomically; sidecar <out>.json."),
     chunk_size: int = typer.Option(50_000, help="Clients scored per chunk."),
-    reasons: int = typer.Option(5, help="Plain-language reasons per client (0 for none)."),
+    reasons: int = typer.Option(5, min=0, help="Plain-language reasons per client (0 for none)."),
     explain_share: float = typer.Option(1.0, help="Share of each unit's highest-ranked clients who get reasons "
                                                   "(1 = everyone; 0.2 is 5x faster and covers every list a "
                                                   "case manager reads)."),
@@ -41,7 +41,7 @@ def score(
                                 progress=lambda done, total: bar.update(task, completed=done, total=total))
     except ContractError as err:
         console.print(err.report.to_text(), markup=False)
-        fail(f"{data} breaks the data contract; run `sote validate {data}`")
+        fail(f"{data} breaks the data contract; run `sote validate {data}`", ExitCode.DATA_INVALID)
     except (ScoringError, FileNotFoundError, ValueError) as err:
         fail(str(err))
     console.print(f"risk list of {sidecar['rows']:,} clients written to {out} "
@@ -50,21 +50,25 @@ def score(
 
 @app.command()
 def report(
-    risklist: Path = typer.Option(..., help="Risk list written by `sote score`."),
-    out: Path = typer.Option(..., help="HTML report; CSV and Excel exports are written beside it."),
+    risklist: Path = typer.Option(..., help="Risk list written by `sote score` (.parquet or .csv)."),
+    out: Path = typer.Option(..., help="Base name of the report: writes <base>.html, <base>.csv and <base>.xlsx "
+                                       "(a .html/.htm/.csv/.xlsx suffix is dropped, so no output overwrites "
+                                       "another); all three or none."),
     unit: Optional[str] = typer.Option(None, help="Show only this unit's clients (a case manager's own unit)."),
     previous: Optional[Path] = typer.Option(None, help="The previous risk list, to mark who is new."),
-    top: int = typer.Option(100, help="Show the N highest-ranked clients."),
+    top: int = typer.Option(100, min=1, help="Show the N highest-ranked clients (N >= 1)."),
     lang: str = typer.Option("fi", help="fi | sv | en"),
 ) -> None:
-    """A case manager's report: their unit's ranked clients, risk band, segment, reasons, who is new."""
-    from sote.report import write_report
+    """A case manager's report: their unit's ranked clients, risk band, segment, reasons, who is new.
 
-    for path in (risklist, previous):
-        if path is not None and not path.exists():
-            fail(f"risk list not found: {path}")
-    try:
-        paths = write_report(risklist, out, previous=previous, unit=unit, top=top, lang=lang)
-    except (ValueError, KeyError) as err:
-        fail(str(err))
-    console.print("written: " + ", ".join(str(p) for p in paths.values()))
+    Text cells of the CSV and Excel exports that a spreadsheet would run as a formula (starting with
+    = + - @, tab or carriage return) get a leading apostrophe.
+    """
+    from sote.app import check_writable
+    from sote.report import report_paths, write_report
+
+    if lang not in ("fi", "sv", "en"):
+        fail(f"--lang must be fi, sv or en, got {lang!r}")
+    check_writable(*report_paths(out).values())  # before reading anything: all outputs or none
+    paths = write_report(risklist, out, previous=previous, unit=unit, top=top, lang=lang)
+    console.print("written: " + ", ".join(str(p) for p in paths.values()), highlight=False, soft_wrap=True)

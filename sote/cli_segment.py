@@ -7,7 +7,7 @@ from typing import Optional
 import pandas as pd
 import typer
 
-from sote.app import app, console, fail
+from sote.app import ExitCode, app, check_writable, console, fail
 
 
 def _date(value: str, option: str) -> pd.Timestamp:
@@ -33,7 +33,7 @@ def _load(data: Path):
         return load_tables(data)
     except ContractError as err:
         console.print(err.report.to_text(), markup=False)
-        fail(f"{data} breaks the data contract; run `sote validate {data}` for details")
+        fail(f"{data} breaks the data contract; run `sote validate {data}` for details", ExitCode.DATA_INVALID)
     except FileNotFoundError as err:
         fail(str(err))
 
@@ -71,6 +71,7 @@ def segment(
         fail(f"--method must be one of {', '.join(ALL_METHODS)}", 2)
     if out.suffix not in (".parquet", ".csv"):
         fail(f"--out {out}: use a .parquet or .csv file name", 2)
+    check_writable(out, report)  # before any work: never --out written and --report failed
     t = _date(as_of, "--as-of")
     tables = _load(data)
     with console.status(f"building client histories as of {t.date()}"):
@@ -116,6 +117,7 @@ def segment_transitions(
     t0, t1 = _date(date_from, "--from"), _date(date_to, "--to")
     if t1 <= t0:
         fail("--to must be after --from", 2)
+    check_writable(out, flows_out)
     tables = _load(data)
     with console.status("building client histories at both dates"):
         f0, f1 = _features_at(tables, t0), _features_at(tables, t1)

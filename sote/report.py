@@ -1,80 +1,82 @@
-"""Risk-list reports for case managers: one unit's ranked clients with reasons, in fi / sv / en.
+"""Rendering the case-manager report: one unit's ranked clients with reasons, in fi / sv / en.
 
-A report shows only the requested unit's clients (access follows the
-``unit`` that owns each client) and marks who is new on the list since the
-previous one. HTML is self-contained; CSV and Excel carry the same rows.
+Which rows a unit sees, their risk bands and the export table come from
+:mod:`models.risklists`; this module only renders them: a self-contained HTML
+page and CSV and Excel exports of the same rows.
+
+Output names: ``out`` is a base name. A suffix ``.html``, ``.htm``, ``.csv``
+or ``.xlsx`` is dropped, and the three files are ``<base>.html``,
+``<base>.csv`` and ``<base>.xlsx`` — so ``--out rr.csv`` writes ``rr.html``,
+``rr.csv`` and ``rr.xlsx``, never one over another. All three are written to
+temporary files first and moved into place together: all outputs or none.
+
+Exports are spreadsheet-safe: a text cell starting with ``=``, ``+``, ``-``,
+``@``, tab or carriage return gets a leading apostrophe
+(:func:`models.risklists.neutralise_formula`), and every text cell of the
+Excel file is stored as a string, never as a formula.
 """
 from __future__ import annotations
 
+from contextlib import ExitStack
 from html import escape
 from pathlib import Path
 
 import pandas as pd
 
 from features.contract.io import atomic_path
+from models.risklists import BAND_LABELS, band, band_codes, export_frame, read_risklist, unit_view
+
+REPORT_SUFFIXES = (".html", ".htm", ".csv", ".xlsx")
 
 TEXT = {
     "fi": {"title": "Riskilista", "unit": "Yksikkö", "as_of": "Tilanne", "model": "Malli", "rank": "Sija",
            "client": "Asiakas", "prob": "Todennäköisyys", "band": "Riskiluokka", "segment": "Asiakassegmentti",
-           "reasons": "Tärkeimmät syyt", "new": "Uusi listalla", "yes": "uusi", "high": "korkea", "mid": "kohonnut",
-           "low": "tavanomainen", "note": "Listan laativat malli ja rekisteritiedot; asiakasohjaaja arvioi tarpeen. "
+           "reasons": "Tärkeimmät syyt", "new": "Uusi listalla", "yes": "uusi",
+           "note": "Listan laativat malli ja rekisteritiedot; asiakasohjaaja arvioi tarpeen. "
            "Todennäköisyys kertoo, kuinka suuri osa samankaltaisista asiakkaista päätyi tulokseen.",
            "count": "asiakasta", "unexplained": "ei selitetty (listan loppupää)"},
     "sv": {"title": "Risklista", "unit": "Enhet", "as_of": "Läge", "model": "Modell", "rank": "Plats",
            "client": "Klient", "prob": "Sannolikhet", "band": "Riskklass", "segment": "Klientsegment",
-           "reasons": "Viktigaste orsaker", "new": "Ny på listan", "yes": "ny", "high": "hög", "mid": "förhöjd",
-           "low": "normal", "note": "Listan bygger på en modell och registeruppgifter; klienthandledaren bedömer "
+           "reasons": "Viktigaste orsaker", "new": "Ny på listan", "yes": "ny",
+           "note": "Listan bygger på en modell och registeruppgifter; klienthandledaren bedömer "
            "behovet.", "count": "klienter",
            "unexplained": "inte förklarad (listans nedre del)"},
     "en": {"title": "Risk list", "unit": "Unit", "as_of": "As of", "model": "Model", "rank": "Rank",
            "client": "Client", "prob": "Probability", "band": "Risk band", "segment": "Segment",
-           "reasons": "Main reasons", "new": "New on list", "yes": "new", "high": "high", "mid": "raised",
-           "low": "usual", "note": "The list comes from a model and register data; the case manager judges the "
-                                   "need.", "count": "clients",
+           "reasons": "Main reasons", "new": "New on list", "yes": "new",
+           "note": "The list comes from a model and register data; the case manager judges the "
+                   "need.", "count": "clients",
            "unexplained": "not explained (lower part of the list)"},
 }
 
 
-def _select(risk: pd.DataFrame, unit: str | None, top: int | None) -> pd.DataFrame:
-    view = risk if unit is None else risk[risk["unit"] == unit]
-    view = view.sort_values("rank", kind="stable")
-    return view.head(top) if top is not None else view
+def report_paths(out: str | Path) -> dict[str, Path]:
+    """The three files of a report from its base name: ``{"html": …, "csv": …, "xlsx": …}``.
 
-
-def unit_view(risk: pd.DataFrame, unit: str | None, top: int | None, previous: pd.DataFrame | None = None
-              ) -> pd.DataFrame:
-    """The rows a unit may see (all units when ``unit`` is None), best rank first, with ``new_on_list``.
-
-    ``new_on_list`` is True for clients in this view who were not in the
-    previous list's same view (same unit, same top N).
+    A suffix ``.html``, ``.htm``, ``.csv`` or ``.xlsx`` of ``out`` is dropped
+    first; any other suffix is part of the base name.
     """
-    view = _select(risk, unit, top).copy()
-    if unit is not None and view.empty:
-        raise ValueError(f"unit {unit!r} has no clients on this list (units: {sorted(risk['unit'].unique())[:10]} …)")
-    before = _select(previous, unit, top)["client_id"] if previous is not None else view["client_id"]
-    view["new_on_list"] = ~view["client_id"].isin(before)
-    return view
-
-
-def band(probability: pd.Series, base_rate: float, lang: str) -> pd.Series:
-    """Risk band relative to the list's base rate: high ≥ 3×, raised ≥ 1.5×, usual below."""
-    t = TEXT[lang]
-    return pd.Series(pd.cut(probability / base_rate, [-1, 1.5, 3, float("inf")], right=False,
-                            labels=[t["low"], t["mid"], t["high"]]).astype(str), index=probability.index)
+    out = Path(out)
+    base = out.with_suffix("") if out.suffix.lower() in REPORT_SUFFIXES else out
+    if not base.name or base.name in (".", ".."):
+        raise ValueError(f"--out {out}: give a file base name such as reports/tuusula")
+    return {kind: base.with_name(f"{base.name}.{kind}") for kind in ("html", "csv", "xlsx")}
 
 
 def report_html(view: pd.DataFrame, risk: pd.DataFrame, unit: str | None, lang: str = "fi") -> str:
-    """Self-contained HTML page of a unit's list."""
+    """Self-contained HTML page of a unit's view (:func:`models.risklists.unit_view`); every value escaped."""
     t = TEXT[lang]
     base = float(risk["probability"].mean())
     rows = []
-    for r, b in zip(view.itertuples(index=False), band(view["probability"], base, lang)):
+    for r, code, label in zip(view.itertuples(index=False), band_codes(view["probability"], base),
+                              band(view["probability"], base, lang)):
         text = getattr(r, f"reasons_{lang}")
         reasons = (f"<li><i>{t['unexplained']}</i></li>" if pd.isna(text)
                    else "".join(f"<li>{escape(x)}</li>" for x in str(text).split(" | ") if x))
         new = f"<span class='new'>{t['yes']}</span>" if r.new_on_list else ""
-        rows.append(f"<tr><td>{r.rank}</td><td>{escape(r.client_id)}</td><td>{r.probability:.1%}</td>"
-                    f"<td class='b-{escape(b)}'>{escape(b)}</td><td>{escape(str(r.segment or ''))}</td>"
+        segment = "" if pd.isna(r.segment) else str(r.segment)
+        rows.append(f"<tr><td>{r.rank}</td><td>{escape(str(r.client_id))}</td><td>{r.probability:.1%}</td>"
+                    f"<td class='b-{code}'>{escape(label)}</td><td>{escape(segment)}</td>"
                     f"<td><ul>{reasons}</ul></td><td>{new}</td></tr>")
     first = risk.iloc[0]
     head = (f"<th>{t['rank']}</th><th>{t['client']}</th><th>{t['prob']}</th><th>{t['band']}</th>"
@@ -82,7 +84,7 @@ def report_html(view: pd.DataFrame, risk: pd.DataFrame, unit: str | None, lang: 
     css = ("body{font-family:sans-serif;margin:2em;color:#222}table{border-collapse:collapse;font-size:13px}"
            "td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top;text-align:left}th{background:#eef}"
            "ul{margin:0;padding-left:1.1em}.new{background:#ffd54f;padding:1px 5px;border-radius:3px}"
-           f".b-{t['high']}{{color:#b00020;font-weight:bold}}.b-{t['mid']}{{color:#e65100}}")
+           ".b-high{color:#b00020;font-weight:bold}.b-raised{color:#e65100}")
     return (f"<!doctype html><html lang='{lang}'><head><meta charset='utf-8'><title>{t['title']}</title>"
             f"<style>{css}</style></head><body><h1>{t['title']}: {escape(unit or 'kaikki / all')}</h1>"
             f"<p>{t['as_of']} {pd.Timestamp(first['as_of']).date()} · {t['model']} {escape(str(first['model_name']))} "
@@ -91,25 +93,73 @@ def report_html(view: pd.DataFrame, risk: pd.DataFrame, unit: str | None, lang: 
             f"<p><small>{escape(t['note'])}</small></p></body></html>")
 
 
+def write_xlsx(frame: pd.DataFrame, path: str | Path, sheet: str) -> None:
+    """Write a table to an Excel file with every text cell stored as a string (never a formula).
+
+    Numbers and booleans stay numbers and booleans, dates are dates, missing
+    values are empty cells.
+    """
+    import datetime as dt
+
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    ws = wb.active
+    ws.title = sheet[:31]
+    ws.append([str(c) for c in frame.columns])
+    for cell in ws[1]:
+        cell.data_type = "s"
+    for values in frame.itertuples(index=False, name=None):
+        row = []
+        for v in values:
+            if v is None or v is pd.NA or (isinstance(v, float) and v != v):
+                row.append(None)
+            elif isinstance(v, (bool, int, float, dt.date)) or hasattr(v, "dtype"):
+                row.append(v.item() if hasattr(v, "item") else v)
+            else:
+                row.append(str(v))
+        ws.append(row)
+        for cell, v in zip(ws[ws.max_row], row):
+            if isinstance(v, str):
+                cell.data_type = "s"  # openpyxl types a text starting with "=" as a formula
+    wb.save(path)
+
+
 def write_report(risk_path: str | Path, out: str | Path, *, previous: str | Path | None = None,
                  unit: str | None = None, top: int | None = 100, lang: str = "fi") -> dict[str, Path]:
-    """Write the HTML report and its CSV and Excel exports (same stem), each atomically."""
+    """Write a unit's report: ``<base>.html``, ``<base>.csv`` and ``<base>.xlsx``, all or none.
+
+    Parameters
+    ----------
+    risk_path, previous
+        Risk lists (Parquet or CSV) read and checked with
+        :func:`models.risklists.read_risklist`; ``previous`` marks who is new.
+    out
+        Base name of the outputs (see :func:`report_paths`).
+    unit, top
+        See :func:`models.risklists.unit_view`.
+    lang
+        fi, sv or en.
+
+    Returns
+    -------
+    dict
+        ``{"html": path, "csv": path, "xlsx": path}``.
+    """
     if lang not in TEXT:
-        raise ValueError(f"--lang must be one of {sorted(TEXT)}")
-    risk = pd.read_parquet(risk_path) if str(risk_path).endswith(".parquet") else pd.read_csv(risk_path)
-    prev = None
-    if previous is not None:
-        prev = pd.read_parquet(previous) if str(previous).endswith(".parquet") else pd.read_csv(previous)
+        raise ValueError(f"language must be one of {', '.join(TEXT)}, got {lang!r}")
+    paths = report_paths(out)
+    risk = read_risklist(risk_path)
+    prev = read_risklist(previous) if previous is not None else None
     view = unit_view(risk, unit, top, prev)
-    out = Path(out)
-    paths = {"html": out, "csv": out.with_suffix(".csv"), "xlsx": out.with_suffix(".xlsx")}
-    export = view[["rank", "client_id", "unit", "probability", "segment", f"reasons_{lang}", "new_on_list",
-                   "model_name", "model_version", "as_of"]]
-    with atomic_path(paths["html"]) as tmp:
-        Path(tmp).write_text(report_html(view, risk, unit, lang), encoding="utf-8")
-    with atomic_path(paths["csv"]) as tmp:
-        export.to_csv(tmp, index=False)
-    with atomic_path(paths["xlsx"]) as tmp:
-        export.assign(as_of=export["as_of"].dt.date).to_excel(tmp, index=False, sheet_name=TEXT[lang]["title"][:31],
-                                                              engine="openpyxl")
+    export = export_frame(view, lang)
+    html = report_html(view, risk, unit, lang)
+    with ExitStack() as stack:  # every file is moved into place only when all three are written
+        tmp = {kind: stack.enter_context(atomic_path(path)) for kind, path in paths.items()}
+        tmp["html"].write_text(html, encoding="utf-8")
+        export.to_csv(tmp["csv"], index=False)
+        write_xlsx(export, tmp["xlsx"], TEXT[lang]["title"])
     return paths
+
+
+__all__ = ["BAND_LABELS", "TEXT", "report_html", "report_paths", "write_report", "write_xlsx"]

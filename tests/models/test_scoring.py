@@ -8,10 +8,11 @@ from typer.testing import CliRunner
 
 from features.contract.load import load_tables
 from features.synth import SynthConfig, generate_county
+from models.risklists import unit_view
 from models.scoring import RiskList, ScoringError, score
 from models.train import TrainConfig, train
 from sote.cli import app
-from sote.report import unit_view, write_report
+from sote.report import write_report
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +76,7 @@ def test_bad_input_gives_clear_errors(setup, tmp_path):
     runner = CliRunner()
     res = runner.invoke(app, ["score", "--model", "models:/nope@champion", "--data", str(data), "--as-of",
                               "2025-01-01", "--out", str(tmp_path / "x.parquet"), "--tracking-uri", uri])
-    assert res.exit_code == 1 and "cannot load model" in res.output and "Traceback" not in res.output
+    assert res.exit_code == 2 and "cannot load model" in res.output and "Traceback" not in res.output
     assert not (tmp_path / "x.parquet").exists()
 
 

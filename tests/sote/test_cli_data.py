@@ -15,7 +15,7 @@ def test_synth_then_validate_strict_and_lenient(tmp_path):
     assert (out / "truth.parquet").exists() and (out / "manifest.json").exists()
 
     strict = runner.invoke(app, ["validate", str(out)])
-    assert strict.exit_code == 1
+    assert strict.exit_code == 3  # ExitCode.DATA_INVALID
     assert "breaks the data contract" in strict.output and "table 'events'" in strict.output
 
     q = tmp_path / "q"
@@ -31,7 +31,7 @@ def test_synth_then_validate_strict_and_lenient(tmp_path):
 
 def test_validate_errors_are_messages_not_tracebacks(tmp_path):
     missing = runner.invoke(app, ["validate", str(tmp_path / "nope")])
-    assert missing.exit_code == 1 and "data directory not found" in missing.output
+    assert missing.exit_code == 2 and "data directory not found" in missing.output
     assert "Traceback" not in missing.output
     bad = runner.invoke(app, ["validate", str(tmp_path), "--quarantine", str(tmp_path / "q")])
     assert bad.exit_code == 2 and "--lenient" in bad.output
@@ -39,7 +39,7 @@ def test_validate_errors_are_messages_not_tracebacks(tmp_path):
 
 def test_synth_rejects_a_bad_start_date(tmp_path):
     res = runner.invoke(app, ["synth", "--out", str(tmp_path / "x"), "--clients", "10", "--start", "2019-01-15"])
-    assert res.exit_code == 1 and "first day of a month" in res.output
+    assert res.exit_code == 2 and "first day of a month" in res.output
 
 
 def test_demo_runs_end_to_end_on_a_small_county(tmp_path):
