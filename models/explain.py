@@ -14,7 +14,6 @@ import pandas as pd
 LANGS = ("fi", "sv", "en")
 _UP = {"fi": "nostaa", "sv": "höjer", "en": "raises"}
 _DOWN = {"fi": "laskee", "sv": "sänker", "en": "lowers"}
-_NO_VALUE = {"fi": "ei tietoa", "sv": "uppgift saknas", "en": "no record"}
 
 
 def contributions(booster, X: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
@@ -31,13 +30,9 @@ def global_importance(contrib: pd.DataFrame) -> pd.DataFrame:
 
 
 def _sentence(template: str, value, lang: str) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
-        label = template.replace("{value:.0f}", "").replace("{value:.1f}", "").replace("{value}", "").strip(" :")
-        return f"{label}: {_NO_VALUE[lang]}"
-    try:
-        return template.format(value=value)
-    except (ValueError, TypeError):
-        return template.replace("{value:.0f}", "{value}").replace("{value:.1f}", "{value}").format(value=value)
+    from features.histories.dictionary import fill
+
+    return fill(template, value, lang)  # every placeholder format; a missing value reads "…: no record"
 
 
 def _top_columns(values: np.ndarray, top: int, only_raising: bool) -> np.ndarray:

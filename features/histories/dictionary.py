@@ -3,9 +3,16 @@
 Templates take the feature's value (``"{value:.0f} päivystyskäyntiä viimeisen
 6 kuukauden aikana"``), so an explanation such as a SHAP reason reads as a
 sentence: ``describe("emergency_count_180d", 3, "en")`` gives
-``"3 emergency visits in the last 6 months"``.
+``"3 emergency visits in the last 6 months"``. :func:`fill` is the one way a
+template gets its value: it accepts every format a template uses, and a
+missing or non-finite value reads ``"<label>: no record"`` instead of an
+unfilled ``{value:+.1f}`` or a ``nan``.
 """
 from __future__ import annotations
+
+import math
+import numbers
+import re
 
 import pandas as pd
 
@@ -86,6 +93,54 @@ DEMOGRAPHIC = {
     "municipality": {"en": "municipality {value}", "fi": "kotikunta {value}", "sv": "hemkommun {value}"},
     "unit": {"en": "care unit {value}", "fi": "vastuuyksikkö {value}", "sv": "ansvarsenhet {value}"},
 }
+
+
+#: What a sentence says when its feature has no value (no record, or not a finite number).
+NO_RECORD = {"fi": "ei tietoa", "sv": "uppgift saknas", "en": "no record"}
+
+#: A template's placeholder: ``{value}`` or ``{value:<format spec>}``.
+PLACEHOLDER = re.compile(r"\{value(?::(?P<spec>[^{}]*))?\}")
+
+
+def _no_value(value) -> bool:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return not math.isfinite(float(value))
+    return False
+
+
+def _formatted(value, spec: str | None) -> str:
+    try:
+        return format(value, spec or "")
+    except (ValueError, TypeError):  # e.g. a text value where the template expects a number
+        return str(value)
+
+
+def fill(template: str, value, lang: str) -> str:
+    """The sentence of a dictionary template for one value.
+
+    Parameters
+    ----------
+    template
+        A ``template_<lang>`` text with ``{value}`` or ``{value:<spec>}``
+        placeholders (``{value:+.1f}``, ``{value:,.0f}``, ``{value:.0%}``, …).
+    value
+        The feature's value. None, NA, NaN and ±inf have no number to show:
+        the sentence is the template's label followed by ``": no record"``
+        (``"ei tietoa"``, ``"uppgift saknas"``).
+    lang
+        fi, sv or en.
+
+    Returns
+    -------
+    str
+        The sentence; never an unfilled placeholder, ``nan`` or ``inf``.
+    """
+    if _no_value(value):
+        label = " ".join(PLACEHOLDER.sub("", template).split()).strip(" :")
+        return f"{label}: {NO_RECORD[lang]}"
+    return PLACEHOLDER.sub(lambda m: _formatted(value, m.group("spec")), template)
 
 
 def period(days: int, lang: str) -> str:
@@ -220,4 +275,4 @@ def describe(feature: str, value, lang: str = "fi", spec: FeatureSpec | None = N
     cols = {c.name: c for c in spec.columns()}
     if feature not in cols:
         raise KeyError(f"unknown feature {feature!r}")
-    return _template(cols[feature], spec, lang).format(value=value)
+    return fill(_template(cols[feature], spec, lang), value, lang)

@@ -227,16 +227,16 @@ def test_cli_ingests_and_reports(tmp_path):
 def test_cli_errors_are_clear_messages(tmp_path):
     runner = CliRunner()
     missing = runner.invoke(app, ["ingest", "synthea", str(tmp_path / "nope"), "--out", str(tmp_path / "o")])
-    assert missing.exit_code == 1 and "export folder not found" in said(missing)
+    assert missing.exit_code == 2 and "export folder not found" in said(missing)
     bad_cost = runner.invoke(app, ["ingest", "synthea", str(SRC), "--out", str(tmp_path / "o"), "--cost", "x"])
-    assert bad_cost.exit_code == 1 and "cost must be one of" in said(bad_cost)
+    assert bad_cost.exit_code == 2 and "cost must be one of" in said(bad_cost)
     bad_tz = runner.invoke(app, ["ingest", "synthea", str(SRC), "--out", str(tmp_path / "o"), "--timezone", "Mars"])
-    assert bad_tz.exit_code == 1 and "unknown time zone" in said(bad_tz)
+    assert bad_tz.exit_code == 2 and "unknown time zone" in said(bad_tz)
     busy = tmp_path / "busy"
     busy.mkdir()
     (busy / "thesis.docx").write_text("precious")
     refused = runner.invoke(app, ["ingest", "synthea", str(SRC), "--out", str(busy)])
-    assert refused.exit_code == 1 and "not an earlier ingest output" in said(refused)
+    assert refused.exit_code == 2 and "not an earlier ingest output" in said(refused)
     assert (busy / "thesis.docx").read_text() == "precious"
     for res in (missing, bad_cost, bad_tz, refused):
         assert "Traceback" not in res.output

@@ -119,4 +119,4 @@ def test_cli_unknown_target_and_missing_folder(tmp_path):
     runner = CliRunner()
     res = runner.invoke(app, ["labels", "--data", str(tmp_path / "none"), "--as-of", "2024-01-01", "--target",
                               "high_use", "--out", str(tmp_path / "y.csv")])
-    assert res.exit_code == 1 and "not found" in res.output
+    assert res.exit_code == 2 and "not found" in res.output
