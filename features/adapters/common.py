@@ -13,13 +13,12 @@ import hashlib
 import hmac
 import json
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
+from features.config.loader import ConfigError, ConfigFileNotFound, read_yaml
 from features.contract.codes import normalise_icd10
 from features.contract.tables import MEASUREMENTS, SERVICE_LINES, TABLES
 from features.contract.io import atomic_dir, write_table
@@ -44,17 +43,16 @@ class AdapterError(ValueError):
 # --------------------------------------------------------------------------- maps
 
 def _read_yaml(path: str | Path | None, packaged: str) -> dict:
-    if path is None:
-        text = resources.files("features.config").joinpath(packaged).read_text()
-    else:
-        path = Path(path)
-        if not path.is_file():
-            raise AdapterError(f"map file not found: {path}")
-        text = path.read_text()
+    """A map file (or the packaged one) through the config loader; its problems as :class:`AdapterError`."""
     try:
-        return yaml.safe_load(text) or {}
-    except yaml.YAMLError as err:
-        raise AdapterError(f"map file {path or packaged} is not valid YAML: {err}") from err
+        raw, source = read_yaml(path, packaged)
+    except ConfigFileNotFound as err:
+        raise AdapterError(f"map file not found: {path}") from err
+    except ConfigError as err:
+        raise AdapterError(f"map file {err}") from err
+    if not isinstance(raw, dict):
+        raise AdapterError(f"map file {source}: expected a mapping at the top level, got {type(raw).__name__}")
+    return raw
 
 
 def _merge(base: dict, over: dict) -> dict:
@@ -77,7 +75,7 @@ def load_maps(path: str | Path | None = None) -> dict:
     """
     maps = _read_yaml(None, "adapter_maps.yaml")
     if path is not None:
-        maps = _merge(maps, _read_yaml(path, ""))
+        maps = _merge(maps, _read_yaml(path, "adapter_maps.yaml"))
     for source, section in (("synthea", "encounter_class"), ("synthea", "encounter_code"),
                             ("omop", "visit_concept")):
         entries = {str(k): dict(v or {}) for k, v in (maps.get(source, {}).get(section) or {}).items()}
@@ -105,7 +103,7 @@ def load_snomed_map(path: str | Path | None = None) -> pd.DataFrame:
     """
     codes = dict((_read_yaml(None, "snomed_icd10.yaml").get("codes") or {}))
     if path is not None:
-        codes.update(_read_yaml(path, "").get("codes") or {})
+        codes.update(_read_yaml(path, "snomed_icd10.yaml").get("codes") or {})
     frame = pd.DataFrame([{"snomed": str(k), "icd10": str(v["icd10"]), "name": v.get("name", "")}
                           for k, v in codes.items()])
     frame["icd10"] = normalise_icd10(frame["icd10"])
@@ -386,9 +384,9 @@ class IngestResult:
     rejected: pd.DataFrame
     report: dict
 
-    def write(self, out: str | Path) -> Path:
+    def write(self, out: str | Path, *, overwrite: bool = False) -> Path:
         """Write the folder atomically (see :func:`write_ingested`)."""
-        return write_ingested(self, out)
+        return write_ingested(self, out, overwrite=overwrite)
 
 
 def build_report(source: str, src: Path, parameters: dict, tables: dict[str, pd.DataFrame],
@@ -434,27 +432,27 @@ def build_report(source: str, src: Path, parameters: dict, tables: dict[str, pd.
     }
 
 
-def _guard_output(out: Path) -> None:
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / REPORT_FILE).exists())):
-        raise AdapterError(f"--out {out} exists and is not an earlier ingest output (no {REPORT_FILE}); "
-                           "choose a new folder")
-
-
-def write_ingested(result: IngestResult, out: str | Path) -> Path:
+def write_ingested(result: IngestResult, out: str | Path, *, overwrite: bool = False,
+                   source: str | Path | None = None) -> Path:
     """Write tables (Parquet), ``rejected.csv`` and ``ingest_report.json`` into ``out`` atomically.
 
-    The folder is built aside and swapped in whole, so an interrupted run leaves
-    any earlier output intact. An existing folder is replaced only if it is an
-    earlier ingest output (it holds ``ingest_report.json``).
+    The folder is built aside and moved into place whole, so an interrupted run
+    leaves any earlier output intact. The rule of every sote output holds
+    (:mod:`features.contract.outputs`): an existing folder is replaced only
+    where sote wrote it; one holding other files is refused unless
+    ``overwrite`` (then only sote's own files are replaced); ``out`` may not
+    overlap the ``source`` folder.
 
     Raises
     ------
-    AdapterError
-        If ``out`` exists and is something else.
+    features.contract.outputs.OutputRefused
+        If ``out`` overlaps the source, is a file, or holds files sote did not write.
     """
+    from features.contract.outputs import check_not_input
+
     out = Path(out)
-    _guard_output(out)
-    with atomic_dir(out) as tmp:
+    check_not_input(out, [source or result.report.get("source_dir")], "--out")
+    with atomic_dir(out, overwrite=overwrite, option="--out") as tmp:
         for table in TABLES:
             write_table(result.tables[table], tmp / f"{table}.parquet")
         write_table(result.rejected, tmp / REJECTED_FILE)

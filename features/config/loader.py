@@ -8,7 +8,8 @@ way: :func:`read_yaml` parses a file (or a packaged default by name) and
 - unknown keys (with the allowed ones listed) and missing required keys;
 - types from the annotations: ``int``, ``float``, ``str``, ``bool``,
   ``tuple[X, ...]``, ``tuple[X, Y]``, ``list[X]``, ``X | None``, ``Literal``,
-  ``Mapping[K, V]`` / ``dict[K, V]``, nested dataclasses and ``Any``;
+  ``Mapping[K, V]`` (built as a read-only :class:`FrozenDict`) / ``dict[K, V]``,
+  nested dataclasses and ``Any``;
 - ranges and choices declared in field metadata: ``ge``, ``gt``, ``le``,
   ``lt``, ``choices`` (applied to a scalar, or to each item of a tuple or list),
   and ``non_empty``;
@@ -48,6 +49,22 @@ C = TypeVar("C")
 _MISSING = object()
 #: Field-metadata keys understood by :func:`build`.
 RANGE_KEYS = ("ge", "gt", "le", "lt")
+
+
+class FrozenDict(dict):
+    """A read-only, hashable, picklable ``dict``: what a ``Mapping[K, V]`` field is built as."""
+
+    def _refuse(self, *args, **kwargs):
+        raise TypeError("a configuration mapping is read-only")
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _refuse
+    __ior__ = _refuse
+
+    def __hash__(self):
+        return hash(frozenset(self.items()))
+
+    def __reduce__(self):
+        return (FrozenDict, (dict(self),))
 
 
 class ConfigError(ValueError):
@@ -123,6 +140,9 @@ def read_yaml(path: str | Path | None = None, packaged: str | None = None, *,
         mark = getattr(err, "problem_mark", None)
         at = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "unknown position"
         problem = getattr(err, "problem", None) or str(err)
+        context, context_mark = getattr(err, "context", None), getattr(err, "context_mark", None)
+        if context and context_mark is not None:  # where the unclosed list or mapping began
+            problem += f" ({context} at line {context_mark.line + 1}, column {context_mark.column + 1})"
         raise ConfigError(f"{source}: not valid YAML at {at}: {problem}", source=source) from err
     return ({} if raw is None else raw), source
 
@@ -230,7 +250,7 @@ def _convert(value: Any, tp: Any, source: str, where: str, meta: Mapping) -> Any
             out[key] = _convert(v, val_tp, source, _join(where, k), meta)
         if meta.get("non_empty") and not out:
             raise config_error(source, where, "expected a non-empty mapping, got {}")
-        return types.MappingProxyType(out) if origin is Mapping or tp is Mapping else out
+        return FrozenDict(out) if origin is Mapping or tp is Mapping else out
     if isinstance(tp, type):
         if not isinstance(value, tp):
             raise config_error(source, where, f"expected {tp.__name__}, got {value!r}")

@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
+from features.config.loader import build, config_error, read_yaml
 from features.contract.tables import SERVICE_LINES
 
 
@@ -16,9 +15,14 @@ from features.contract.tables import SERVICE_LINES
 class UnitCost:
     """Cost of one service line: ``eur`` per visit or per episode day."""
 
-    eur: float
-    per: str = "visit"
-    by_professional: dict[str, float] = field(default_factory=dict)
+    eur: float = field(metadata={"ge": 0})
+    per: str = field(default="visit", metadata={"choices": ("visit", "day")})
+    by_professional: dict[str, float] = field(default_factory=dict, metadata={"ge": 0})
+
+
+@dataclass(frozen=True)
+class _UnitCostFile:
+    services: dict[str, UnitCost] = field(default_factory=dict)
 
 
 def load_unit_costs(path: str | Path | None = None) -> dict[str, UnitCost]:
@@ -26,25 +30,18 @@ def load_unit_costs(path: str | Path | None = None) -> dict[str, UnitCost]:
 
     Raises
     ------
-    ValueError
-        If a service line is missing, unknown, or has a negative cost or an unknown ``per``.
+    features.config.loader.ConfigError
+        (a ``ValueError``) naming the file, the key and the value: a service line
+        missing or unknown, a negative cost, an unknown ``per``, or invalid YAML.
+    FileNotFoundError
+        If ``path`` does not exist.
     """
-    if path is None:
-        text = resources.files("features.config").joinpath("unit_costs.yaml").read_text()
-    else:
-        text = Path(path).read_text()
-    raw = (yaml.safe_load(text) or {}).get("services", {})
-    unknown = sorted(set(raw) - set(SERVICE_LINES))
-    missing = sorted(set(SERVICE_LINES) - set(raw))
+    raw, source = read_yaml(path, "unit_costs.yaml")
+    table = build(_UnitCostFile, raw, f"unit-cost table {source}").services
+    unknown = sorted(set(table) - set(SERVICE_LINES))
+    missing = sorted(set(SERVICE_LINES) - set(table))
     if unknown or missing:
-        raise ValueError(f"unit-cost table {path or 'default'}: unknown services {unknown}, missing {missing}")
-    table = {}
-    for service, spec in raw.items():
-        cost = UnitCost(float(spec["eur"]), spec.get("per", "visit"),
-                        {k: float(v) for k, v in (spec.get("by_professional") or {}).items()})
-        if cost.per not in ("visit", "day") or cost.eur < 0 or any(v < 0 for v in cost.by_professional.values()):
-            raise ValueError(f"unit-cost table {path or 'default'}: bad entry for {service}: {spec}")
-        table[service] = cost
+        raise config_error(f"unit-cost table {source}", "services", f"unknown services {unknown}, missing {missing}")
     return table
 
 

@@ -4,24 +4,26 @@ from __future__ import annotations
 import json
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 from datetime import date
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-import yaml
 
+from features.config.defaults import BUILTIN_TARGETS, DATA_END, DATA_START
+from features.config.loader import build, read_yaml
 from features.contract.tables import SERVICE_LINES
 from features.contract.io import atomic_dir
 from features.synth.dynamics import ARCHETYPES, default_prices
 from features.synth.records import INSTRUMENTS, MEASUREMENT_NAMES, SCALE_NAMES, Vocab
 from features.synth.simulate import NO_DAY, ChunkResult, CountyLayout, TruthSpec, simulate_chunk
 
-TRUTH_TARGETS = ("high_use", "diabetes_high_use", "elderly_low_function", "young_adult_mhsu")
+#: Targets whose true probabilities the county records: every built-in target (packaged targets.yaml).
+TRUTH_TARGETS = BUILTIN_TARGETS
 
 
 @dataclass(frozen=True)
@@ -52,8 +54,8 @@ class SynthConfig:
 
     clients: int = 199_000
     seed: int = 2024
-    start: str = "2019-01-01"
-    end: str = "2025-12-31"
+    start: str = DATA_START
+    end: str = DATA_END
     county: str = "keski-uusimaa"
     truth_reps: int = 32
     chunk_size: int = 20_000
@@ -62,26 +64,54 @@ class SynthConfig:
     dirty: bool = False
 
 
+@dataclass(frozen=True)
+class Municipality:
+    """A municipality of a county preset: share of residents, Swedish-speaking share, care units."""
+
+    share: float = field(metadata={"gt": 0})
+    swedish: float = field(metadata={"ge": 0, "le": 1})
+    units: tuple[str, ...] = field(metadata={"non_empty": True})
+
+
+@dataclass(frozen=True)
+class CountyPreset:
+    """A county preset of ``features/config/counties.yaml``."""
+
+    residents: int = field(metadata={"ge": 1})
+    municipalities: Mapping[str, Municipality] = field(metadata={"non_empty": True})
+
+
+def load_presets() -> dict[str, CountyPreset]:
+    """The county presets of the packaged ``counties.yaml``, validated."""
+    raw, source = read_yaml(None, "counties.yaml")
+    return {name: build(CountyPreset, preset, source, str(name)) for name, preset in raw.items()}
+
+
 def load_layout(county: str) -> tuple[CountyLayout, list[str]]:
     """Municipalities, shares and units of a county preset."""
-    presets = yaml.safe_load(resources.files("features.config").joinpath("counties.yaml").read_text())
+    presets = load_presets()
     if county not in presets:
         raise ValueError(f"unknown county preset '{county}'; choose one of {sorted(presets)}")
-    munis = presets[county]["municipalities"]
+    munis = presets[county].municipalities
     names = list(munis)
     units: list[str] = []
     unit_idx: list[list[int]] = []
     for name in names:
-        unit_idx.append(list(range(len(units), len(units) + len(munis[name]["units"]))))
-        units.extend(munis[name]["units"])
-    shares = np.array([munis[m]["share"] for m in names], float)
-    layout = CountyLayout(names, shares / shares.sum(), np.array([munis[m]["swedish"] for m in names]), unit_idx)
+        unit_idx.append(list(range(len(units), len(units) + len(munis[name].units))))
+        units.extend(munis[name].units)
+    shares = np.array([munis[m].share for m in names], float)
+    layout = CountyLayout(names, shares / shares.sum(), np.array([munis[m].swedish for m in names]), unit_idx)
     return layout, units
+
+
+def _packaged_targets() -> dict:
+    """The packaged targets.yaml as parsed (validated by features.targets.spec.load_targets in the tests)."""
+    return read_yaml(None, "targets.yaml")[0]
 
 
 def truth_spec() -> TruthSpec:
     """Read the parameters of the built-in targets from the packaged targets.yaml."""
-    cfg = yaml.safe_load(resources.files("features.config").joinpath("targets.yaml").read_text())
+    cfg = _packaged_targets()
     t = cfg["targets"]
     young = t["young_adult_mhsu"]
     outcomes = {o["kind"]: o for o in t["elderly_low_function"]["outcome"]["of"]}
@@ -95,7 +125,7 @@ def truth_spec() -> TruthSpec:
 
 
 def _quantiles() -> dict[str, float]:
-    cfg = yaml.safe_load(resources.files("features.config").joinpath("targets.yaml").read_text())
+    cfg = _packaged_targets()
     return {name: cfg["targets"][name]["outcome"]["quantile"] for name in ("high_use", "diabetes_high_use")}
 
 
@@ -221,7 +251,8 @@ def _validate_config(cfg: SynthConfig) -> None:
         raise ValueError("clients, truth_reps and chunk_size must be positive")
 
 
-def generate_county(out_dir: str | Path, config: SynthConfig = SynthConfig(), progress=None) -> dict:
+def generate_county(out_dir: str | Path, config: SynthConfig = SynthConfig(), progress=None, *,
+                    overwrite: bool = False) -> dict:
     """Simulate a county and write its tables, ``truth.parquet`` and ``manifest.json`` into ``out_dir``.
 
     The directory is built aside and swapped in only when complete, so an
@@ -230,18 +261,30 @@ def generate_county(out_dir: str | Path, config: SynthConfig = SynthConfig(), pr
     Parameters
     ----------
     out_dir
-        Destination folder (replaced if it exists).
+        Destination folder. An earlier output of sote is replaced; a folder
+        holding anything else is refused unless ``overwrite`` (then only sote's
+        own files are replaced, see :mod:`features.contract.outputs`).
     config
         What to generate.
     progress
         Optional callable ``progress(done_chunks, total_chunks)``.
+    overwrite
+        Write into a folder that also holds files sote did not write.
 
     Returns
     -------
     dict
-        The manifest: configuration, row counts, realism figures and timings.
+        The manifest: configuration, data period, row counts, realism figures and timings.
+
+    Raises
+    ------
+    features.contract.outputs.OutputRefused
+        If ``out_dir`` holds files sote did not write and ``overwrite`` is False.
     """
     _validate_config(config)
+    from features.contract.outputs import check_output_dir
+
+    check_output_dir(out_dir, "--out", overwrite=overwrite)
     t_start = time.perf_counter()
     layout, units = load_layout(config.county)
     vocab = Vocab(units, f"{config.county}_hospital")
@@ -253,7 +296,7 @@ def generate_county(out_dir: str | Path, config: SynthConfig = SynthConfig(), pr
     truth_parts: list[list[dict]] = []
     rng_dirty = np.random.default_rng(np.random.SeedSequence([config.seed, 999_999]))
     fault_counts: dict[str, int] = {}
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, overwrite=overwrite, option="--out") as tmp:
         writers: dict[str, pq.ParquetWriter] = {}
         pool = ProcessPoolExecutor(config.workers) if config.workers > 1 and len(jobs) > 1 else None
         results = pool.map(_run_chunk, jobs) if pool else map(_run_chunk, jobs)
@@ -287,6 +330,7 @@ def generate_county(out_dir: str | Path, config: SynthConfig = SynthConfig(), pr
         manifest = {
             "generator": "sote synthetic county",
             "config": asdict(config),
+            "period": {"start": config.start, "end": config.end},  # records after the end are contract errors
             "rows": counts,
             "truth_rows": len(truth),
             "truth_index_dates": sorted(truth["as_of"].dt.strftime("%Y-%m-%d").unique().tolist()),

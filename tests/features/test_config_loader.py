@@ -1,6 +1,7 @@
 """The configuration loader: every rule, and the file, key path and value in every message."""
 from __future__ import annotations
 
+import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +53,9 @@ def test_builds_with_defaults_and_conversions():
     assert isinstance(job.weights["a"], float) and job.pair == (2, "b")
     with pytest.raises(TypeError):
         job.weights["b"] = 1.0  # a Mapping field is read-only
+    with pytest.raises(TypeError):
+        job.weights.update(b=1.0)
+    assert pickle.loads(pickle.dumps(job)) == job and hash(job.weights) == hash(pickle.loads(pickle.dumps(job)).weights)
 
 
 def test_unknown_and_missing_keys_name_file_and_path():
@@ -156,3 +160,119 @@ def test_load_config_section_and_defaults(tmp_path: Path):
 def test_build_rejects_non_dataclass():
     with pytest.raises(TypeError):
         build(dict, {}, "s")
+
+
+# --------------------------------------------------------------- every YAML of sote goes through the loader
+
+def _write(tmp_path: Path, text: str, name: str = "c.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_builtin_targets_are_the_packaged_targets_in_file_order():
+    from features.config.defaults import BUILTIN_TARGETS
+    from features.synth.generate import TRUTH_TARGETS
+    from features.targets.spec import load_targets
+
+    assert BUILTIN_TARGETS == tuple(load_targets()) == TRUTH_TARGETS
+    assert BUILTIN_TARGETS[0] == "high_use" and len(BUILTIN_TARGETS) == 4
+
+
+def test_feature_spec_files_name_file_key_and_line(tmp_path: Path):
+    from features.histories.spec import SpecError, load_charlson, load_diagnosis_groups, load_spec
+
+    with pytest.raises(SpecError, match=r"feature spec .*c.yaml: not valid YAML at line 2"):
+        load_spec(_write(tmp_path, "windows: [30\nevents: []\n"))
+    with pytest.raises(SpecError, match=r"feature spec .*c.yaml: measurements.hba1c.lookback_days: expected a value "
+                                        r"> 0, got -3"):
+        load_spec(_write(tmp_path, "measurements: {hba1c: {lookback_days: -3}}\n"))
+    with pytest.raises(SpecError, match=r"continuity.by\[0\]: 'nurse' is not one of"):
+        load_spec(_write(tmp_path, "continuity: {by: [nurse]}\n"))
+    with pytest.raises(FileNotFoundError, match="feature spec not found"):
+        load_spec(tmp_path / "none.yaml")
+    with pytest.raises(SpecError, match=r"diagnosis groups .*c.yaml: groups.gout.icd10\[0\]: expected a list of 2 "
+                                        r"items, got \['M10'\]"):
+        load_diagnosis_groups(_write(tmp_path, "groups: {gout: {icd10: [[M10]]}}\n"))
+    with pytest.raises(SpecError, match=r"Charlson mapping .*c.yaml: categories.x.weight: expected a whole number, "
+                                        r"got 'two'"):
+        load_charlson(_write(tmp_path, "categories: {x: {weight: two, icd10: [I21]}}\n"))
+    with pytest.raises(SpecError, match=r"categories.x.icd10: bad ICD-10 entry '21'"):
+        load_charlson(_write(tmp_path, "categories: {x: {weight: 1, icd10: ['21']}}\n"))
+    with pytest.raises(SpecError, match=r"implies\[0\]: unknown category \['y'\]"):
+        load_charlson(_write(tmp_path, "categories: {x: {weight: 1, icd10: [I21]}}\n"
+                                       "implies: [{all_of: [x], then: y}]\n"))
+    assert load_charlson(_write(tmp_path, "categories: {x: {weight: 1, icd10: [I21, I60-I64]}}\n")).categories[0] \
+        .ranges == (("I60", "I64"),)
+
+
+def test_targets_yaml_errors_name_the_line_and_key(tmp_path: Path):
+    from features.targets.spec import TargetError, load_targets
+
+    with pytest.raises(TargetError, match=r"targets .*c.yaml: not valid YAML at line 4, .*"
+                       r"\(while parsing a flow mapping at line 3, column 14\)"):
+        load_targets(_write(tmp_path, "targets:\n  x:\n    outcome: {kind: count\n"))
+    with pytest.raises(TargetError, match=r"target x.cohort: min_age 70 > max_age 60"):
+        load_targets(_write(tmp_path, "targets: {x: {cohort: {min_age: 70, max_age: 60}, "
+                                      "outcome: {kind: cost_quantile, quantile: 0.9}}}\n"))
+    with pytest.raises(TargetError, match=r"target x.horizon_days: expected a value >= 1, got 0"):
+        load_targets(_write(tmp_path, "targets: {x: {horizon_days: 0, outcome: {kind: cost_quantile, "
+                                      "quantile: 0.9}}}\n"))
+    with pytest.raises(TargetError, match=r"target x.outcome: required key is missing"):
+        load_targets(_write(tmp_path, "targets: {x: {description: no outcome}}\n"))
+
+
+def test_unit_costs_name_the_service_and_value(tmp_path: Path):
+    from features.contract.costs import load_unit_costs
+
+    table = load_unit_costs()
+    assert table["inpatient"].per == "day" and table["primary_care_visit"].by_professional == {"doctor": 130.0,
+                                                                                              "nurse": 60.0}
+    lines = "".join(f"  {s}: {{eur: 10}}\n" for s in table if s != "home_care")
+    with pytest.raises(ConfigError, match=r"unit-cost table .*c.yaml: services: unknown services \[\], "
+                                          r"missing \['home_care'\]"):
+        load_unit_costs(_write(tmp_path, "services:\n" + lines))
+    with pytest.raises(ConfigError, match=r"services.home_care.eur: expected a value >= 0, got -5.0"):
+        load_unit_costs(_write(tmp_path, "services:\n" + lines + "  home_care: {eur: -5}\n"))
+    with pytest.raises(ConfigError, match=r"services.home_care.per: 'hour' is not one of \['visit', 'day'\]"):
+        load_unit_costs(_write(tmp_path, "services:\n" + lines + "  home_care: {eur: 5, per: hour}\n"))
+
+
+def test_grid_config_names_the_rule(tmp_path: Path):
+    from segmentation.grid import load_grid_config
+
+    cfg = load_grid_config()
+    assert cfg.need.min_points == 2 and cfg.need.rules[2].op == "top_share" and cfg.labels["en"]["self_reliant"]
+    rule = "{column: a, op: '>=', value: 1}"
+    with pytest.raises(ConfigError, match=r"grid config .*c.yaml: need.rules\[0\].op: '~' is not one of"):
+        load_grid_config(_write(tmp_path, f"need: {{min_points: 1, rules: [{{column: a, op: '~', value: 1}}]}}\n"
+                                          f"weak_resources: {{min_points: 1, rules: [{rule}]}}\n"))
+    with pytest.raises(ConfigError, match=r"weak_resources: min_points 2 exceeds the 1 rule"):
+        load_grid_config(_write(tmp_path, f"need: {{min_points: 1, rules: [{rule}]}}\n"
+                                          f"weak_resources: {{min_points: 2, rules: [{rule}]}}\n"))
+    with pytest.raises(ConfigError, match=r"top level: labels.fi must name exactly"):
+        load_grid_config(_write(tmp_path, f"need: {{min_points: 1, rules: [{rule}]}}\n"
+                                          f"weak_resources: {{min_points: 1, rules: [{rule}]}}\n"
+                                          "labels: {fi: {self_reliant: x}}\n"))
+
+
+def test_adapter_map_files_go_through_the_loader(tmp_path: Path):
+    from features.adapters.common import AdapterError, load_maps
+
+    with pytest.raises(AdapterError, match=r"map file .*c.yaml: not valid YAML at line 2.*"
+                       r"\(while parsing a flow node at line 2"):
+        load_maps(_write(tmp_path, "synthea: [\n"))
+    with pytest.raises(AdapterError, match="map file not found"):
+        load_maps(tmp_path / "none.yaml")
+    with pytest.raises(AdapterError, match="expected a mapping at the top level"):
+        load_maps(_write(tmp_path, "- a\n"))
+
+
+def test_county_presets_are_validated():
+    from features.synth.generate import load_layout, load_presets
+
+    presets = load_presets()
+    assert set(presets) == {"keski-uusimaa", "ita-uusimaa"} and presets["keski-uusimaa"].residents == 199_000
+    layout, units = load_layout("keski-uusimaa")
+    assert units[:2] == ["hyvinkaa_keskusta", "hyvinkaa_paavola"] and layout.units[0] == [0, 1]
+    assert abs(layout.shares.sum() - 1) < 1e-12 and layout.municipalities[0] == "Hyvinkää"
