@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from features.config.defaults import TRAIN_AS_OF, VALID_AS_OF
 from models.baselines import BASELINE_COLUMNS, PriorCostBaseline, age_sex_comorbidity_model
 from models.calibration import ProbabilityCalibrator
 from models.metrics import age_band, binary_metrics, group_metrics
@@ -42,8 +43,8 @@ class TrainConfig:
     """
 
     target: str = "high_use"
-    train_as_of: str = "2023-01-01"
-    valid_as_of: str = "2024-01-01"
+    train_as_of: str = TRAIN_AS_OF
+    valid_as_of: str = VALID_AS_OF
     seed: int = 0
     calibration: str = "isotonic"
     holdout: float = 0.3

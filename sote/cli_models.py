@@ -6,6 +6,7 @@ from typing import Optional
 
 import typer
 
+from features.config.defaults import TRAIN_AS_OF, VALID_AS_OF
 from sote.app import ExitCode, app, console, fail, quiet_libraries
 
 
@@ -13,8 +14,8 @@ from sote.app import ExitCode, app, console, fail, quiet_libraries
 def train(
     data: Path = typer.Option(..., help="Folder with the canonical tables (truth.parquet, if present, gives the oracle)."),
     target: str = typer.Option("high_use", help="Target declared in features/config/targets.yaml."),
-    train_as_of: str = typer.Option("2023-01-01", help="Index date the model learns from."),
-    valid_as_of: str = typer.Option("2024-01-01", help="Later index date it is judged on."),
+    train_as_of: str = typer.Option(TRAIN_AS_OF, help="Index date the model learns from."),
+    valid_as_of: str = typer.Option(VALID_AS_OF, help="Later index date it is judged on."),
     experiment: Optional[str] = typer.Option(None, help="MLflow experiment (default sote-<target>)."),
     register: bool = typer.Option(False, help="Register the model; promote it to @champion only if it is better."),
     tracking_uri: Optional[str] = typer.Option(None, help="MLflow tracking URI (default: local store in ./mlruns)."),
