@@ -12,11 +12,11 @@ import traceback
 from enum import IntEnum
 from pathlib import Path
 
-import click
 import typer
 from rich.console import Console
 from rich.text import Text
 from typer.core import TyperGroup
+from typer.exceptions import TyperException
 
 #: The console every command prints to (stderr). Markup is off: user values (a unit named
 #: "tuusula [kotihoito]", a path "br[/]") are printed literally, never read as rich markup.
@@ -170,15 +170,15 @@ def check_writable(*files: Path | str | None, folders: tuple = ()) -> None:
 class _SoteGroup(TyperGroup):
     """The root command group: maps every exception a command raises to one message and an exit status."""
 
-    def resolve_command(self, ctx: click.Context, args: list[str]):
+    def resolve_command(self, ctx: typer.Context, args: list[str]):
         name, cmd, rest = super().resolve_command(ctx, args)
         ctx.meta[_INVOKED] = (ctx, cmd, name, list(rest))
         return name, cmd, rest
 
-    def invoke(self, ctx: click.Context):
+    def invoke(self, ctx: typer.Context):
         try:
             return super().invoke(ctx)
-        except (typer.Exit, typer.Abort, click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+        except (typer.Exit, typer.Abort, TyperException):  # usage errors and exits: Typer prints them
             raise
         except Exception as err:  # noqa: BLE001 - the one place where every error becomes a message
             code, message = describe_error(err, _command_params(ctx).get("data"))
@@ -190,7 +190,7 @@ class _SoteGroup(TyperGroup):
             raise typer.Exit(int(code)) from None
 
 
-def _command_params(ctx: click.Context) -> dict:
+def _command_params(ctx: typer.Context) -> dict:
     """The parameters of the command that failed (parsed again, leniently), or {} if unknown."""
     invoked = ctx.meta.get(_INVOKED)
     if invoked is None:
