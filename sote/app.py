@@ -14,13 +14,30 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.status import Status
 from rich.text import Text
 from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
+class _LiteralStatus(Status):
+    """A status line whose text is shown literally (rich reads a plain string as markup)."""
+
+    def update(self, status=None, **kwargs) -> None:
+        super().update(Text(status) if isinstance(status, str) else status, **kwargs)
+
+
+class _LiteralConsole(Console):
+    """A console that prints user values literally: no markup in ``print`` or in ``status`` lines."""
+
+    def status(self, status, *, spinner: str = "dots", spinner_style="status.spinner", speed: float = 1.0,
+               refresh_per_second: float = 12.5) -> Status:
+        return _LiteralStatus(Text(status) if isinstance(status, str) else status, console=self, spinner=spinner,
+                              spinner_style=spinner_style, speed=speed, refresh_per_second=refresh_per_second)
+
+
 #: The console every command prints to (stderr). Markup is off: user values (a unit named
 #: "tuusula [kotihoito]", a path "br[/]") are printed literally, never read as rich markup.
-console = Console(stderr=True, markup=False)
+console = _LiteralConsole(stderr=True, markup=False)
 
 
 class ExitCode(IntEnum):
@@ -223,5 +240,5 @@ def progress_bar():
     """A rich progress bar on the command console (stderr)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+    return Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                     console=console, transient=False)

@@ -84,10 +84,13 @@ def test_an_internal_error_is_one_message_and_debug_shows_the_traceback(county, 
 
 
 def test_values_with_brackets_are_printed_literally(tmp_path):
-    res = runner.invoke(app, ["validate", str(tmp_path / "br[/]")])
-    assert res.exit_code == ExitCode.USER_ERROR
-    _one_error(res, "br[/]")
-    assert "MarkupError" not in res.output
+    data = str(tmp_path / "br[/]")
+    for args in (["validate", data], ["features", "--data", data, "--as-of", "2024-01-01", "--out",
+                                      str(tmp_path / "f.parquet")]):  # features shows the folder in a status line
+        res = runner.invoke(app, args)
+        assert res.exit_code == ExitCode.USER_ERROR, res.output
+        _one_error(res, f"{data}")
+        assert "MarkupError" not in res.output
 
 
 @pytest.mark.parametrize("command", [
