@@ -11,17 +11,23 @@ from sote.app import ExitCode, app, check_writable, console, fail
 
 
 def _as_of(value: str) -> pd.Timestamp:
-    try:
-        return pd.Timestamp(value).normalize()
-    except (ValueError, TypeError):
-        fail(f"--as-of {value!r} is not a date (use YYYY-MM-DD)", 2)
+    from sote.options import cli_date
+
+    return cli_date(value, "--as-of")
+
+
+def _check_out(out: Path, data: Path) -> None:
+    """Before any work: a .parquet/.csv name, outside the data, not replacing a file sote did not write."""
+    from sote.options import guard_file
+
+    if out.suffix not in (".parquet", ".csv"):
+        fail(f"--out {out}: use a .parquet or .csv file name", ExitCode.USER_ERROR)
+    guard_file(out, "--out", inputs=[data])
 
 
 def _write(frame: pd.DataFrame, out: Path) -> None:
     from features.contract.io import write_table
 
-    if out.suffix not in (".parquet", ".csv"):
-        fail(f"--out {out}: use a .parquet or .csv file name", 2)
     write_table(frame, out)
 
 
@@ -39,8 +45,12 @@ def features(
     from features.histories.spec import SpecError
     from features.contract.validation import ContractError
 
+    from sote.options import check_period
+
     t = _as_of(as_of)
+    _check_out(out, data)
     check_writable(out)
+    check_period(data, [(t, "--as-of", 0, "")])
     try:
         with console.status(f"reading {data}"):
             histories = ClientHistories(data, spec, validate=validate)
@@ -51,6 +61,10 @@ def features(
         fail(f"{data} breaks the data contract ({len(err.report.problems)} problem(s))", ExitCode.DATA_INVALID)
     except (FileNotFoundError, SpecError, ValueError) as err:
         fail(str(err))
+    if not table["client_id"].is_unique:  # --no-validate trusts the folder: the key is checked anyway
+        dup = int(table["client_id"].duplicated().sum())
+        fail(f"{data}: {dup:,} client_id value(s) occur more than once in the feature table (duplicate clients "
+             f"rows); nothing written. Run `sote validate {data}` (or drop --no-validate)", ExitCode.DATA_INVALID)
     _write(table, out)
     console.print(f"{len(table):,} clients x {table.shape[1] - 1} features as of {t:%Y-%m-%d} written to {out}")
 
@@ -67,8 +81,12 @@ def labels(
     from features.targets.labels import TargetError, build_labels
     from features.contract.validation import ContractError
 
+    from sote.options import check_period, horizon_days
+
     t = _as_of(as_of)
+    _check_out(out, data)
     check_writable(out)
+    check_period(data, [(t, "--as-of", horizon_days(target, targets), f"for {target} labels")])
     try:
         with console.status(f"labelling {target} as of {t:%Y-%m-%d}"):
             table = build_labels(data, t, target, targets=targets)

@@ -19,6 +19,7 @@ _KEY_HELP = (f"Key of the pseudonymous client ids (HMAC-SHA256). Default: ${KEY_
              "(the report says so).")
 _MAPS_HELP = "YAML merged over the packaged adapter maps (service lines, LOINC codes)."
 _SNOMED_HELP = "YAML extending the packaged SNOMED CT -> ICD-10 table."
+_OVERWRITE_HELP = "Write into a folder that holds other files (only sote's own files are ever replaced)."
 
 
 def _summary(report: dict, out: Path) -> None:
@@ -44,15 +45,17 @@ def _summary(report: dict, out: Path) -> None:
                   f"{out / REJECTED_FILE}; the mapping report in {out / REPORT_FILE}")
 
 
-def _run(convert, out: Path, check: bool) -> None:
+def _run(convert, out: Path, check: bool, src: Path | None = None, overwrite: bool = False) -> None:
     from features.adapters import AdapterError
     from features.contract.load import load_tables
     from features.contract.validation import ContractError
+    from sote.options import guard_dir
 
+    guard_dir(out, "--out", overwrite=overwrite, inputs=[src])
     try:
         with console.status("converting"):
             result = convert()
-        result.write(out)
+        result.write(out, overwrite=overwrite)
     except AdapterError as err:
         fail(str(err))
     _summary(result.report, out)
@@ -79,12 +82,13 @@ def synthea(
     maps: Optional[Path] = typer.Option(None, help=_MAPS_HELP),
     snomed_map: Optional[Path] = typer.Option(None, help=_SNOMED_HELP),
     check: bool = typer.Option(True, help="Load the written folder with strict validation afterwards."),
+    overwrite: bool = typer.Option(False, help=_OVERWRITE_HELP),
 ) -> None:
     """Convert a Synthea CSV export: patients, encounters, conditions, observations."""
     from features.adapters import ingest_synthea
 
     _run(lambda: ingest_synthea(src, key=key, timezone=timezone, cost=cost, eur_per_usd=eur_per_usd,
-                                language=language, maps=maps, snomed_map=snomed_map), out, check)
+                                language=language, maps=maps, snomed_map=snomed_map), out, check, src, overwrite)
 
 
 @ingest.command("omop")
@@ -98,9 +102,10 @@ def omop(
     maps: Optional[Path] = typer.Option(None, help=_MAPS_HELP),
     snomed_map: Optional[Path] = typer.Option(None, help=_SNOMED_HELP),
     check: bool = typer.Option(True, help="Load the written folder with strict validation afterwards."),
+    overwrite: bool = typer.Option(False, help=_OVERWRITE_HELP),
 ) -> None:
     """Convert an OMOP CDM 5.4 data set: person, death, visit_occurrence, condition_occurrence, measurement, cost."""
     from features.adapters import ingest_omop
 
     _run(lambda: ingest_omop(src, key=key, language=language, default_unit=default_unit, eur_per_usd=eur_per_usd,
-                             maps=maps, snomed_map=snomed_map), out, check)
+                             maps=maps, snomed_map=snomed_map), out, check, src, overwrite)

@@ -30,6 +30,15 @@ def train(
     from models.train import TrainConfig
     from models.train import train as run_train
 
+    from sote.options import check_period, cli_date, horizon_days
+
+    t_train, t_valid = cli_date(train_as_of, "--train-as-of"), cli_date(valid_as_of, "--valid-as-of")
+    if t_valid <= t_train:
+        fail(f"--valid-as-of {t_valid:%Y-%m-%d} must be after --train-as-of {t_train:%Y-%m-%d}", ExitCode.USER_ERROR)
+    horizon = horizon_days(target)
+    check_period(data, [(t_train, "--train-as-of", horizon, f"for {target} training labels"),
+                        (t_valid, "--valid-as-of", horizon, f"for {target} validation labels")])
+    train_as_of, valid_as_of = f"{t_train:%Y-%m-%d}", f"{t_valid:%Y-%m-%d}"
     quiet_libraries()
     config = TrainConfig(target=target, train_as_of=train_as_of, valid_as_of=valid_as_of, seed=seed,
                          calibration=calibration, tune=tune, tune_trials=tune_trials, tune_seconds=tune_seconds)

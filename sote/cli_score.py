@@ -28,11 +28,13 @@ def score(
     from models.scoring import ScoringError
     from models.scoring import score as run_score
 
+    from sote.options import check_period, cli_date, guard_file
+
+    t = cli_date(as_of, "--as-of")
+    guard_file(out, "--out", inputs=[data])
+    guard_file(out.with_name(out.name + ".json"), "--out (its sidecar)", inputs=[data])
+    check_period(data, [(t, "--as-of", 0, "")])
     quiet_libraries()
-    try:
-        t = pd.Timestamp(as_of)
-    except ValueError:
-        fail(f"--as-of {as_of!r} is not a date (use YYYY-MM-DD)", 2)
     try:
         with progress_bar() as bar:
             task = bar.add_task("scoring", total=None)
@@ -69,6 +71,10 @@ def report(
 
     if lang not in ("fi", "sv", "en"):
         fail(f"--lang must be fi, sv or en, got {lang!r}")
+    from sote.options import guard_file
+
+    for path in report_paths(out).values():
+        guard_file(path, "--out", inputs=[risklist, previous])
     check_writable(*report_paths(out).values())  # before reading anything: all outputs or none
     paths = write_report(risklist, out, previous=previous, unit=unit, top=top, lang=lang)
     console.print("written: " + ", ".join(str(p) for p in paths.values()), highlight=False, soft_wrap=True)

@@ -1,29 +1,61 @@
-"""Reading and writing the canonical tables (Parquet or CSV), atomically.
+"""Reading and writing the canonical tables (Parquet or CSV), atomically and safely.
 
 A data directory holds one file or folder per table: ``clients.parquet``,
 ``events.csv``, ``events/`` (a Parquet dataset), ... Reading types every
-column and turns values that cannot be parsed (a date such as ``2023-13-45``)
-into missing values, remembering them as :class:`ParseProblem` so that
-validation names them instead of losing them.
+column and turns values that cannot be parsed (a date such as ``2023-13-45``,
+a day-first ``13.12.1973`` without a declared format, a cost of ``inf``)
+into missing values, remembering them with their raw text as
+:class:`ParseProblem` so that validation names them instead of losing them.
+Dates follow :mod:`features.contract.dates`; a folder's ``dataset.yaml``
+(:mod:`features.contract.dataset`) may declare a table's date format and
+text encoding.
+
+Writing goes through :func:`atomic_path` and :func:`atomic_dir`: a temporary
+of sote's own naming beside the target, renamed into place only when
+complete, removed on failure, on SIGTERM and on SIGINT, and swept by the next
+write into the same folder if a run was killed outright. Both keep the rule
+of :mod:`features.contract.outputs`: nothing sote did not write is replaced.
 """
 from __future__ import annotations
 
 import os
 import shutil
-import tempfile
+import signal
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from features.contract.codes import normalise_codes, normalise_system
-from features.contract.tables import TABLES
+from features.contract.dataset import Declaration, read_declaration
+from features.contract.dates import date_rule, parse_date_column
 from features.contract.distinct import categorical_to_string, per_unique
+from features.contract.outputs import (
+    MANIFEST,
+    OutputRefused,
+    TEMP_PATTERN,
+    foreign_entries,
+    make_dirs,
+    owned,
+    record,
+    temp_name,
+)
 from features.contract.schemas import DATE_COLUMNS, FLOAT_COLUMNS, STRING_COLUMNS
+from features.contract.tables import TABLES
+
+#: When this process started: temporaries of dead processes older than this are litter.
+PROCESS_START = time.time()
+
+
+class UnreadableTable(ValueError):
+    """A table file that cannot be read at all (wrong encoding, damaged Parquet, broken CSV); names the file."""
 
 
 @dataclass
@@ -47,46 +79,117 @@ def find_table(data_dir: str | Path, table: str) -> Path | None:
     return None
 
 
-def _read_file(path: Path) -> pd.DataFrame:
-    if path.is_dir() or path.suffix == ".parquet":
-        table = pq.read_table(path)
-        # Dates arrive as date32; pandas wants datetime64 for vectorised comparisons.
-        cols = [c.cast(pa.timestamp("s")) if pa.types.is_date(c.type) else c for c in table.columns]
-        frame = pa.table(cols, names=table.column_names).to_pandas()
-        for col in frame.columns:
-            if isinstance(frame[col].dtype, pd.CategoricalDtype):
-                frame[col] = categorical_to_string(frame[col])
-        return frame
-    return pd.read_csv(path, dtype="string", keep_default_na=False, na_values=[""])
+def _is_parquet(path: Path) -> bool:
+    return path.is_dir() or path.suffix == ".parquet"
 
 
-def _typed(table: str, frame: pd.DataFrame) -> tuple[pd.DataFrame, list[ParseProblem]]:
+def _read_csv(path: Path, table: str, encoding: str | None, columns: list[str] | None = None) -> pd.DataFrame:
+    declared = encoding is not None
+    encoding = encoding or "utf-8"
+    try:
+        return pd.read_csv(path, dtype="string", keep_default_na=False, na_values=[""], encoding=encoding,
+                           usecols=columns)
+    except UnicodeDecodeError as err:
+        hint = ("" if declared else f"; if it is Latin-1 (a Windows or Excel export), declare it in "
+                f"{path.parent / 'dataset.yaml'}: tables: {{{table}: {{encoding: latin-1}}}}")
+        raise UnreadableTable(f"table '{table}' ({path}) is not {encoding} text: byte "
+                              f"{err.object[err.start:err.start + 1]!r} at byte {err.start:,} cannot be "
+                              f"decoded{hint}") from None
+    except pd.errors.EmptyDataError:
+        raise UnreadableTable(f"table '{table}' ({path}) is empty: not even a header line") from None
+    except (pd.errors.ParserError, ValueError) as err:
+        raise UnreadableTable(f"table '{table}' ({path}) cannot be read as CSV: {str(err).strip()}") from None
+
+
+def _read_parquet(path: Path, table: str, columns: list[str] | None = None) -> pa.Table:
+    try:
+        return pq.read_table(path, columns=columns)
+    except (pa.ArrowException, OSError, ValueError) as err:
+        raise UnreadableTable(f"table '{table}' ({path}) cannot be read as Parquet (damaged or incomplete "
+                              f"file?): {str(err).strip()}") from None
+
+
+def _arrow_to_pandas(table: pa.Table) -> pd.DataFrame:
+    # Dates arrive as date32; pandas wants datetime64 for vectorised comparisons.
+    cols = [c.cast(pa.timestamp("s")) if pa.types.is_date(c.type) else c for c in table.columns]
+    frame = pa.table(cols, names=table.column_names).to_pandas()
+    for col in frame.columns:
+        if isinstance(frame[col].dtype, pd.CategoricalDtype):
+            frame[col] = categorical_to_string(frame[col])
+    return frame
+
+
+def _read_file(path: Path, table: str, encoding: str | None = None) -> pd.DataFrame:
+    if _is_parquet(path):
+        return _arrow_to_pandas(_read_parquet(path, table))
+    return _read_csv(path, table, encoding)
+
+
+def read_column(path: Path, column: str, table: str, declaration: Declaration | None = None) -> pd.Series:
+    """One date column of a table file, strictly parsed (bad values missing); empty if the column is absent."""
+    declaration = declaration or Declaration()
+    try:
+        if _is_parquet(path):
+            names = pq.ParquetDataset(path).schema.names if path.is_dir() else pq.read_schema(path).names
+            if column not in names:
+                return pd.Series([], dtype="datetime64[s]")
+            raw = _arrow_to_pandas(_read_parquet(path, table, [column]))[column]
+        else:
+            header = pd.read_csv(path, nrows=0, encoding=declaration.encoding.get(table) or "utf-8").columns
+            if column not in header:
+                return pd.Series([], dtype="datetime64[s]")
+            raw = _read_csv(path, table, declaration.encoding.get(table), [column])[column].str.strip()
+    except (UnreadableTable, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError,
+            pa.ArrowException, OSError, ValueError):
+        return pd.Series([], dtype="datetime64[s]")  # validation names the problem
+    return parse_date_column(raw, declaration.date_format.get(table))[0]
+
+
+def _strip_text(raw: pd.Series) -> pd.Series:
+    if pd.api.types.is_string_dtype(raw) or raw.dtype == object:
+        return raw.astype("string").str.strip().replace("", pd.NA)
+    return raw
+
+
+def _typed(table: str, frame: pd.DataFrame, date_format: str | None = None
+           ) -> tuple[pd.DataFrame, list[ParseProblem]]:
     problems: list[ParseProblem] = []
     frame = frame.copy()
     for col in STRING_COLUMNS[table]:
         if col in frame:
-            frame[col] = per_unique(frame[col], lambda u: u.str.strip().replace("", pd.NA))
-    for col, rule, parse in [
-        *[(c, "parseable date (YYYY-MM-DD)", lambda s: pd.to_datetime(s, errors="coerce", format="mixed"))
-          for c in DATE_COLUMNS[table]],
-        *[(c, "parseable number", lambda s: pd.to_numeric(s, errors="coerce")) for c in FLOAT_COLUMNS[table]],
-    ]:
+            values = frame[col]
+            if not (pd.api.types.is_string_dtype(values) or values.dtype == object):
+                values = values.astype("string")  # e.g. client ids stored as integers: the digits are the id
+            frame[col] = per_unique(values, lambda u: u.str.strip().replace("", pd.NA))
+    for col in DATE_COLUMNS[table]:
         if col not in frame:
             continue
-        raw = frame[col]
-        if pd.api.types.is_string_dtype(raw) or raw.dtype == object:
-            raw = raw.astype("string").str.strip().replace("", pd.NA)
-        if pd.api.types.is_datetime64_any_dtype(raw) or (pd.api.types.is_float_dtype(raw) and "date" not in rule):
-            parsed = raw
-        else:
-            parsed = parse(raw)
-        if "date" in rule:
-            parsed = pd.to_datetime(parsed).astype("datetime64[s]")
-        else:
-            parsed = parsed.astype(float)
-        bad = parsed.isna() & raw.notna()
+        raw = _strip_text(frame[col])
+        parsed, bad = parse_date_column(raw, date_format)
         if bad.any():
-            problems.append(ParseProblem(table, col, rule, frame.index[bad], raw[bad].astype("string")))
+            rule = date_rule(date_format)
+            if pd.api.types.is_numeric_dtype(raw) or pd.api.types.is_bool_dtype(raw):
+                rule = "a date (ISO 8601 YYYY-MM-DD), not a number: numbers are never read as years or days"
+            problems.append(ParseProblem(table, col, rule, frame.index[bad],
+                                         raw[bad].astype(str).astype("string")))
+        frame[col] = parsed
+    for col in FLOAT_COLUMNS[table]:
+        if col not in frame:
+            continue
+        raw = _strip_text(frame[col])
+        if pd.api.types.is_bool_dtype(raw):
+            parsed = pd.Series(np.nan, index=raw.index)
+        elif pd.api.types.is_numeric_dtype(raw):
+            parsed = raw.astype(float)
+        else:
+            parsed = pd.to_numeric(raw.astype("string") if raw.dtype == object else raw, errors="coerce")
+            parsed = parsed.astype(float)
+        finite = np.isfinite(parsed.to_numpy(dtype=float, na_value=np.nan))
+        bad = ~finite & raw.notna().to_numpy(bool)
+        if bad.any():
+            problems.append(ParseProblem(table, col, "finite number (not text, inf or nan)", frame.index[bad],
+                                         raw[bad].astype(str).astype("string")))
+            parsed = parsed.where(finite)
         frame[col] = parsed
     if table == "diagnoses" and {"code", "system"} <= set(frame.columns):
         frame["system"] = normalise_system(frame["system"]).fillna(frame["system"])
@@ -95,26 +198,41 @@ def _typed(table: str, frame: pd.DataFrame) -> tuple[pd.DataFrame, list[ParsePro
     return frame, problems
 
 
-def read_tables(data_dir: str | Path, tables: tuple[str, ...] = TABLES) -> tuple[dict[str, pd.DataFrame], list[ParseProblem]]:
+def read_tables(data_dir: str | Path, tables: tuple[str, ...] = TABLES, *,
+                declaration: Declaration | None = None) -> tuple[dict[str, pd.DataFrame], list[ParseProblem]]:
     """Read and type the canonical tables of ``data_dir``.
+
+    Parameters
+    ----------
+    data_dir
+        The data folder.
+    tables
+        Which tables to read.
+    declaration
+        Date formats and encodings per table; default: the folder's ``dataset.yaml``.
 
     Returns
     -------
     tables : dict
-        Table name to DataFrame, with dates as ``datetime64``, numbers as float
-        and text as pandas strings. Diagnosis codes are normalised (the raw code
-        is kept in ``code_raw``).
+        Table name to DataFrame, with dates as ``datetime64[s]`` days, numbers as
+        float and text as pandas strings. Diagnosis codes are normalised (the raw
+        code is kept in ``code_raw``).
     problems : list of ParseProblem
-        Values that could not be parsed; validation reports them.
+        Values that could not be parsed, with their raw text; validation reports them.
 
     Raises
     ------
     FileNotFoundError
         If the directory or a required table is missing.
+    UnreadableTable
+        If a file cannot be read at all (encoding, damaged Parquet, broken CSV).
+    features.contract.dataset.DeclarationError
+        If the folder's ``dataset.yaml`` is invalid.
     """
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise FileNotFoundError(f"data directory not found: {data_dir}")
+    declaration = declaration if declaration is not None else read_declaration(data_dir)
     out: dict[str, pd.DataFrame] = {}
     problems: list[ParseProblem] = []
     for table in tables:
@@ -122,49 +240,216 @@ def read_tables(data_dir: str | Path, tables: tuple[str, ...] = TABLES) -> tuple
         if path is None:
             raise FileNotFoundError(
                 f"table '{table}' not found in {data_dir} (expected {table}.parquet, {table}.csv or {table}/)")
-        out[table], found = _typed(table, _read_file(path))
+        out[table], found = _typed(table, _read_file(path, table, declaration.encoding.get(table)),
+                                   declaration.date_format.get(table))
         problems.extend(found)
     return out, problems
+
+
+# ------------------------------------------------------------------ interrupted writes
+
+_live: dict[Path, None] = {}
+_lock = threading.Lock()
+_previous: dict[int, object] = {}
+_installed_by: int | None = None
+
+
+def _remove(path: Path) -> None:
+    try:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+    except OSError:
+        pass
+
+
+def _on_signal(signum, frame) -> None:  # pragma: no cover - exercised through a subprocess
+    if os.getpid() == _installed_by:
+        for path in list(_live):
+            _remove(path)
+        _live.clear()
+    _restore()
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
+    raise SystemExit(128 + signum)
+
+
+def _restore() -> None:
+    global _installed_by
+    for signum, handler in _previous.items():
+        try:
+            signal.signal(signum, handler)
+        except (ValueError, TypeError):
+            pass
+    _previous.clear()
+    _installed_by = None
+
+
+def _register(path: Path) -> None:
+    global _installed_by
+    with _lock:
+        if not _live and threading.current_thread() is threading.main_thread() and _installed_by is None:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                _previous[signum] = signal.getsignal(signum)
+                signal.signal(signum, _on_signal)
+            _installed_by = os.getpid()
+        _live[path] = None
+
+
+def _unregister(path: Path) -> None:
+    with _lock:
+        _live.pop(path, None)
+        if not _live and _installed_by == os.getpid():
+            _restore()
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def sweep_stale(folder: str | Path) -> list[Path]:
+    """Remove sote's temporaries in ``folder`` left by a killed run; return what was removed.
+
+    Only names of sote's own pattern (:data:`features.contract.outputs.TEMP_PATTERN`)
+    are touched, and only those whose process no longer runs and that are
+    older than this process.
+    """
+    folder = Path(folder)
+    removed = []
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        m = TEMP_PATTERN.match(entry.name)
+        if m is None or _alive(int(m.group(1))):
+            continue
+        try:
+            if entry.lstat().st_mtime >= PROCESS_START:
+                continue
+        except OSError:
+            continue
+        _remove(entry)
+        removed.append(entry)
+    return removed
 
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; move it into place only if the block succeeds.
 
-    A failed or interrupted write leaves any previous file at ``path`` intact
-    and no partial file behind.
+    A failed or interrupted (SIGTERM, SIGINT) write leaves any previous file at
+    ``path`` intact and no partial file behind. The file is recorded as sote's
+    in its folder's ``.sote-manifest.json``.
+
+    Raises
+    ------
+    features.contract.outputs.OutputRefused
+        If ``path`` exists and was not written by sote, or is a folder.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    if path.name == MANIFEST:
+        raise OutputRefused(f"{path}: {MANIFEST} is sote's own record and cannot be an output")
+    if path.is_dir():
+        raise OutputRefused(f"{path} is a folder; give a file name")
+    if path.exists() and path.name not in owned(path.parent):
+        raise OutputRefused(f"{path} exists and was not written by sote (not listed in "
+                            f"{path.parent / MANIFEST}); sote never replaces other files: move it or choose "
+                            "another name")
+    make_dirs(path.parent)
+    sweep_stale(path.parent)
+    tmp_path = path.parent / temp_name(path.name)
+    _register(tmp_path)
     try:
+        tmp_path.touch()
         yield tmp_path
         os.replace(tmp_path, path)
+        record(path.parent, [path.name])
     finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
+        _remove(tmp_path)
+        _unregister(tmp_path)
+
+
+def _entries(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name != MANIFEST and not TEMP_PATTERN.match(p.name))
 
 
 @contextmanager
-def atomic_dir(path: str | Path) -> Iterator[Path]:
-    """Like :func:`atomic_path` for a directory: build it aside, then swap it in."""
+def atomic_dir(path: str | Path, *, overwrite: bool = False, option: str = "output folder") -> Iterator[Path]:
+    """Like :func:`atomic_path` for a folder: build it aside, then move it into place.
+
+    A folder that sote wrote earlier (everything in it listed in its
+    manifest) is swapped whole. A folder that also holds other files is
+    refused unless ``overwrite``; then sote's entries are moved in one by one,
+    its earlier entries that the new output lacks are removed, and the other
+    files stay untouched. The new folder's manifest lists what sote wrote.
+
+    Raises
+    ------
+    features.contract.outputs.OutputRefused
+        If ``path`` is a file, holds files sote did not write (without
+        ``overwrite``), or a new entry would replace such a file; the
+        message names ``option``.
+    """
+    from features.contract.outputs import check_output_dir
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    check_output_dir(path, option, overwrite=overwrite)
+    make_dirs(path.parent)
+    sweep_stale(path.parent)
+    tmp = path.parent / temp_name(path.name)
+    _register(tmp)
     try:
+        tmp.mkdir()
         yield tmp
-        old = None
-        if path.exists():
-            old = path.with_name(f".{path.name}.old.{os.getpid()}")
-            os.replace(path, old)
-        os.replace(tmp, path)
-        if old is not None:
-            shutil.rmtree(old)
+        new = _entries(tmp)
+        record(tmp, new, exact=True)
+        if not path.exists():
+            os.replace(tmp, path)
+        else:
+            foreign = foreign_entries(path)
+            if not foreign:
+                old = path.parent / temp_name(path.name, "old")
+                _register(old)
+                try:
+                    os.replace(path, old)
+                    os.replace(tmp, path)
+                finally:
+                    _remove(old)
+                    _unregister(old)
+            else:
+                if not overwrite:
+                    check_output_dir(path, option, overwrite=False)
+                clash = sorted(set(new) & set(foreign))
+                if clash:
+                    raise OutputRefused(f"{path}: sote would replace {', '.join(clash[:5])}, which it did not "
+                                        "write; move them or choose another folder")
+                before = owned(path)
+                for name in new:
+                    target = path / name
+                    if target.is_dir() and not target.is_symlink():
+                        aside = path / temp_name(name, "old")
+                        os.replace(target, aside)
+                        os.replace(tmp / name, target)
+                        _remove(aside)
+                    else:
+                        os.replace(tmp / name, target)
+                for name in sorted(before - set(new)):
+                    _remove(path / name)
+                record(path, new, exact=True)
+        record(path.parent, [path.name])
     finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
+        _remove(tmp)
+        _unregister(tmp)
 
 
 def write_table(frame: pd.DataFrame, path: str | Path) -> Path:

@@ -4,10 +4,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
-from features.contract.tables import TABLES
 from features.contract.costs import fill_missing_costs, load_unit_costs
-from features.contract.io import atomic_dir, read_tables, write_table
+from features.contract.dataset import DECLARATION, DataPeriod, infer_period, read_declaration
+from features.contract.io import atomic_dir, read_tables
+from features.contract.outputs import check_not_input
+from features.contract.tables import TABLES
 from features.contract.validation import ValidatedTables, validate_tables
 
 
@@ -18,40 +21,64 @@ def load_tables(
     quarantine_dir: str | Path | None = None,
     unit_costs: str | Path | None = None,
     fill_costs: bool = True,
+    overwrite: bool = False,
 ) -> ValidatedTables:
     """Read, validate and cost-fill the canonical tables of ``data_dir``.
 
     Parameters
     ----------
     data_dir
-        Folder with one Parquet/CSV file (or Parquet folder) per table.
+        Folder with one Parquet/CSV file (or Parquet folder) per table, and
+        optionally ``dataset.yaml`` (period, date formats, encodings).
     lenient
         Quarantine invalid rows instead of failing.
     quarantine_dir
         Where rejected rows go, one ``<table>.csv`` each with a ``reason``
-        column (written atomically, only in lenient mode).
+        column (written atomically, only in lenient mode). It must lie outside
+        ``data_dir`` and hold nothing sote did not write (see ``overwrite``).
     unit_costs
         Unit-cost YAML file overriding the packaged defaults.
     fill_costs
         Fill missing event costs from the unit-cost table (flagged in ``cost_imputed``).
+    overwrite
+        Accept a quarantine folder that holds other files (only sote's own are replaced).
+
+    Returns
+    -------
+    ValidatedTables
+        With ``period`` set: the declared period, or one inferred from the kept records.
 
     Raises
     ------
     features.contract.validation.ContractError
         If the data break the contract (strict mode) or a table's structure is broken.
+    features.contract.io.UnreadableTable
+        If a table file cannot be read at all.
+    features.contract.outputs.OutputRefused
+        If ``quarantine_dir`` overlaps ``data_dir`` or holds other files.
     """
-    tables, problems = read_tables(data_dir)
-    result = validate_tables(tables, lenient=lenient, parse_problems=problems)
     if lenient and quarantine_dir is not None:
-        write_quarantine(result, quarantine_dir)
+        check_not_input(quarantine_dir, [data_dir], "--quarantine")
+    declaration = read_declaration(data_dir)
+    tables, problems = read_tables(data_dir, declaration=declaration)
+    result = validate_tables(tables, lenient=lenient, parse_problems=problems, period=declaration.period)
+    result.period = declaration.period or infer_period(result.tables)
+    if lenient and quarantine_dir is not None:
+        write_quarantine(result, quarantine_dir, overwrite=overwrite)
     if fill_costs:
         result.tables["events"] = fill_missing_costs(result.tables["events"], load_unit_costs(unit_costs))
     return result
 
 
-def write_quarantine(result: ValidatedTables, quarantine_dir: str | Path) -> Path:
-    """Write every rejected row with its reason, plus a summary, into ``quarantine_dir`` atomically."""
-    with atomic_dir(quarantine_dir) as tmp:
+def write_quarantine(result: ValidatedTables, quarantine_dir: str | Path, *, overwrite: bool = False) -> Path:
+    """Write every rejected row with its reason, plus a summary, into ``quarantine_dir`` atomically.
+
+    Raises
+    ------
+    features.contract.outputs.OutputRefused
+        If the folder holds files sote did not write (unless ``overwrite``).
+    """
+    with atomic_dir(quarantine_dir, overwrite=overwrite, option="--quarantine") as tmp:
         for table, frame in result.quarantine.items():
             frame.to_csv(tmp / f"{table}.csv", index=False)
         summary = pd.DataFrame({
@@ -65,10 +92,25 @@ def write_quarantine(result: ValidatedTables, quarantine_dir: str | Path) -> Pat
     return Path(quarantine_dir)
 
 
-def write_tables(tables: dict[str, pd.DataFrame], out_dir: str | Path) -> Path:
-    """Write canonical tables as Parquet files into ``out_dir``, each atomically."""
+def write_tables(tables: dict[str, pd.DataFrame], out_dir: str | Path, *, period: DataPeriod | None = None,
+                 overwrite: bool = False) -> Path:
+    """Write canonical tables as Parquet files into ``out_dir``, as one atomic folder.
+
+    A declared ``period`` is carried over into the folder's ``dataset.yaml``,
+    so that later commands check their dates against it.
+
+    Raises
+    ------
+    features.contract.outputs.OutputRefused
+        If the folder holds files sote did not write (unless ``overwrite``).
+    """
     out_dir = Path(out_dir)
-    for table in TABLES:
-        if table in tables:
-            write_table(tables[table], out_dir / f"{table}.parquet")
+    with atomic_dir(out_dir, overwrite=overwrite, option="--out") as tmp:
+        for table in TABLES:
+            if table in tables:
+                tables[table].to_parquet(tmp / f"{table}.parquet", index=False)
+        if period is not None and period.declared:
+            (tmp / DECLARATION).write_text(yaml.safe_dump(
+                {"period": {"start": f"{period.start:%Y-%m-%d}", "end": f"{period.end:%Y-%m-%d}"}}),
+                encoding="utf-8")
     return out_dir

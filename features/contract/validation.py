@@ -15,9 +15,10 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
-from features.contract.tables import TABLES
+from features.contract.dataset import PERIOD_COLUMNS, DataPeriod, today
 from features.contract.io import ParseProblem
 from features.contract.schemas import CHECK_COLUMNS, SCHEMAS
+from features.contract.tables import TABLES
 
 EXAMPLES = 3
 _DATED = {"events": "start", "diagnoses": "date", "measurements": "date", "assessments": "date"}
@@ -75,7 +76,7 @@ class ValidationReport:
 
 
 class ContractError(ValueError):
-    """Raised by a strict validation that found problems; carries the report."""
+    """Raised by a strict validation that found problems (or a broken table structure); carries the report."""
 
     def __init__(self, report: ValidationReport):
         super().__init__(report.to_text())
@@ -89,6 +90,8 @@ class ValidatedTables:
     tables: dict[str, pd.DataFrame]
     quarantine: dict[str, pd.DataFrame]
     report: ValidationReport
+    #: The data's period (declared, or inferred from the kept records); set by ``load_tables``.
+    period: DataPeriod | None = None
 
 
 def _problem(table: str, column: str, rule: str, frame: pd.DataFrame, rows: np.ndarray) -> Problem:
@@ -107,13 +110,17 @@ def _pandera_problems(table: str, frame: pd.DataFrame) -> list[Problem]:
     column = cases["column"].fillna("(table)").astype(str)
     wide = cases["schema_context"].eq("DataFrameSchema") & cases["check"].astype(str).isin(list(CHECK_COLUMNS))
     column = column.mask(wide, cases["check"].astype(str).map(CHECK_COLUMNS))
-    cases = cases.assign(column=column, check=cases["check"].astype(str))
+    missing = cases["check"].astype(str).eq("column_in_dataframe")
+    column = column.mask(missing, cases["failure_case"].astype(str))
+    check = cases["check"].astype(str).mask(missing, "required column missing")
+    cases = cases.assign(column=column, check=check)
     if wide.any():
         cases = cases.drop_duplicates(["column", "check", "index"])
     for (column, check), group in cases.groupby(["column", "check"], sort=False):
         if group["index"].isna().all():
             detail = ", ".join(map(str, group["failure_case"].head(EXAMPLES)))
-            problems.append(Problem(table, column, f"{check}: {detail}", None))
+            rule = check if check == "required column missing" else f"{check}: {detail}"
+            problems.append(Problem(table, column, rule, None))
             continue
         positions = frame.index.get_indexer(group["index"].dropna().astype(np.int64).unique())
         if check == "field_uniqueness":
@@ -177,6 +184,26 @@ def _cross_table_problems(tables: dict[str, pd.DataFrame], bad_clients: np.ndarr
     return problems
 
 
+def _period_problems(tables: dict[str, pd.DataFrame], period: DataPeriod | None) -> list[Problem]:
+    """Records dated after the declared period's end (or, without a declared period, after today)."""
+    if period is not None and period.declared:
+        latest, rule = period.end, f"dated after the end of the data period {period.describe()}"
+    else:
+        latest = today()
+        rule = f"dated after today ({latest:%Y-%m-%d}): impossible in an extract (the folder declares no period)"
+    problems = []
+    for table, columns in PERIOD_COLUMNS.items():
+        frame = tables.get(table)
+        if frame is None:
+            continue
+        for col in columns:
+            if col in frame and pd.api.types.is_datetime64_any_dtype(frame[col]):
+                late = (frame[col] > latest).fillna(False).to_numpy(bool)
+                if late.any():
+                    problems.append(_problem(table, col, rule, frame, np.flatnonzero(late)))
+    return problems
+
+
 def _parse_problems(parse: list[ParseProblem], tables: dict[str, pd.DataFrame]) -> list[Problem]:
     out = []
     for pp in parse:
@@ -203,6 +230,7 @@ def validate_tables(
     *,
     lenient: bool = False,
     parse_problems: list[ParseProblem] | None = None,
+    period: DataPeriod | None = None,
 ) -> ValidatedTables:
     """Validate the canonical tables against their contracts, all rules at once.
 
@@ -213,12 +241,17 @@ def validate_tables(
     lenient
         Keep the valid rows and quarantine the rest instead of raising.
     parse_problems
-        Values the reader could not parse, reported alongside the schema rules.
+        Values the reader could not parse, reported alongside the schema rules;
+        their raw text is what the quarantine shows for them.
+    period
+        The data's declared period: records after its end are problems.
+        Without a declared one, records dated after today are.
 
     Returns
     -------
     ValidatedTables
-        Kept tables (index reset), quarantined rows with a ``reason`` column, report.
+        Kept tables (index reset), quarantined rows with a ``reason`` column
+        (values that could not be parsed keep their raw text), report.
 
     Raises
     ------
@@ -228,11 +261,21 @@ def validate_tables(
     """
     tables = {name: frame.reset_index(drop=True) for name, frame in tables.items()}
     problems = _parse_problems(parse_problems or [], tables) + _code_problems(tables)
+    unreadable = {(p.table, p.column): p.rows for p in problems if p.rows is not None}
     for table in TABLES:
         if table in tables:
-            problems.extend(_pandera_problems(table, tables[table]))
+            for p in _pandera_problems(table, tables[table]):
+                seen = unreadable.get((p.table, p.column))
+                if seen is not None and p.rows is not None and p.rule.startswith("not_nullable"):
+                    # an unreadable value is missing after reading: report it once, as unreadable
+                    rest = np.setdiff1d(p.rows, seen)
+                    if not len(rest):
+                        continue
+                    p = _problem(p.table, p.column, p.rule, tables[table], rest)
+                problems.append(p)
     bad_clients = np.concatenate([p.rows for p in problems if p.table == "clients" and p.rows is not None] or
                                  [np.array([], dtype=np.int64)])
+    problems.extend(_period_problems(tables, period))
     problems.extend(_cross_table_problems(tables, np.unique(bad_clients)))
     rows_in = {t: len(f) for t, f in tables.items()}
     report = ValidationReport(problems, rows_in, dict(rows_in))
@@ -247,6 +290,12 @@ def validate_tables(
                 reasons.iloc[p.rows] = reasons.iloc[p.rows] + f"{p.column}: {p.rule}; "
         rejected = reasons.ne("").to_numpy()
         kept[table] = frame.loc[~rejected].reset_index(drop=True)
-        quarantine[table] = frame.loc[rejected].assign(reason=reasons[rejected].str.rstrip("; ")).reset_index(drop=True)
+        bad = frame.loc[rejected]
+        for pp in parse_problems or []:
+            if pp.table == table and len(pp.index):
+                # the quarantine shows what the source said, not the missing value it could not be read as
+                bad = bad.astype({pp.column: object})
+                bad.loc[pp.index, pp.column] = pp.raw.to_numpy(dtype=object)
+        quarantine[table] = bad.assign(reason=reasons[rejected].str.rstrip("; ")).reset_index(drop=True)
         report.rows_kept[table] = len(kept[table])
     return ValidatedTables(kept, quarantine, report)

@@ -236,7 +236,7 @@ def test_cli_errors_are_clear_messages(tmp_path):
     busy.mkdir()
     (busy / "thesis.docx").write_text("precious")
     refused = runner.invoke(app, ["ingest", "synthea", str(SRC), "--out", str(busy)])
-    assert refused.exit_code == 2 and "not an earlier ingest output" in said(refused)
+    assert refused.exit_code == 2 and "holds files sote did not write" in said(refused)
     assert (busy / "thesis.docx").read_text() == "precious"
     for res in (missing, bad_cost, bad_tz, refused):
         assert "Traceback" not in res.output

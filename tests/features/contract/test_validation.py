@@ -10,9 +10,11 @@ from features.contract.validation import ContractError, validate_tables
 
 
 def _write(tmp_path, **tables):
+    data = tmp_path / "data"
+    data.mkdir(exist_ok=True)
     for name, frame in tables.items():
-        frame.to_csv(tmp_path / f"{name}.csv", index=False)
-    return tmp_path
+        frame.to_csv(data / f"{name}.csv", index=False)
+    return data
 
 
 @pytest.fixture
@@ -39,9 +41,9 @@ def tables():
 
 
 def test_strict_reports_every_problem_with_table_column_rule_and_examples(tmp_path, tables):
-    _write(tmp_path, **tables)
+    data = _write(tmp_path, **tables)
     with pytest.raises(ContractError) as err:
-        load_tables(tmp_path)
+        load_tables(data)
     summary = err.value.report.summary()
     found = set(zip(summary["table"], summary["column"]))
     expected = {("clients", "client_id"), ("clients", "sex"), ("events", "cost_eur"), ("events", "end"),
@@ -49,14 +51,14 @@ def test_strict_reports_every_problem_with_table_column_rule_and_examples(tmp_pa
                 ("measurements", "value"), ("assessments", "value")}
     assert expected <= found
     text = str(err.value)
-    assert "table 'events', column 'start': parseable date" in text and "2021-13-45" in text
+    assert "table 'events', column 'start': ISO 8601 date (YYYY-MM-DD)" in text and "2021-13-45" in text
     assert "dated after the client's death_date" in text
     assert "foreign key" in text and "zz" in text
 
 
 def test_lenient_keeps_valid_rows_and_quarantines_the_rest_with_reasons(tmp_path, tables):
-    _write(tmp_path, **tables)
-    result = load_tables(tmp_path, lenient=True, quarantine_dir=tmp_path / "q")
+    data = _write(tmp_path, **tables)
+    result = load_tables(data, lenient=True, quarantine_dir=tmp_path / "q")
     for name, frame in tables.items():
         assert len(result.tables[name]) + len(result.quarantine[name]) == len(frame)
     assert result.tables["clients"]["client_id"].tolist() == ["a", "b"]
@@ -72,17 +74,17 @@ def test_lenient_keeps_valid_rows_and_quarantines_the_rest_with_reasons(tmp_path
 
 def test_missing_column_fails_even_in_lenient_mode(tmp_path, tables):
     tables["events"] = tables["events"].drop(columns=["service"])
-    _write(tmp_path, **tables)
+    data = _write(tmp_path, **tables)
     with pytest.raises(ContractError) as err:
-        load_tables(tmp_path, lenient=True)
+        load_tables(data, lenient=True)
     assert any(p.table == "events" and p.rows is None for p in err.value.report.problems)
 
 
 def test_missing_table_is_named(tmp_path, tables):
     del tables["assessments"]
-    _write(tmp_path, **tables)
+    data = _write(tmp_path, **tables)
     with pytest.raises(FileNotFoundError, match="assessments"):
-        read_tables(tmp_path)
+        read_tables(data)
 
 
 def test_clean_tables_pass_and_costs_are_filled(tmp_path, tables):
@@ -94,8 +96,8 @@ def test_clean_tables_pass_and_costs_are_filled(tmp_path, tables):
     tables["diagnoses"] = tables["diagnoses"].iloc[:3]
     tables["measurements"] = tables["measurements"].iloc[1:]
     tables["assessments"] = tables["assessments"].iloc[1:]
-    _write(tmp_path, **tables)
-    result = load_tables(tmp_path)
+    data = _write(tmp_path, **tables)
+    result = load_tables(data)
     assert result.report.ok
     ev = result.tables["events"]
     assert ev["cost_eur"].tolist() == [300.0, 3 * 350.0, 130.0]
@@ -103,8 +105,8 @@ def test_clean_tables_pass_and_costs_are_filled(tmp_path, tables):
 
 
 def test_quarantine_write_is_atomic(tmp_path, tables, monkeypatch):
-    _write(tmp_path, **tables)
-    raw, problems = read_tables(tmp_path)
+    data = _write(tmp_path, **tables)
+    raw, problems = read_tables(data)
     result = validate_tables(raw, lenient=True, parse_problems=problems)
     write_quarantine(result, tmp_path / "q")
     before = (tmp_path / "q" / "events.csv").read_text()
@@ -117,7 +119,7 @@ def test_quarantine_write_is_atomic(tmp_path, tables, monkeypatch):
         write_quarantine(result, tmp_path / "q")
     assert (tmp_path / "q" / "events.csv").read_text() == before
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".q")]
-    assert np.all([p.suffix == ".csv" for p in (tmp_path / "q").iterdir()])
+    assert np.all([p.suffix == ".csv" for p in (tmp_path / "q").iterdir() if p.name != ".sote-manifest.json"])
 
 
 @settings(max_examples=60, deadline=None)
