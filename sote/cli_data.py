@@ -18,15 +18,24 @@ def validate(
     quarantine: Optional[Path] = typer.Option(None, help="Folder for rejected rows and their reasons (with --lenient)."),
     out: Optional[Path] = typer.Option(None, help="Write the kept, cost-filled tables here as Parquet."),
     unit_costs: Optional[Path] = typer.Option(None, help="Unit-cost YAML overriding the defaults."),
+    overwrite: bool = typer.Option(False, help="Write into --out / --quarantine folders that hold other files "
+                                               "(only sote's own files are ever replaced)."),
 ) -> None:
     """Check a data folder against the contract and report every problem at once."""
     from features.contract.load import load_tables, write_tables
+    from sote.options import guard_dir
 
     if quarantine is not None and not lenient:
-        fail("--quarantine needs --lenient (a strict run keeps nothing and rejects nothing)", 2)
+        fail("--quarantine needs --lenient (a strict run keeps nothing and rejects nothing)", ExitCode.USER_ERROR)
+    if lenient and quarantine is None:
+        fail("--lenient needs --quarantine QDIR: the rejected rows and their reasons must be written somewhere",
+             ExitCode.USER_ERROR)
+    guard_dir(quarantine, "--quarantine", overwrite=overwrite, inputs=[data, out])
+    guard_dir(out, "--out", overwrite=overwrite, inputs=[data, quarantine])
     check_writable(folders=(out, quarantine))
     try:
-        result = load_tables(data, lenient=lenient, quarantine_dir=quarantine, unit_costs=unit_costs)
+        result = load_tables(data, lenient=lenient, quarantine_dir=quarantine, unit_costs=unit_costs,
+                             overwrite=overwrite)
     except ContractError as err:
         console.print(err.report.to_text(), highlight=False, markup=False)
         fail(f"{data} breaks the data contract ({len(err.report.problems)} problem(s))", ExitCode.DATA_INVALID)
@@ -37,21 +46,24 @@ def validate(
     for table, n in report.rows_in.items():
         rejected = n - report.rows_kept[table]
         console.print(f"{table:>13}: {n:>12,} rows in, {report.rows_kept[table]:>12,} kept, {rejected:>10,} quarantined")
-    if quarantine is not None and not report.ok:
-        console.print(f"rejected rows and reasons written to {quarantine}/")
+    if result.period is not None:
+        console.print(f"data period: {result.period.describe()}", highlight=False)
+    if quarantine is not None:
+        console.print(f"rejected rows and reasons written to {quarantine}/", highlight=False)
     if out is not None:
-        write_tables(result.tables, out)
-        console.print(f"valid tables written to {out}/")
+        write_tables(result.tables, out, period=result.period, overwrite=overwrite)
+        console.print(f"valid tables written to {out}/", highlight=False)
 
 
-def run_synth(out: Path, config) -> dict:
+def run_synth(out: Path, config, overwrite: bool = False) -> dict:
     """Generate the synthetic county with a progress bar; return its manifest."""
     from features.synth import generate_county
 
     with progress_bar() as bar:
         task = bar.add_task(f"simulating {config.clients:,} residents", total=None)
         manifest = generate_county(out, config, progress=lambda done, total: bar.update(task, completed=done,
-                                                                                        total=total))
+                                                                                        total=total),
+                                   overwrite=overwrite)
     return manifest
 
 
@@ -66,15 +78,20 @@ def synth(
     dirty: bool = typer.Option(False, help="Inject realistic data faults (for testing validation)."),
     truth_reps: int = typer.Option(32, help="Replicate futures per client behind the true probabilities."),
     workers: int = typer.Option(2, help="Processes to simulate with (the output does not depend on it)."),
+    overwrite: bool = typer.Option(False, help="Write into a folder that holds other files (only sote's own "
+                                               "files are ever replaced)."),
 ) -> None:
     """Generate a synthetic county with known ground truth (Parquet)."""
     from features.synth import SynthConfig
+    from sote.options import cli_date, guard_dir
 
+    start, end = f"{cli_date(start, '--start'):%Y-%m-%d}", f"{cli_date(end, '--end'):%Y-%m-%d}"
+    guard_dir(out, "--out", overwrite=overwrite)
     check_writable(folders=(out,))
     try:
         config = SynthConfig(clients=clients, seed=seed, start=start, end=end, county=county, dirty=dirty,
                              truth_reps=truth_reps, workers=workers)
-        manifest = run_synth(out, config)
+        manifest = run_synth(out, config, overwrite)
     except ValueError as err:
         fail(str(err))
     rows = ", ".join(f"{k} {v:,}" for k, v in manifest["rows"].items())

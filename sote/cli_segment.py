@@ -11,10 +11,9 @@ from sote.app import ExitCode, app, check_writable, console, fail
 
 
 def _date(value: str, option: str) -> pd.Timestamp:
-    try:
-        return pd.Timestamp(value).normalize()
-    except (ValueError, TypeError):
-        fail(f"{option} {value!r} is not a date (use YYYY-MM-DD)", 2)
+    from sote.options import cli_date
+
+    return cli_date(value, option)
 
 
 def _k(value: str) -> int | str:
@@ -71,8 +70,13 @@ def segment(
         fail(f"--method must be one of {', '.join(ALL_METHODS)}", 2)
     if out.suffix not in (".parquet", ".csv"):
         fail(f"--out {out}: use a .parquet or .csv file name", 2)
+    from sote.options import check_period, guard_file
+
+    guard_file(out, "--out", inputs=[data])
+    guard_file(report, "--report", inputs=[data, out])
     check_writable(out, report)  # before any work: never --out written and --report failed
     t = _date(as_of, "--as-of")
+    check_period(data, [(t, "--as-of", 0, "")])
     tables = _load(data)
     with console.status(f"building client histories as of {t.date()}"):
         features = _features_at(tables, t)
@@ -117,7 +121,12 @@ def segment_transitions(
     t0, t1 = _date(date_from, "--from"), _date(date_to, "--to")
     if t1 <= t0:
         fail("--to must be after --from", 2)
+    from sote.options import check_period, guard_file
+
+    guard_file(out, "--out", inputs=[data])
+    guard_file(flows_out, "--flows", inputs=[data, out])
     check_writable(out, flows_out)
+    check_period(data, [(t0, "--from", 0, ""), (t1, "--to", 0, "")])
     tables = _load(data)
     with console.status("building client histories at both dates"):
         f0, f1 = _features_at(tables, t0), _features_at(tables, t1)
