@@ -3,28 +3,90 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-TARGETS = ("high_use", "diabetes_high_use", "elderly_low_function", "young_adult_mhsu")
+from features.config.defaults import BUILTIN_TARGETS, DATA_END, DATA_START, SCORE_AS_OF, TRAIN_AS_OF, VALID_AS_OF
+from features.config.loader import build, load_config
+
+#: The demo's targets: every built-in target (the packaged targets.yaml).
+TARGETS = BUILTIN_TARGETS
 
 
-@dataclass
+@dataclass(frozen=True)
 class DemoConfig:
-    """Dates and sizes of the demo (defaults: a Keski-Uusimaa-sized county, data 2019–2025)."""
+    """Dates and sizes of the demo (defaults: a Keski-Uusimaa-sized county, data 2019–2025).
 
-    clients: int = 199_000
-    seed: int = 2024
-    workers: int = 2
-    train_as_of: str = "2023-01-01"
-    valid_as_of: str = "2024-01-01"
-    score_as_of: str = "2025-01-01"
-    targets: tuple[str, ...] = TARGETS
-    truth_reps: int = 32
-    explain_share: float = 0.2
+    Loadable from YAML with :func:`load_demo_config` (a sample: ``docs/demo.yaml``).
+
+    Parameters
+    ----------
+    clients, seed, workers, truth_reps
+        Size, seed, simulation processes and truth replicates of the synthetic county.
+    train_as_of, valid_as_of, score_as_of
+        Index dates: models learn at the first, are judged (and segments drawn)
+        at the second, risk lists are scored at the third; in this order, inside
+        the synthetic data's period.
+    targets
+        Built-in targets to train and score.
+    explain_share
+        Share of each risk list (from the top) that gets SHAP reasons.
+    tracking_uri
+        MLflow tracking URI (None: the local store ``./mlruns``).
+    """
+
+    clients: int = field(default=199_000, metadata={"ge": 1})
+    seed: int = field(default=2024, metadata={"ge": 0})
+    workers: int = field(default=2, metadata={"ge": 1})
+    train_as_of: str = TRAIN_AS_OF
+    valid_as_of: str = VALID_AS_OF
+    score_as_of: str = SCORE_AS_OF
+    targets: tuple[str, ...] = field(default=TARGETS, metadata={"choices": TARGETS, "non_empty": True})
+    truth_reps: int = field(default=32, metadata={"ge": 1})
+    explain_share: float = field(default=0.2, metadata={"gt": 0, "le": 1})
     tracking_uri: str | None = None
+
+    def __post_init__(self):
+        dates = {}
+        for name in ("train_as_of", "valid_as_of", "score_as_of"):
+            try:
+                dates[name] = pd.Timestamp(getattr(self, name))
+            except (ValueError, TypeError):
+                raise ValueError(f"{name} {getattr(self, name)!r} is not a date (use YYYY-MM-DD)") from None
+        if not dates["train_as_of"] < dates["valid_as_of"] < dates["score_as_of"]:
+            raise ValueError(f"the dates must be in order train_as_of < valid_as_of < score_as_of, got "
+                             f"{self.train_as_of}, {self.valid_as_of}, {self.score_as_of}")
+        first, last = pd.Timestamp(DATA_START), pd.Timestamp(DATA_END)
+        if not (first < dates["train_as_of"] and dates["score_as_of"] <= last):
+            raise ValueError(f"the dates must lie inside the synthetic data ({DATA_START} to {DATA_END})")
+        if len(set(self.targets)) != len(self.targets):
+            raise ValueError(f"targets lists a target twice: {list(self.targets)}")
+
+
+def load_demo_config(path: str | Path | None = None, **overrides) -> DemoConfig:
+    """Read a demo configuration YAML (see ``docs/demo.yaml``); None gives the defaults.
+
+    Parameters
+    ----------
+    path
+        The YAML file, or None.
+    **overrides
+        Values that win over the file (command-line options); None values are ignored.
+
+    Raises
+    ------
+    features.config.loader.ConfigError
+        (a ``ValueError``) naming the file (or ``command-line options``), the key and the bad value.
+    FileNotFoundError
+        If ``path`` does not exist.
+    """
+    config = load_config(DemoConfig, path)
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if not given:
+        return config
+    return build(DemoConfig, {**asdict(config), **given}, "command-line options")
 
 
 @dataclass
@@ -45,11 +107,11 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig(), say=print) -> D
     from features.synth.realism import realism_report
     from models.scoring import score
     from models.train import TrainConfig, train
-    from segmentation.report import segmentation_html, transitions_html, write_html
-    from segmentation.segments import horizon_cost, segment_clients
-    from segmentation.transitions import transition_matrix, transition_table
+    from segmentation.report import segmentation_html, write_html
+    from segmentation.segments import segment_clients
+    from segmentation.snapshots import segment_at, transitions_between
     from sote.report import write_report
-    from sote.tracking import track_segmentation
+    from segmentation.tracking import track_segmentation
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -78,19 +140,17 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig(), say=print) -> D
     lap("validation and features")
 
     say("3/6 segments")
-    next_cost = horizon_cost(tables.tables["events"], f_valid["client_id"], t_valid)
-    segs = segment_clients(f_valid, "kmeans", "auto", next_year_cost=next_cost, random_state=config.seed)
+    segmented = segment_at(tables, t_valid, "kmeans", "auto", features=f_valid, random_state=config.seed)
+    segs, next_cost = segmented.result, segmented.next_year_cost
     write_table(segs.assignments, out / "segments.parquet")
     html = segmentation_html(segs, f_valid, str(t_valid.date()), next_cost)
     write_html(html, out / "segments.html")
     track_segmentation(segs, f_valid, str(t_valid.date()), html, tracking_uri=config.tracking_uri)
     grid = segment_clients(f_valid, "grid", next_year_cost=next_cost)
     write_html(segmentation_html(grid, f_valid, str(t_valid.date()), next_cost), out / "segments_grid.html")
-    f_train = histories.features(t_train)
-    before = segs.assign(f_train)
-    after = pd.Series(segs.assignments["segment_name"].to_numpy(), index=segs.assignments["client_id"].to_numpy())
-    write_html(transitions_html(transition_table(before, after), transition_matrix(before, after),
-                                str(t_train.date()), str(t_valid.date())), out / "segment_transitions.html")
+    # segments of the validation date applied to the clients of the training date: migration 2023 -> 2024
+    moves = transitions_between(segmented, t_train, histories=histories)
+    write_html(moves.html(), out / "segment_transitions.html")
     lap("segments")
 
     say(f"4/6 models for {len(config.targets)} targets (train {t_train.date()}, validate {t_valid.date()})")
