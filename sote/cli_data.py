@@ -103,9 +103,11 @@ def synth(
 @app.command()
 def demo(
     out: Path = typer.Option(Path("out"), help="Folder for every output of the demo."),
-    clients: int = typer.Option(199_000, help="Residents of the synthetic county."),
-    seed: int = typer.Option(2024, help="Seed of every random step."),
-    workers: int = typer.Option(2, help="Processes for the simulation."),
+    clients: Optional[int] = typer.Option(None, help="Residents of the synthetic county (default 199,000)."),
+    seed: Optional[int] = typer.Option(None, help="Seed of every random step (default 2024)."),
+    workers: Optional[int] = typer.Option(None, help="Processes for the simulation (default 2)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="Demo configuration YAML (sample: docs/demo.yaml); "
+                                                             "options given on the command line win over it."),
     tracking_uri: Optional[str] = typer.Option(None, help="MLflow tracking URI (default: local store ./mlruns)."),
 ) -> None:
     """The main job end to end on the built-in synthetic county.
@@ -113,11 +115,15 @@ def demo(
     Synthetic county → validation → client histories → segments → models for
     the four targets (tracked and registered in MLflow) → risk lists → reports.
     """
-    from sote.demo import DemoConfig, run_demo
+    from sote.demo import load_demo_config, run_demo
 
+    try:
+        settings = load_demo_config(config, clients=clients, seed=seed, workers=workers, tracking_uri=tracking_uri)
+    except (ValueError, FileNotFoundError) as err:  # the file, the key and the value named
+        fail(str(err), ExitCode.USER_ERROR)
     quiet_libraries()
     try:
-        result = run_demo(out, DemoConfig(clients=clients, seed=seed, workers=workers, tracking_uri=tracking_uri),
+        result = run_demo(out, settings,
                           say=lambda msg: console.print(msg, highlight=False, soft_wrap=True))
     except ValueError as err:
         fail(str(err))

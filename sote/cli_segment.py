@@ -38,12 +38,12 @@ def _load(data: Path):
 
 
 def _features_at(tables, as_of: pd.Timestamp) -> pd.DataFrame:
-    from features.histories.build import build_features
+    from segmentation.snapshots import features_at
 
-    features = build_features(tables, as_of)
-    if features.empty:
-        fail(f"no client is resident at {as_of.date()}; is the date inside the data?")
-    return features
+    try:
+        return features_at(tables, as_of)
+    except ValueError as err:  # no client resident at the date
+        fail(str(err))
 
 
 @app.command()
@@ -63,7 +63,8 @@ def segment(
     """Segment the clients resident at a date, with profiles and cost concentration."""
     from features.contract.io import write_table
     from segmentation.report import segmentation_html, write_html
-    from segmentation.segments import ALL_METHODS, horizon_cost, segment_clients
+    from segmentation.segments import ALL_METHODS
+    from segmentation.snapshots import segment_at
     from sote.tracking import track_segmentation
 
     if method not in ALL_METHODS:
@@ -80,14 +81,12 @@ def segment(
     tables = _load(data)
     with console.status(f"building client histories as of {t.date()}"):
         features = _features_at(tables, t)
-    next_cost = None
-    if tables.tables["events"]["start"].max() >= t + pd.Timedelta(days=364):
-        next_cost = horizon_cost(tables.tables["events"], features["client_id"], t)
     with console.status(f"segmenting {len(features):,} clients ({method})"):
-        try:
-            result = segment_clients(features, method, _k(k), next_year_cost=next_cost, random_state=seed, lang=lang)
+        try:  # the next-year cost enters the profiles only when the data cover that whole year
+            segments = segment_at(tables, t, method, _k(k), features=features, random_state=seed, lang=lang)
         except ValueError as err:
             fail(str(err))
+    result, next_cost = segments.result, segments.next_year_cost
     write_table(result.assignments, out)
     html = segmentation_html(result, features, str(t.date()), next_cost) if (report or track) else None
     if report is not None:
@@ -114,9 +113,8 @@ def segment_transitions(
 ) -> None:
     """How clients move between segments from one date to another (segments fitted at the earlier date)."""
     from features.contract.io import write_table
-    from segmentation.report import transitions_html, write_html
-    from segmentation.segments import segment_clients
-    from segmentation.transitions import transition_matrix, transition_table
+    from segmentation.report import write_html
+    from segmentation.snapshots import segment_at, transitions_between
 
     t0, t1 = _date(date_from, "--from"), _date(date_to, "--to")
     if t1 <= t0:
@@ -131,15 +129,12 @@ def segment_transitions(
     with console.status("building client histories at both dates"):
         f0, f1 = _features_at(tables, t0), _features_at(tables, t1)
     try:
-        result = segment_clients(f0, method, _k(k), random_state=seed, lang="fi")
+        fitted = segment_at(tables, t0, method, _k(k), features=f0, random_state=seed, lang="fi")
+        moves = transitions_between(fitted, t1, features=f1)
     except ValueError as err:
         fail(str(err))
-    before = pd.Series(result.assignments["segment_name"].to_numpy(), index=f0["client_id"].to_numpy())
-    after = result.assign(f1)
-    flows = transition_table(before, after)
-    matrix = transition_matrix(before, after)
-    write_html(transitions_html(flows, matrix, str(t0.date()), str(t1.date())), out)
+    write_html(moves.html(), out)
     if flows_out is not None:
-        write_table(flows, flows_out)
-    console.print(matrix.to_string(), markup=False)
+        write_table(moves.flows, flows_out)
+    console.print(moves.matrix.to_string(), markup=False)
     console.print(f"report written to {out}")
