@@ -79,34 +79,35 @@ def charlson_expression(spec: FeatureSpec, flag) -> str:
 class _Compiler:
     def __init__(self, spec: FeatureSpec, as_of, has_moves: tuple[bool, bool]):
         self.spec = spec
-        self.t = pd.Timestamp(as_of).normalize()
-        self.T = _d(self.t)
-        self.T1 = _d(self.t - pd.Timedelta(days=1))
+        self.as_of = pd.Timestamp(as_of).normalize()             # the index date T
+        self.as_of_sql = _d(self.as_of)                            # T as a SQL DATE literal
+        self.day_before_sql = _d(self.as_of - pd.Timedelta(days=1))  # T - 1 day: where running episodes are cut
         self.has_moves = has_moves
         self.cols = spec.columns()
 
-    def lo(self, days: int) -> str:
-        return _d(self.t - pd.Timedelta(days=days))
+    def window_start_sql(self, days: int) -> str:
+        """T - ``days`` as a SQL DATE literal: the first day of a look-back window."""
+        return _d(self.as_of - pd.Timedelta(days=days))
 
     # -- population -------------------------------------------------------
     def population(self) -> str:
-        cond = [f"CAST(birth_date AS DATE) < {self.T}",
-                f"(death_date IS NULL OR CAST(death_date AS DATE) >= {self.T})"]
+        cond = [f"CAST(birth_date AS DATE) < {self.as_of_sql}",
+                f"(death_date IS NULL OR CAST(death_date AS DATE) >= {self.as_of_sql})"]
         if self.has_moves[0]:
-            cond.append(f"(moved_in IS NULL OR CAST(moved_in AS DATE) <= {self.T})")
+            cond.append(f"(moved_in IS NULL OR CAST(moved_in AS DATE) <= {self.as_of_sql})")
         if self.has_moves[1]:
-            cond.append(f"(moved_out IS NULL OR CAST(moved_out AS DATE) > {self.T})")
+            cond.append(f"(moved_out IS NULL OR CAST(moved_out AS DATE) > {self.as_of_sql})")
         return ("SELECT client_id, sex, language, municipality, unit, CAST(birth_date AS DATE) AS b\n"
                 "  FROM clients\n  WHERE " + "\n    AND ".join(cond))
 
     def age(self) -> str:
-        m, d = self.t.month, self.t.day
-        return (f"({self.t.year} - YEAR(pop.b) - CASE WHEN MONTH(pop.b) > {m} "
+        m, d = self.as_of.month, self.as_of.day
+        return (f"({self.as_of.year} - YEAR(pop.b) - CASE WHEN MONTH(pop.b) > {m} "
                 f"OR (MONTH(pop.b) = {m} AND DAY(pop.b) > {d}) THEN 1 ELSE 0 END)")
 
     # -- events -----------------------------------------------------------
     def event_ctes(self) -> list[tuple[str, str]]:
-        spec, T, T1 = self.spec, self.T, self.T1
+        spec, as_of_sql, day_before_sql = self.spec, self.as_of_sql, self.day_before_sql
         windows = spec.event_windows()
         unit_ws = sorted({w for a in spec.events if a.agg == "units" for w in a.windows})
         prof_ws = sorted({w for a in spec.events if a.agg == "professionals" for w in a.windows})
@@ -114,19 +115,19 @@ class _Compiler:
         ctes = [("ev", f"""SELECT client_id, service, unit, professional, cost_eur,
          CAST(start AS DATE) AS s, CAST("end" AS DATE) AS e
   FROM events
-  WHERE CAST(start AS DATE) < {T}""")]
+  WHERE CAST(start AS DATE) < {as_of_sql}""")]
         role = ("CASE WHEN STRPOS(ev.professional, '.') > 0 "
                 "THEN SUBSTR(ev.professional, 1, STRPOS(ev.professional, '.') - 1) ELSE ev.professional END")
         # one pass over the events: the rate joins hit a table of a few dozen rows
         ctes.append(("rated", f"""SELECT ev.client_id, ev.service, ev.unit, ev.professional, ev.s,
          ev.service IN {epi} AS is_epi,
-         (ev.e IS NULL OR ev.e >= {T}) AS ongoing,
-         CASE WHEN ev.e IS NULL OR ev.e >= {T} THEN {T1} ELSE ev.e END AS eff_end,
+         (ev.e IS NULL OR ev.e >= {as_of_sql}) AS ongoing,
+         CASE WHEN ev.e IS NULL OR ev.e >= {as_of_sql} THEN {day_before_sql} ELSE ev.e END AS eff_end,
          DATE_DIFF('day', ev.s, ev.e) + 1 AS total_days,
          COALESCE(rx.eur, rr.eur, rb.eur) AS rate,
          rb.per_day AS per_day,
          COALESCE(ev.cost_eur, COALESCE(rx.eur, rr.eur, rb.eur) * CASE
-             WHEN rb.per_day AND ev.e IS NOT NULL AND ev.e < {T} AND ev.e >= ev.s
+             WHEN rb.per_day AND ev.e IS NOT NULL AND ev.e < {as_of_sql} AND ev.e >= ev.s
              THEN DATE_DIFF('day', ev.s, ev.e) + 1 ELSE 1 END) AS cost_known
   FROM ev
   LEFT JOIN unit_rates rx ON rx.service = ev.service AND rx.professional = ev.professional
@@ -135,7 +136,7 @@ class _Compiler:
         cols = ["client_id", "service", "unit", "professional", "s",
                 "CASE WHEN is_epi THEN eff_end ELSE s END AS last_day"]
         for w in windows:
-            lo = self.lo(w)
+            lo = self.window_start_sql(w)
             days = f"GREATEST(DATE_DIFF('day', GREATEST(s, {lo}), eff_end) + 1, 0)"
             cols += [
                 f"CASE WHEN s >= {lo} THEN 1 ELSE 0 END AS n_{w}",
@@ -150,9 +151,9 @@ class _Compiler:
         for w in windows:
             aggs += [f"SUM(n_{w}) AS n_{w}", f"SUM(c_{w}) AS c_{w}", f"SUM(d_{w}) AS d_{w}"]
         for w in unit_ws:
-            aggs.append(f"COUNT(DISTINCT CASE WHEN s >= {self.lo(w)} THEN unit END) AS u_{w}")
+            aggs.append(f"COUNT(DISTINCT CASE WHEN s >= {self.window_start_sql(w)} THEN unit END) AS u_{w}")
         for w in prof_ws:
-            aggs.append(f"COUNT(DISTINCT CASE WHEN s >= {self.lo(w)} THEN professional END) AS p_{w}")
+            aggs.append(f"COUNT(DISTINCT CASE WHEN s >= {self.window_start_sql(w)} THEN professional END) AS p_{w}")
         ctes.append(("by_service", "SELECT " + ",\n         ".join(aggs)
                      + "\n  FROM event_rows\n  GROUP BY client_id, service"))
         return ctes
@@ -164,7 +165,7 @@ class _Compiler:
             if c.kind in short:
                 e = f"SUM(CASE WHEN service = {_q(c.service)} THEN {short[c.kind]}_{c.window} END)"
             elif c.kind == "days_since_last":
-                e = f"MIN(CASE WHEN service = {_q(c.service)} THEN DATE_DIFF('day', last_day, {self.T}) END)"
+                e = f"MIN(CASE WHEN service = {_q(c.service)} THEN DATE_DIFF('day', last_day, {self.as_of_sql}) END)"
             elif c.kind == "total_count":
                 e = f"SUM(n_{c.window})"
             elif c.kind == "total_cost":
@@ -185,9 +186,9 @@ class _Compiler:
     # -- diagnoses ----------------------------------------------------------
     def diagnosis_ctes(self) -> list[tuple[str, str]]:
         spec = self.spec
-        cond = [f"CAST(date AS DATE) < {self.T}", "code IS NOT NULL"]
+        cond = [f"CAST(date AS DATE) < {self.as_of_sql}", "code IS NOT NULL"]
         if spec.diagnosis_lookback_days:
-            cond.append(f"CAST(date AS DATE) >= {self.lo(spec.diagnosis_lookback_days)}")
+            cond.append(f"CAST(date AS DATE) >= {self.window_start_sql(spec.diagnosis_lookback_days)}")
         exprs = ["client_id"]
         for g in spec.diagnosis_groups:
             parts = []
@@ -209,7 +210,8 @@ class _Compiler:
     # -- measurements -------------------------------------------------------
     def measurement_ctes(self) -> list[tuple[str, str]]:
         ms = self.spec.measurements
-        within = " OR ".join(f"(name = {_q(m.name)} AND CAST(date AS DATE) >= {self.lo(m.lookback_days)})" for m in ms)
+        within = " OR ".join(f"(name = {_q(m.name)} AND CAST(date AS DATE) >= {self.window_start_sql(m.lookback_days)})"
+                             for m in ms)
         exprs = ["client_id"]
         for m in ms:
             n = _q(m.name)
@@ -218,12 +220,12 @@ class _Compiler:
             if m.change:
                 exprs.append(f"{last} - MAX(CASE WHEN name = {n} AND rn = 2 THEN v END) AS {m.name}_change")
             if m.days_since:
-                exprs.append(f"MAX(CASE WHEN name = {n} AND rn = 1 THEN DATE_DIFF('day', d, {self.T}) END) "
+                exprs.append(f"MAX(CASE WHEN name = {n} AND rn = 1 THEN DATE_DIFF('day', d, {self.as_of_sql}) END) "
                              f"AS days_since_last_{m.name}")
         return [
             ("m_day", f"""SELECT client_id, name, CAST(date AS DATE) AS d, AVG(value) AS v
   FROM measurements
-  WHERE CAST(date AS DATE) < {self.T} AND value IS NOT NULL AND ({within})
+  WHERE CAST(date AS DATE) < {self.as_of_sql} AND value IS NOT NULL AND ({within})
   GROUP BY client_id, name, CAST(date AS DATE)"""),
             ("m_rank", "SELECT client_id, name, d, v,\n"
                        "         ROW_NUMBER() OVER (PARTITION BY client_id, name ORDER BY d DESC) AS rn\n"
@@ -234,7 +236,7 @@ class _Compiler:
     # -- assessments --------------------------------------------------------
     def assessment_ctes(self) -> list[tuple[str, str]]:
         a = self.spec.assessments
-        lo_change = self.lo(a.change_days)
+        lo_change = self.window_start_sql(a.change_days)
         exprs = ["client_id"]
         for sc in a.scales:
             s = _q(sc)
@@ -245,7 +247,7 @@ class _Compiler:
         return [
             ("a_day", f"""SELECT client_id, scale, CAST(date AS DATE) AS d, AVG(value) AS v
   FROM assessments
-  WHERE CAST(date AS DATE) < {self.T} AND CAST(date AS DATE) >= {self.lo(a.lookback_days)}
+  WHERE CAST(date AS DATE) < {self.as_of_sql} AND CAST(date AS DATE) >= {self.window_start_sql(a.lookback_days)}
     AND value IS NOT NULL AND scale IN {_in(a.scales)}
   GROUP BY client_id, scale, CAST(date AS DATE)"""),
             ("a_rank", f"""SELECT client_id, scale, d, v,
@@ -264,7 +266,7 @@ class _Compiler:
         for by in c.by:
             ctes.append((f"cont_{by}_n", f"""SELECT client_id, {by} AS k, COUNT(*) AS n
   FROM events
-  WHERE CAST(start AS DATE) < {self.T} AND CAST(start AS DATE) >= {self.lo(c.window_days)}
+  WHERE CAST(start AS DATE) < {self.as_of_sql} AND CAST(start AS DATE) >= {self.window_start_sql(c.window_days)}
     AND service IN {_in(c.services)} AND {by} IS NOT NULL
   GROUP BY client_id, {by}"""))
             ctes.append((f"cont_{by}", f"""SELECT client_id,
