@@ -142,8 +142,7 @@ def parse_date_column(values: pd.Series, date_format: str | None = None) -> tupl
         stamps = [pd.Timestamp(v) for v in uniq[is_time]]
         parsed[is_time] = [(s.tz_convert(LOCAL_ZONE).tz_localize(None) if s.tzinfo else s).normalize()
                            for s in stamps]
-    arr = parsed.to_numpy()
-    days = pd.Series(np.where(codes >= 0, arr[np.maximum(codes, 0)], np.datetime64("NaT", "s")),
-                     index=values.index, dtype="datetime64[s]")
+    arr = np.append(parsed.to_numpy(dtype="datetime64[s]"), np.datetime64("NaT", "s"))
+    days = pd.Series(arr[codes], index=values.index, dtype="datetime64[s]")  # code -1 picks the NaT
     bad = present & days.isna().to_numpy(bool)
     return days, bad
