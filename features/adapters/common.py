@@ -354,9 +354,8 @@ def contract_frame(table: str, columns: dict) -> pd.DataFrame:
 
 def empty_assessments() -> pd.DataFrame:
     """An empty ``assessments`` table (neither source format carries RAI scores)."""
-    from features.histories.build import empty_table
-
-    return empty_table("assessments").assign(source_row=pd.Series([], dtype="int64"))
+    names = (*STRING_COLUMNS["assessments"], *DATE_COLUMNS["assessments"], *FLOAT_COLUMNS["assessments"])
+    return contract_frame("assessments", {**{c: [] for c in names}, "source_row": []})
 
 
 def enforce_contract(tables: dict[str, pd.DataFrame], sources: dict[str, str], rejects: Rejects
