@@ -14,6 +14,8 @@ from segmentation.grid import NeedResourceGrid
 from segmentation.profiles import profile_segments
 
 ALL_METHODS = ("auto", *METHODS, "grid")
+#: Length of the "next year" whose cost the profiles and the concentration figures use.
+NEXT_YEAR_DAYS = 365
 
 
 @dataclass
@@ -54,7 +56,7 @@ class SegmentationResult:
                          index=features["client_id"].astype(str).to_numpy(), name="segment_name")
 
 
-def horizon_cost(events: pd.DataFrame, client_ids: pd.Series, as_of, days: int = 365) -> pd.Series:
+def horizon_cost(events: pd.DataFrame, client_ids: pd.Series, as_of, days: int = NEXT_YEAR_DAYS) -> pd.Series:
     """Cost of each client's events starting in [as_of, as_of + days), aligned with ``client_ids``.
 
     Costs must already be filled (see :func:`features.contract.load.load_tables`); a

@@ -16,11 +16,8 @@ from pathlib import Path
 import pandas as pd
 
 from features.histories.spec import FeatureSpec
-from segmentation.segments import SegmentationResult, horizon_cost, segment_clients
+from segmentation.segments import NEXT_YEAR_DAYS, SegmentationResult, horizon_cost, segment_clients
 from segmentation.transitions import transition_matrix, transition_table
-
-#: Length of the "next year" whose cost the profiles and concentration figures use.
-NEXT_YEAR_DAYS = 365
 
 
 def _events(tables) -> pd.DataFrame:
