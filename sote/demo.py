@@ -8,7 +8,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from features.config.defaults import BUILTIN_TARGETS, DATA_END, DATA_START, SCORE_AS_OF, TRAIN_AS_OF, VALID_AS_OF
+from features.config.defaults import (
+    BUILTIN_TARGETS,
+    COUNTY_CLIENTS,
+    COUNTY_SEED,
+    DATA_END,
+    DATA_START,
+    SCORE_AS_OF,
+    TRAIN_AS_OF,
+    VALID_AS_OF,
+)
 from features.config.loader import build, load_config
 
 #: The demo's targets: every built-in target (the packaged targets.yaml).
@@ -37,8 +46,8 @@ class DemoConfig:
         MLflow tracking URI (None: the local store ``./mlruns``).
     """
 
-    clients: int = field(default=199_000, metadata={"ge": 1})
-    seed: int = field(default=2024, metadata={"ge": 0})
+    clients: int = field(default=COUNTY_CLIENTS, metadata={"ge": 1})
+    seed: int = field(default=COUNTY_SEED, metadata={"ge": 0})
     workers: int = field(default=2, metadata={"ge": 1})
     train_as_of: str = TRAIN_AS_OF
     valid_as_of: str = VALID_AS_OF

@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from features.config.defaults import BUILTIN_TARGETS, DATA_END, DATA_START
+from features.config.defaults import BUILTIN_TARGETS, COUNTY_CLIENTS, COUNTY_SEED, DATA_END, DATA_START
 from features.config.loader import build, read_yaml
 from features.contract.tables import SERVICE_LINES
 from features.contract.io import atomic_dir
@@ -52,8 +52,8 @@ class SynthConfig:
         Inject realistic data faults (see :mod:`features.synth.dirty`).
     """
 
-    clients: int = 199_000
-    seed: int = 2024
+    clients: int = COUNTY_CLIENTS
+    seed: int = COUNTY_SEED
     start: str = DATA_START
     end: str = DATA_END
     county: str = "keski-uusimaa"
