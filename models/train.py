@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.config.defaults import TRAIN_AS_OF, VALID_AS_OF
+from features.config.defaults import DEFAULT_TARGET, TRAIN_AS_OF, VALID_AS_OF
 from models.baselines import BASELINE_COLUMNS, PriorCostBaseline, age_sex_comorbidity_model
 from models.calibration import ProbabilityCalibrator
 from models.metrics import age_band, binary_metrics, group_metrics
@@ -42,7 +42,7 @@ class TrainConfig:
         first; see :mod:`models.tune`. Trials are logged as nested runs.
     """
 
-    target: str = "high_use"
+    target: str = DEFAULT_TARGET
     train_as_of: str = TRAIN_AS_OF
     valid_as_of: str = VALID_AS_OF
     seed: int = 0

@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from features.config.defaults import DATA_END, DATA_START
+from features.config.defaults import COUNTY_CLIENTS, COUNTY_SEED, DATA_END, DATA_START
 from features.contract.validation import ContractError
 from sote.app import ExitCode, app, check_writable, console, fail, progress_bar, quiet_libraries
 
@@ -70,8 +70,8 @@ def run_synth(out: Path, config, overwrite: bool = False) -> dict:
 @app.command()
 def synth(
     out: Path = typer.Option(..., help="Folder to write the tables, truth.parquet and manifest.json into."),
-    clients: int = typer.Option(199_000, help="Residents at the start date."),
-    seed: int = typer.Option(2024, help="Seed of every random step."),
+    clients: int = typer.Option(COUNTY_CLIENTS, help="Residents at the start date."),
+    seed: int = typer.Option(COUNTY_SEED, help="Seed of every random step."),
     start: str = typer.Option(DATA_START, help="First day of the data (first of a month)."),
     end: str = typer.Option(DATA_END, help="Last day of the data (last of a month)."),
     county: str = typer.Option("keski-uusimaa", help="County preset: keski-uusimaa or ita-uusimaa."),

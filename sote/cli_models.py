@@ -6,14 +6,14 @@ from typing import Optional
 
 import typer
 
-from features.config.defaults import TRAIN_AS_OF, VALID_AS_OF
+from features.config.defaults import DEFAULT_TARGET, TRAIN_AS_OF, VALID_AS_OF
 from sote.app import ExitCode, app, console, fail, quiet_libraries
 
 
 @app.command()
 def train(
     data: Path = typer.Option(..., help="Folder with the canonical tables (truth.parquet, if present, gives the oracle)."),
-    target: str = typer.Option("high_use", help="Target declared in features/config/targets.yaml."),
+    target: str = typer.Option(DEFAULT_TARGET, help="Target declared in features/config/targets.yaml."),
     train_as_of: str = typer.Option(TRAIN_AS_OF, help="Index date the model learns from."),
     valid_as_of: str = typer.Option(VALID_AS_OF, help="Later index date it is judged on."),
     experiment: Optional[str] = typer.Option(None, help="MLflow experiment (default sote-<target>)."),
