@@ -294,7 +294,10 @@ def validate_tables(
         for pp in parse_problems or []:
             if pp.table == table and len(pp.index):
                 # the quarantine shows what the source said, not the missing value it could not be read as
-                bad = bad.astype({pp.column: object})
+                col = bad[pp.column]
+                if pd.api.types.is_datetime64_any_dtype(col):
+                    col = col.dt.strftime("%Y-%m-%d")  # days as written in the contract, not "… 00:00:00"
+                bad = bad.assign(**{pp.column: col.astype(object)})
                 bad.loc[pp.index, pp.column] = pp.raw.to_numpy(dtype=object)
         quarantine[table] = bad.assign(reason=reasons[rejected].str.rstrip("; ")).reset_index(drop=True)
         report.rows_kept[table] = len(kept[table])

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from conftest import csv_tables, write_csv
+from reliability_data import csv_tables, write_csv
 from features.contract.dataset import DataPeriod, DeclarationError, PeriodError, data_period, read_declaration
 from features.contract.dates import DateError, parse_cli_date, parse_date_column
 from features.contract.load import load_tables

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from conftest import csv_tables, write_csv
+from reliability_data import csv_tables, write_csv
 from features.contract.io import atomic_dir, write_table
 from features.contract.outputs import (
     MANIFEST,
