@@ -83,6 +83,22 @@ def test_an_internal_error_is_one_message_and_debug_shows_the_traceback(county, 
     assert "Traceback (most recent call last)" in env.output
 
 
+def test_a_contract_error_lists_the_problems_then_one_message(county, tmp_path, monkeypatch):
+    import sote.report
+
+    problems = [Problem("events", "cost_eur", "finite number >= 0", pd.Index([3, 9]).to_numpy())]
+
+    def invalid(*args, **kwargs):
+        raise ContractError(ValidationReport(problems, {"events": 10}, {"events": 8}))
+
+    monkeypatch.setattr(sote.report, "write_report", invalid)
+    res = runner.invoke(app, ["report", "--risklist", str(county / "risk.parquet"), "--out", str(tmp_path / "r")])
+    assert res.exit_code == ExitCode.DATA_INVALID
+    _one_error(res, "table 'events', column 'cost_eur': finite number >= 0 (2 row(s))",
+               "the input data breaks the data contract (1 problem(s), listed above)")
+    assert res.output.index("table 'events'") < res.output.index("error:")
+
+
 def test_values_with_brackets_are_printed_literally(tmp_path):
     data = str(tmp_path / "br[/]")
     for args in (["validate", data], ["features", "--data", data, "--as-of", "2024-01-01", "--out",
