@@ -106,7 +106,7 @@ def test_cli_features_and_labels(county, tmp_path):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--as-of", "2024-13-45", "--out", "x.parquet"], "not a date"),
+    (["--as-of", "2024-13-45", "--out", "x.parquet"], "not a calendar date"),
     (["--as-of", "2024-01-01", "--out", "x.txt"], ".parquet or .csv"),
 ])
 def test_cli_errors_are_clear(county, tmp_path, args, message):
