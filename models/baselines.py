@@ -8,9 +8,10 @@ from sklearn.compose import ColumnTransformer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, SplineTransformer, StandardScaler
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d, validate_data
 
 from models.calibration import ProbabilityCalibrator
+from models.estimator import binary_outcome
 
 
 class PriorCostBaseline(ClassifierMixin, BaseEstimator):
@@ -19,26 +20,54 @@ class PriorCostBaseline(ClassifierMixin, BaseEstimator):
     Parameters
     ----------
     column
-        Feature holding last year's total cost.
+        Feature holding last year's total cost: a column name of a feature
+        table (DataFrame), or a column position of a numeric array.
+
+    Attributes
+    ----------
+    calibrator_ : ProbabilityCalibrator
+        Isotonic map from the cost score to the probability of ``classes_[1]``.
+    classes_ : ndarray of shape (2,)
+    n_features_in_ : int
     """
 
-    def __init__(self, column: str = "cost_total_365d"):
+    def __init__(self, column: str | int = "cost_total_365d"):
         self.column = column
 
-    def fit(self, X: pd.DataFrame, y) -> "PriorCostBaseline":
-        self.classes_ = np.array([0, 1])
-        self.calibrator_ = ProbabilityCalibrator("isotonic").fit(self._score(X), np.asarray(y))
-        return self
+    def _cost(self, X, *, reset: bool) -> np.ndarray:
+        if isinstance(X, pd.DataFrame) and isinstance(self.column, str):
+            validate_data(self, X, reset=reset, skip_check_array=True)
+            if self.column not in X.columns:
+                raise ValueError(f"the feature table lacks the prior-cost column {self.column!r}")
+            return check_array(X[[self.column]], dtype=float, input_name="X")[:, 0]
+        if isinstance(self.column, str):
+            raise ValueError(f"column={self.column!r} names a column: pass a DataFrame, or give a column position")
+        return validate_data(self, X, reset=reset, dtype=float)[:, self.column]
 
-    def _score(self, X: pd.DataFrame) -> np.ndarray:
+    @staticmethod
+    def _score(cost: np.ndarray) -> np.ndarray:
         # A rank between 0 and 1 keeps the calibrator's tie-breaking nudge meaningful.
-        cost = X[self.column].astype(float).fillna(0.0).to_numpy()
         return np.log1p(np.clip(cost, 0, None)) / 20.0
 
-    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+    def fit(self, X, y) -> "PriorCostBaseline":
+        """Fit the isotonic calibration of the cost score to the outcome."""
+        cost = self._cost(X, reset=True)
+        y = column_or_1d(y, warn=True)
+        if len(y) != len(cost):
+            raise ValueError(f"X has {len(cost)} rows but y has {len(y)} labels")
+        self.classes_, encoded = binary_outcome(y)
+        self.calibrator_ = ProbabilityCalibrator("isotonic").fit(self._score(cost), encoded)
+        return self
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Probabilities, shape (n, 2): columns follow ``classes_``."""
         check_is_fitted(self, "calibrator_")
-        p = self.calibrator_.predict(self._score(X))
+        p = self.calibrator_.predict(self._score(self._cost(X, reset=False)))
         return np.column_stack([1 - p, p])
+
+    def predict(self, X) -> np.ndarray:
+        """The more probable class of each row."""
+        return self.classes_[(self.predict_proba(X)[:, 1] > 0.5).astype(int)]
 
 
 def age_sex_comorbidity_model(seed: int = 0) -> Pipeline:
@@ -51,4 +80,5 @@ def age_sex_comorbidity_model(seed: int = 0) -> Pipeline:
     return Pipeline([("features", pre), ("logit", LogisticRegression(max_iter=2000, random_state=seed))])
 
 
-BASELINE_COLUMNS = ("age", "sex", "charlson_index", "chronic_conditions", "cost_total_365d")
+#: Columns of the feature table the age-sex-comorbidity baseline reads.
+AGE_SEX_COMORBIDITY_COLUMNS = ("age", "sex", "charlson_index", "chronic_conditions")

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import precision_recall_curve, roc_curve
 
+from features.disclosure import MIN_GROUP_CLIENTS, small_cell
 from models.metrics import calibration_table
 
 
@@ -33,27 +34,39 @@ def roc_pr(y: np.ndarray, scores: dict[str, np.ndarray]):
 
 
 def calibration(y: np.ndarray, scores: dict[str, np.ndarray]):
-    """Observed rate against mean predicted probability in deciles."""
+    """Observed rate against mean predicted probability in deciles.
+
+    Small cells are not drawn: with under ten times the minimum group size
+    there are fewer bins, and a bin under the limits of
+    :mod:`features.disclosure` (clients, outcomes, non-outcomes) is left out.
+    """
     fig, ax = _subplots(figsize=(5, 5))
     top = 0.0
+    bins = int(min(10, max(1, len(y) // MIN_GROUP_CLIENTS)))
     for name, p in scores.items():
-        t = calibration_table(y, p)
+        t = calibration_table(y, p, bins)
+        t = t[~small_cell(t["n"], (t["observed_rate"] * t["n"]).round())]
         ax.plot(t["mean_predicted"], t["observed_rate"], "o-", label=name)
         top = max(top, t["mean_predicted"].max(), t["observed_rate"].max())
     ax.plot([0, top], [0, top], "--", color="grey")
-    ax.set(xlabel="mean predicted probability", ylabel="observed rate", title="Calibration (deciles)")
+    ax.set(xlabel="mean predicted probability", ylabel="observed rate", title=f"Calibration ({bins} bins)")
     ax.legend(fontsize=8)
     return fig
 
 
 def capacity(y: np.ndarray, scores: dict[str, np.ndarray]):
-    """Precision and lift by the share of the population a team can reach."""
+    """Lift by the share of the population a team can reach.
+
+    A share whose top group is a small cell (:mod:`features.disclosure`) is not drawn.
+    """
     shares = np.array([0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.10, 0.15, 0.20])
+    sizes = np.maximum(1, (shares * len(y)).astype(int))
     fig, ax = _subplots(figsize=(6, 4.5))
     for name, p in scores.items():
         order = np.argsort(-p, kind="stable")
-        lift = [y[order[: max(1, int(s * len(y)))]].mean() / y.mean() for s in shares]
-        ax.plot(shares * 100, lift, "o-", label=name)
+        hits = np.array([y[order[:k]].sum() for k in sizes])
+        shown = ~small_cell(sizes, hits)
+        ax.plot(shares[shown] * 100, hits[shown] / sizes[shown] / y.mean(), "o-", label=name)
     ax.set(xlabel="top % of population contacted", ylabel="lift over random", title="Capacity")
     ax.legend(fontsize=8)
     return fig

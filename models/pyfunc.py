@@ -1,4 +1,4 @@
-"""The logged model: LightGBM + calibrator + the feature spec it was trained on, as an MLflow pyfunc."""
+"""The logged model: a fitted :class:`~models.estimator.ServiceNeedClassifier` with what scoring needs, as a pyfunc."""
 from __future__ import annotations
 
 import numpy as np
@@ -11,58 +11,72 @@ except ImportError:  # pragma: no cover
 
 
 class ServiceNeedModel(PythonModel):
-    """Calibrated service-need probabilities from a client-history feature table.
+    """A thin MLflow wrapper: the fitted estimator plus the feature spec, the target's cohort and the dictionary.
 
-    Carries everything scoring needs besides raw data: the booster, the
-    calibrator, the feature columns and category levels, the feature spec
-    (YAML text) the features were built with, and the feature dictionary for
-    plain-language reasons. ``predict`` takes the feature table (extra columns
-    such as ``client_id`` are ignored) and returns calibrated probabilities.
+    Parameters
+    ----------
+    estimator
+        A fitted :class:`~models.estimator.ServiceNeedClassifier` (fitted on the model's feature columns).
+    feature_spec
+        The :class:`~features.histories.spec.FeatureSpec` the features were built with; scoring
+        rebuilds features with it.
+    spec_yaml
+        The spec's YAML text (logged beside the model, readable without sote).
+    target
+        Target name.
+    cohort
+        The target's :class:`~features.targets.spec.Cohort`: whom the model may score.
+    dictionary
+        Feature dictionary (plain-language reasons).
+
+    ``predict`` (MLflow's interface) takes a feature table as
+    :func:`~features.histories.build.build_features` returns it (extra columns
+    such as ``client_id`` are ignored) and returns the calibrated probability
+    of the outcome; :meth:`predict_proba` returns both columns as scikit-learn does.
     """
 
-    def __init__(self, booster, calibrator, columns: list[str], categories: dict[str, list[str]], feature_spec,
-                 spec_yaml: str, target: str, dictionary: pd.DataFrame):
-        self.booster = booster
-        self.calibrator = calibrator
-        self.columns = list(columns)
-        self.categories = {k: list(v) for k, v in categories.items()}
+    def __init__(self, estimator, feature_spec, spec_yaml: str, target: str, cohort, dictionary: pd.DataFrame):
+        self.estimator = estimator
         self.feature_spec = feature_spec
         self.spec_yaml = spec_yaml
         self.target = target
+        self.cohort = cohort
         self.dictionary = dictionary
 
-    def frame(self, features: pd.DataFrame) -> pd.DataFrame:
-        """The model's columns in order, categoricals with the training levels (unseen levels become missing)."""
-        missing = [c for c in self.columns if c not in features.columns]
+    @property
+    def columns(self) -> list[str]:
+        """The model's feature columns, in order."""
+        return list(self.estimator.feature_names_in_)
+
+    @property
+    def booster(self):
+        """The fitted LightGBM booster."""
+        return self.estimator.booster_
+
+    def features(self, table: pd.DataFrame) -> pd.DataFrame:
+        """The model's columns of a feature table; a clear error when some are missing."""
+        missing = [c for c in self.columns if c not in table.columns]
         if missing:
             raise ValueError(f"feature table lacks {len(missing)} model column(s), e.g. {missing[:5]}; "
                              "build it with the spec carried by the model")
-        out = {}
-        for col in self.columns:
-            values = features[col]
-            if col in self.categories:
-                out[col] = pd.Categorical(values.astype("string").astype(object).where(values.notna(), None),
-                                          categories=self.categories[col])
-            else:
-                out[col] = pd.to_numeric(values, errors="coerce").astype(float).to_numpy()
-        return pd.DataFrame(out, index=features.index)  # built at once: no fragmented frame
+        return table[self.columns]
 
-    def raw_probability(self, features: pd.DataFrame) -> np.ndarray:
-        """Uncalibrated LightGBM probability."""
-        return self.booster.predict(self.frame(features))
+    def frame(self, table: pd.DataFrame) -> pd.DataFrame:
+        """The table as the trees read it (categoricals with the training levels), for SHAP."""
+        return self.estimator.booster_input(self.features(table))
 
-    def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
-        """Calibrated probability of the outcome for each row."""
-        return self.calibrator.predict(self.raw_probability(features))
+    def predict_proba(self, table: pd.DataFrame) -> np.ndarray:
+        """Calibrated probabilities, shape (n, 2) (no outcome, outcome)."""
+        return self.estimator.predict_proba(self.features(table))
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> np.ndarray:  # noqa: D102
-        return self.predict_proba(model_input)
+        return self.predict_proba(model_input)[:, 1]
 
-    def explain(self, features: pd.DataFrame, top: int = 5, lang: str = "fi") -> list[list[str]]:
+    def explain(self, table: pd.DataFrame, top: int = 5, lang: str = "fi") -> list[list[str]]:
         """Top reasons (SHAP) per row in ``lang``."""
         from models.explain import contributions, top_reasons
 
-        X = self.frame(features)
+        X = self.frame(table)
         contrib, _ = contributions(self.booster, X)
         return top_reasons(contrib, X, self.dictionary, top=top, lang=lang)
 

@@ -1,4 +1,10 @@
-"""Batch scoring: a registered model scores everyone resident at a date into an explained risk list.
+"""Batch scoring: a registered model scores its cohort at a date into an explained risk list.
+
+The features are rebuilt with the feature spec the model carries, and only
+the model's own cohort is scored: a target's model (say ``young_adult_mhsu``,
+aged 18-29 with mental-health or substance contacts) ranks the clients it was
+trained for; everyone else resident at the date is left out of the list (the
+sidecar records how many).
 
 Chunked, deterministic (same inputs → byte-identical Parquet) and atomic: the
 list and its JSON sidecar are written to temporary names and renamed only
@@ -18,6 +24,7 @@ import pandera.pandas as pa
 from pandera.typing import Series
 
 from features.contract.io import atomic_path, write_table
+from features.provenance import frame_digest, versions
 
 LANGS = ("fi", "sv", "en")
 
@@ -67,7 +74,8 @@ def load_model(uri: str, tracking_uri: str | None = None) -> ModelRef:
     """Load a registered (``models:/name@alias`` or ``models:/name/3``) or logged model."""
     import mlflow
 
-    from models.tracking import configure_tracking
+    from models.pyfunc import ServiceNeedModel
+    from segmentation.tracking import configure_tracking
 
     configure_tracking(tracking_uri)
     try:
@@ -87,13 +95,22 @@ def load_model(uri: str, tracking_uri: str | None = None) -> ModelRef:
         except Exception:  # noqa: BLE001 - a logged (unregistered) model id has no registry entry
             name, version = ref, ""
     run_id = pyfunc.metadata.run_id or ""
-    return ModelRef(uri, name, version, run_id, pyfunc, pyfunc.unwrap_python_model())
+    model = pyfunc.unwrap_python_model()
+    if not isinstance(model, ServiceNeedModel) or not hasattr(model, "estimator"):
+        raise ScoringError(f"model {uri!r} is not a service-need model of this sote version; train it again")
+    return ModelRef(uri, name, version, run_id, pyfunc, model)
 
 
-def data_digest(features: pd.DataFrame) -> str:
-    """Digest of the feature table the list was scored from (identifiers hashed, never stored)."""
-    h = pd.util.hash_pandas_object(features.sort_values("client_id"), index=False).to_numpy()
-    return hashlib.sha256(h.tobytes()).hexdigest()[:16]
+def cohort_of(ref: ModelRef, tables, features: pd.DataFrame, as_of) -> pd.DataFrame:
+    """The rows of ``features`` in the model's cohort at ``as_of`` (the cohort rule of its target)."""
+    from features.targets.labels import cohort_members
+    from features.targets.spec import Cohort
+
+    cohort = ref.model.cohort
+    if cohort is None or cohort == Cohort():
+        return features  # the whole population
+    members = cohort_members(tables.tables, as_of, cohort).index
+    return features[features["client_id"].astype(str).isin(members)]
 
 
 def _reasons(model, X: pd.DataFrame, top: int) -> dict[str, list[str]]:
@@ -148,7 +165,7 @@ def score_features(ref: ModelRef, features: pd.DataFrame, as_of, *, segments: pd
     texts = {lang: np.full(n, None, dtype=object) for lang in LANGS}
     for start in range(0, n, chunk_size):
         part = features.iloc[start:start + chunk_size]
-        prob[start:start + len(part)] = ref.model.predict_proba(part)
+        prob[start:start + len(part)] = ref.model.predict_proba(part)[:, 1]
         if progress:
             progress(min(start + chunk_size, n), 2 * n if reasons else n)
     order = np.lexsort((features["client_id"].to_numpy(), -prob))  # ties broken by id: deterministic
@@ -174,7 +191,7 @@ def score_features(ref: ModelRef, features: pd.DataFrame, as_of, *, segments: pd
         "segment": pd.array(seg, dtype="string"),
         **{f"reasons_{lang}": pd.array(texts[lang], dtype="string") for lang in LANGS},
         "model_name": ref.name, "model_version": ref.version, "run_id": ref.run_id,
-        "data_digest": data_digest(features),
+        "data_digest": frame_digest(features, with_key=True),
         "as_of": pd.Timestamp(as_of).normalize(),
     }).sort_values("rank", kind="stable").reset_index(drop=True)
     out["as_of"] = out["as_of"].astype("datetime64[us]")
@@ -184,7 +201,11 @@ def score_features(ref: ModelRef, features: pd.DataFrame, as_of, *, segments: pd
 def score(model_uri: str, data, as_of, out: str | Path, *, chunk_size: int = 50_000, reasons: int = 5,
           explain_share: float = 1.0, with_segments: bool = True, tracking_uri: str | None = None,
           histories=None, progress=None) -> dict:
-    """Score everyone resident at ``as_of`` with a model and write the risk list atomically.
+    """Score the model's cohort at ``as_of`` and write the risk list atomically.
+
+    Features are built with the spec the model carries; clients resident at
+    ``as_of`` but outside the model's cohort (:func:`cohort_of`) are left out
+    of the list, and the sidecar records how many (``outside_cohort``).
 
     Parameters
     ----------
@@ -235,15 +256,21 @@ def score(model_uri: str, data, as_of, out: str | Path, *, chunk_size: int = 50_
         grid = NeedResourceGrid().fit(features)
         names = grid.segment_names("fi")
         segments = pd.Series([names[c] for c in grid.labels_], index=features["client_id"].astype(str).to_numpy())
+    resident = len(features)
+    features = cohort_of(ref, tables, features, as_of)
+    if features.empty:
+        raise ScoringError(f"no client of {ref.name or model_uri}'s cohort is resident at {as_of.date()}")
     risk = score_features(ref, features, as_of, segments=segments, chunk_size=chunk_size, reasons=reasons,
                           explain_share=explain_share, progress=progress)
     write_table(risk, out)
-    sidecar = {"risk_list": out.name, "rows": len(risk), "as_of": str(as_of.date()), "model_uri": model_uri,
+    sidecar = {"risk_list": out.name, "rows": len(risk), "resident": resident, "outside_cohort": resident - len(risk),
+               "as_of": str(as_of.date()), "model_uri": model_uri,
                "model_name": ref.name, "model_version": ref.version, "run_id": ref.run_id,
                "data_digest": risk["data_digest"].iloc[0] if len(risk) else "",
                "sha256": hashlib.sha256(out.read_bytes()).hexdigest(), "chunk_size": chunk_size,
                "reasons": reasons, "explain_share": explain_share,
-               "explained": int(risk["reasons_en"].notna().sum()), "seconds": round(time.perf_counter() - t0, 1)}
+               "explained": int(risk["reasons_en"].notna().sum()), "versions": versions(),
+               "seconds": round(time.perf_counter() - t0, 1)}
     with atomic_path(out.with_name(out.name + ".json")) as tmp:
         Path(tmp).write_text(json.dumps(sidecar, indent=2))
     return sidecar

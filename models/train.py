@@ -1,7 +1,6 @@
 """Training a service-need model with temporal validation, baselines, equity metrics, SHAP and MLflow."""
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -10,13 +9,18 @@ import numpy as np
 import pandas as pd
 
 from features.config.defaults import DEFAULT_TARGET, TRAIN_AS_OF, VALID_AS_OF
-from models.baselines import BASELINE_COLUMNS, PriorCostBaseline, age_sex_comorbidity_model
-from models.calibration import ProbabilityCalibrator
+from models.baselines import AGE_SEX_COMORBIDITY_COLUMNS, PriorCostBaseline, age_sex_comorbidity_model
+from models.estimator import ServiceNeedClassifier, TooFewOutcomesError
+from models.gate import GateResult, QualityGateError
 from models.metrics import age_band, binary_metrics, group_metrics
+from models.pyfunc import ServiceNeedModel
 
 LABEL_COLUMNS = ("label", "target", "horizon_cost", "horizon_events", "observed_days", "died_in_horizon",
                  "moved_out_in_horizon", "threshold")
 EQUITY_GROUPS = ("sex", "language", "age_band", "municipality")
+#: TrainConfig fields that are ServiceNeedClassifier parameters of the same name.
+ESTIMATOR_SETTINGS = ("n_estimators", "learning_rate", "num_leaves", "min_child_samples", "feature_fraction",
+                      "bagging_fraction", "lambda_l2", "early_stopping_rounds")
 PIP_REQUIREMENTS = ["lightgbm", "scikit-learn", "pandas", "numpy", "pyarrow", "duckdb", "pandera", "pyyaml"]
 
 
@@ -28,6 +32,10 @@ class TrainConfig:
     ----------
     target
         Target name in ``features/config/targets.yaml``.
+    spec
+        Feature spec YAML the features are built with (None: the packaged
+        ``features/config/features.yaml``). The logged model carries the spec,
+        and scoring rebuilds features with it.
     train_as_of, valid_as_of
         Index dates: the model learns from the earlier and is judged on the later only.
     seed
@@ -36,6 +44,11 @@ class TrainConfig:
         ``isotonic`` or ``platt``.
     holdout
         Share of training-date clients held out (half for early stopping, half for calibration).
+    n_estimators, learning_rate, num_leaves, min_child_samples, feature_fraction, bagging_fraction, lambda_l2, \
+early_stopping_rounds
+        LightGBM's settings (:class:`~models.estimator.ServiceNeedClassifier`).
+    shap_sample
+        Validation clients behind the global SHAP importance.
     tune, tune_trials, tune_seconds
         Search LightGBM's hyper-parameters with Optuna (seeded TPE) first, for
         at most ``tune_trials`` trials or ``tune_seconds``, whichever ends
@@ -60,11 +73,23 @@ class TrainConfig:
     tune: bool = False
     tune_trials: int = 30
     tune_seconds: float = 600.0
+    spec: str | None = None
+
+    def estimator(self, **overrides) -> ServiceNeedClassifier:
+        """The unfitted estimator these settings describe (``overrides`` replace single settings)."""
+        settings = {name: getattr(self, name) for name in ESTIMATOR_SETTINGS} | overrides
+        return ServiceNeedClassifier(**settings, calibration=self.calibration, holdout=self.holdout,
+                                     random_state=self.seed)
 
 
 @dataclass
 class TrainResult:
-    """What a training run produced (figures as tables; the model as the logged pyfunc object)."""
+    """What a training run produced.
+
+    ``metrics`` and ``groups`` are the analysts' full tables; MLflow receives
+    them with small cells suppressed (:func:`models.metrics.disclosed_groups`).
+    ``model`` is the logged :class:`~models.pyfunc.ServiceNeedModel`; ``gate`` the quality gate's verdict.
+    """
 
     config: TrainConfig
     metrics: pd.DataFrame
@@ -78,24 +103,20 @@ class TrainResult:
     decision: str = ""
     digests: dict = field(default_factory=dict)
     tuning: pd.DataFrame | None = None
+    gate: GateResult | None = None
 
 
-def _split(ids: pd.Series, seed: int) -> np.ndarray:
-    """A client-disjoint uniform number in [0, 1) per row, from a seeded hash of the client id."""
-    h = pd.util.hash_array(ids.astype(str).to_numpy(object), hash_key=f"sote{seed:012d}"[:16])
-    return (h % np.uint64(1_000_000)).astype(float) / 1_000_000
+def _spec_text(path: str | None) -> str:
+    """The spec's YAML text: the file, or the packaged ``features.yaml``."""
+    if path is not None:
+        return Path(path).read_text(encoding="utf-8")
+    from importlib import resources
+
+    return resources.files("features.config").joinpath("features.yaml").read_text(encoding="utf-8")
 
 
-def frame_digest(frame: pd.DataFrame) -> str:
-    """A short, stable digest of a table's contents (identifiers are hashed, never logged)."""
-    h = pd.util.hash_pandas_object(frame, index=False).to_numpy()
-    return hashlib.sha256(h.tobytes()).hexdigest()[:16]
-
-
-def _feature_columns(training: pd.DataFrame, spec) -> tuple[list[str], list[str]]:
-    names = [c for c in spec.column_names() if c != "client_id" and c in training.columns]
-    categorical = [c for c in names if training[c].dtype == object or pd.api.types.is_string_dtype(training[c])]
-    return names, categorical
+def _feature_columns(training: pd.DataFrame, spec) -> list[str]:
+    return [c for c in spec.column_names() if c != "client_id" and c in training.columns]
 
 
 def _oracle(truth_path: Path | None, ids: pd.Series, as_of: pd.Timestamp, target: str) -> np.ndarray | None:
@@ -107,65 +128,53 @@ def _oracle(truth_path: Path | None, ids: pd.Series, as_of: pd.Timestamp, target
     return None if np.isnan(p).any() else p
 
 
-def _prepared(training: pd.DataFrame, config: TrainConfig, spec, spec_yaml: str, dictionary: pd.DataFrame):
-    """The model shell, its input frame, labels, categorical columns and the three client-disjoint slices."""
-    from models.pyfunc import ServiceNeedModel
+def fit_model(training: pd.DataFrame, config: TrainConfig, spec, spec_yaml: str, dictionary: pd.DataFrame,
+              cohort=None) -> ServiceNeedModel:
+    """Fit the estimator on the training date's cohort and wrap it with what scoring needs.
 
-    names, categorical = _feature_columns(training, spec)
-    levels = {c: sorted(training[c].dropna().astype(str).unique()) for c in categorical}
-    u = _split(training["client_id"], config.seed)
-    fit_rows, stop_rows, cal_rows = u >= config.holdout, u < config.holdout / 2, (u >= config.holdout / 2) & (
-        u < config.holdout)
-    y = training["label"].to_numpy(dtype=int)
-    if min(y[fit_rows].sum(), y[stop_rows].sum(), y[cal_rows].sum()) < 2:
-        raise ValueError(f"too few positive outcomes in the training date to train {config.target!r} "
-                         f"({int(y.sum())} in {len(y)} cohort members); use a larger county or another date")
-    shell = ServiceNeedModel(None, None, names, levels, spec, spec_yaml, config.target, dictionary)
-    return shell, shell.frame(training), y, categorical, (fit_rows, stop_rows, cal_rows)
+    The estimator (:class:`~models.estimator.ServiceNeedClassifier`) keeps each
+    client in one of its fit, early-stopping and calibration slices.
 
-
-def fit_booster(X: pd.DataFrame, y: np.ndarray, fit_rows: np.ndarray, stop_rows: np.ndarray, categorical: list[str],
-                config: TrainConfig):
-    """LightGBM on ``fit_rows`` with early stopping on the client-disjoint ``stop_rows``."""
-    import lightgbm as lgb
-
-    params = dict(objective="binary", learning_rate=config.learning_rate, num_leaves=config.num_leaves,
-                  min_child_samples=config.min_child_samples, feature_fraction=config.feature_fraction,
-                  bagging_fraction=config.bagging_fraction, bagging_freq=1, lambda_l2=config.lambda_l2,
-                  seed=config.seed, deterministic=True, force_row_wise=True, num_threads=2, verbose=-1)
-    train_set = lgb.Dataset(X[fit_rows], y[fit_rows], categorical_feature=categorical or "auto")
-    stop_set = lgb.Dataset(X[stop_rows], y[stop_rows], reference=train_set)
-    booster = lgb.train(params, train_set, num_boost_round=config.n_estimators, valid_sets=[stop_set],
-                        callbacks=[lgb.early_stopping(config.early_stopping_rounds, verbose=False)])
-    booster.free_dataset()
-    return booster
-
-
-def fit_model(training: pd.DataFrame, config: TrainConfig, spec, spec_yaml: str, dictionary: pd.DataFrame):
-    """Fit LightGBM on the training date (early stopping and calibration on client-disjoint held-out slices).
-
-    Returns the :class:`~models.pyfunc.ServiceNeedModel` and the number of boosting rounds kept.
+    Raises
+    ------
+    ValueError
+        When a slice has too few outcomes to fit and calibrate.
     """
-    shell, X, y, categorical, (fit_rows, stop_rows, cal_rows) = _prepared(training, config, spec, spec_yaml,
-                                                                          dictionary)
-    booster = fit_booster(X, y, fit_rows, stop_rows, categorical, config)
-    shell.booster = booster
-    shell.calibrator = ProbabilityCalibrator(config.calibration).fit(shell.raw_probability(training[cal_rows]),
-                                                                     y[cal_rows])
-    return shell, booster.best_iteration
+    names = _feature_columns(training, spec)
+    y = training["label"].to_numpy(dtype=int)
+    try:
+        estimator = config.estimator().fit(training[names], y, groups=training["client_id"])
+    except TooFewOutcomesError as err:
+        raise ValueError(f"too few positive outcomes in the training date to train {config.target!r} "
+                         f"({int(y.sum())} in {len(y)} cohort members); use a larger county or another date "
+                         f"({err})") from err
+    return ServiceNeedModel(estimator, spec, spec_yaml, config.target, cohort, dictionary)
+
+
+def fit_baselines(training: pd.DataFrame, seed: int) -> dict[str, object]:
+    """The baselines the training date supports, fitted: ``prior_cost`` and ``age_sex_comorbidity``.
+
+    Each takes a feature table and selects its own columns.
+    """
+    y = training["label"].to_numpy(int)
+    fitted = {}
+    if "cost_total_365d" in training:
+        fitted["prior_cost"] = PriorCostBaseline().fit(training, y)
+    if set(AGE_SEX_COMORBIDITY_COLUMNS) <= set(training.columns):
+        fitted["age_sex_comorbidity"] = age_sex_comorbidity_model(seed).fit(training, y)
+    return fitted
 
 
 def evaluate(model, training: pd.DataFrame, validation: pd.DataFrame, oracle: np.ndarray | None, seed: int
              ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, np.ndarray]]:
-    """Metrics of the model, its baselines and the oracle on the validation date, and per-group metrics."""
-    y_tr, y_va = training["label"].to_numpy(int), validation["label"].to_numpy(int)
-    scores = {"lightgbm": model.predict_proba(validation)}
-    base_cols = [c for c in BASELINE_COLUMNS if c in training]
-    if "cost_total_365d" in base_cols:
-        scores["prior_cost"] = PriorCostBaseline().fit(training, y_tr).predict_proba(validation)[:, 1]
-    if {"age", "sex", "charlson_index", "chronic_conditions"} <= set(base_cols):
-        logit = age_sex_comorbidity_model(seed).fit(training[base_cols], y_tr)
-        scores["age_sex_comorbidity"] = logit.predict_proba(validation[base_cols])[:, 1]
+    """Metrics of the model, its baselines and the oracle on the validation date, and per-group metrics.
+
+    Every candidate is a fitted estimator taking the feature table
+    (``predict_proba(validation)[:, 1]``); the oracle is the generator's known probabilities.
+    """
+    y_va = validation["label"].to_numpy(int)
+    candidates = {"lightgbm": model, **fit_baselines(training, seed)}
+    scores = {name: est.predict_proba(validation)[:, 1] for name, est in candidates.items()}
     if oracle is not None:
         scores["oracle"] = oracle
     metrics = pd.DataFrame([{"model": name, **binary_metrics(y_va, p)} for name, p in scores.items()])
@@ -190,8 +199,9 @@ def train(data, config: TrainConfig = TrainConfig(), *, experiment: str | None =
     experiment
         MLflow experiment name (default ``sote-<target>``).
     register
-        Register the model under the target's name; move the ``champion``
-        alias to it only if it beats the current champion on the validation date.
+        Register the model under the target's name if it passes the quality gate
+        (:mod:`models.gate`); move the ``champion`` alias to it only if it also
+        beats the current champion on the validation date.
     tracking_uri
         MLflow tracking URI (default: the local store under ``mlruns/``).
     log
@@ -199,34 +209,53 @@ def train(data, config: TrainConfig = TrainConfig(), *, experiment: str | None =
     truth
         Ground-truth file for the oracle (default: ``truth.parquet`` in a data folder, if present).
     histories
-        A :class:`~features.histories.build.ClientHistories` over ``data`` to reuse (cached) feature tables.
+        A :class:`~features.histories.build.ClientHistories` over ``data`` to reuse (cached) feature
+        tables; used only when its spec is the one the model is trained with (``config.spec``).
     progress
         Optional callable receiving short status messages.
+
+    Returns
+    -------
+    TrainResult
+        With the quality gate's verdict in ``gate`` (also when not registering).
+
+    Raises
+    ------
+    QualityGateError
+        With ``register=True``, when the model fails the quality gate: the run is
+        logged, the model is not registered; the error's ``result`` is the
+        :class:`TrainResult`.
     """
-    from features.histories.dictionary import feature_dictionary
-    from features.targets.labels import build_training_set, load_targets
     from features.contract.load import load_tables
+    from features.histories.dictionary import feature_dictionary
     from features.histories.spec import load_spec
+    from features.provenance import frame_digest
+    from features.targets.labels import build_training_set
+    from features.targets.spec import load_targets
     from models.explain import contributions, global_importance
+    from models.gate import quality_gate
 
     say = progress or (lambda msg: None)
     targets = load_targets()
     if config.target not in targets:
         raise ValueError(f"unknown target {config.target!r}; declared: {sorted(targets)}")
+    target = targets[config.target]
     t_train, t_valid = pd.Timestamp(config.train_as_of), pd.Timestamp(config.valid_as_of)
-    if t_valid < t_train + pd.Timedelta(days=targets[config.target].horizon_days):
+    if t_valid < t_train + pd.Timedelta(days=target.horizon_days):
         raise ValueError(f"valid_as_of {t_valid.date()} must be at least one horizon after train_as_of "
                          f"{t_train.date()}, or training labels would overlap the validation period")
+    spec = load_spec(config.spec)
+    spec_yaml = _spec_text(config.spec)
     truth_path = Path(truth) if truth else (Path(data) / "truth.parquet" if isinstance(data, (str, Path)) else None)
     tables = load_tables(data) if isinstance(data, (str, Path)) else data
     max_day = tables.tables["events"]["start"].max()
-    if max_day < t_valid + pd.Timedelta(days=targets[config.target].horizon_days - 1):
+    if max_day < t_valid + pd.Timedelta(days=target.horizon_days - 1):
         raise ValueError(f"the data end on {max_day.date()}, before the validation horizon of {t_valid.date()} ends")
 
     say("building training and validation sets")
-    spec = load_spec()
-    spec_yaml = (Path(__file__).resolve().parents[1] / "features" / "config" / "features.yaml").read_text()
-    both = build_training_set(tables, [t_train, t_valid], config.target, histories=histories)
+    if histories is not None and histories.spec != spec:
+        histories = None  # built with another spec: the model's features are built afresh
+    both = build_training_set(tables, [t_train, t_valid], config.target, spec=spec, histories=histories)
     training = both[both["as_of"] == t_train].reset_index(drop=True)
     validation = both[both["as_of"] == t_valid].reset_index(drop=True)
     say(f"training LightGBM on {len(training):,} clients ({int(training['label'].sum()):,} positive)")
@@ -236,29 +265,30 @@ def train(data, config: TrainConfig = TrainConfig(), *, experiment: str | None =
         from models.tune import tune
 
         say(f"tuning: up to {config.tune_trials} trials or {config.tune_seconds:.0f} s")
-        tuned = tune(training, config, spec, spec_yaml, dictionary, progress=say)
+        names = _feature_columns(training, spec)
+        tuned = tune(training[names], training["label"].to_numpy(int), training["client_id"], config, progress=say)
         config = replace(config, **tuned.best_params)
         tuning = tuned.trials
         say(f"tuning: best AUROC {tuned.best_auroc:.4f} on the early-stopping slice after {len(tuning)} trials")
-    model, rounds = fit_model(training, config, spec, spec_yaml, dictionary)
+    model = fit_model(training, config, spec, spec_yaml, dictionary, cohort=target.cohort)
 
     say(f"evaluating on {len(validation):,} clients of {t_valid.date()}")
     oracle = _oracle(truth_path, validation["client_id"], t_valid, config.target)
     metrics, groups, scores = evaluate(model, training, validation, oracle, config.seed)
+    gate = quality_gate(validation["label"].to_numpy(int), scores)
     sample = validation.sample(min(len(validation), config.shap_sample), random_state=config.seed)
-    contrib, base = contributions(model.booster, model.frame(sample))
+    contrib, _ = contributions(model.booster, model.frame(sample))
     importance = global_importance(contrib)
-    feature_names = model.columns
-    digests = {"training_rows": frame_digest(training.drop(columns=["client_id"])),
-               "validation_rows": frame_digest(validation.drop(columns=["client_id"]))}
-    result = TrainResult(config, metrics, groups, importance, model, digests=digests, tuning=tuning)
+    digests = {"training_rows": frame_digest(training), "validation_rows": frame_digest(validation)}
+    result = TrainResult(config, metrics, groups, importance, model, digests=digests, tuning=tuning, gate=gate)
     if log:
-        _log_run(result, training, validation, scores, targets[config.target], rounds, experiment, register,
-                 tracking_uri, truth_path, feature_names, say)
+        _log_run(result, training, validation, scores, target, experiment, register, tracking_uri, truth_path, say)
+    if register and not gate.passed:
+        raise QualityGateError(f"{config.target}: not registered; {gate.summary()}", result)
     return result
 
 
-def _typical_row(model, training: pd.DataFrame) -> pd.DataFrame:
+def _typical_row(model: ServiceNeedModel, training: pd.DataFrame) -> pd.DataFrame:
     """An input example that is no client: medians of numbers, the most common category levels.
 
     Columns keep the feature table's types, so the logged signature accepts
@@ -267,7 +297,7 @@ def _typical_row(model, training: pd.DataFrame) -> pd.DataFrame:
     row = {}
     for c in model.columns:
         col = training[c]
-        if c in model.categories:
+        if c in model.estimator.categories_:
             row[c] = pd.array([str(col.mode(dropna=True).iloc[0]) if col.notna().any() else None], dtype="string")
         elif pd.api.types.is_integer_dtype(col):
             row[c] = np.array([int(round(float(col.median())))], dtype=col.dtype)
@@ -276,40 +306,46 @@ def _typical_row(model, training: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(row)
 
 
-def _log_run(result: TrainResult, training, validation, scores, target, rounds, experiment, register,
-             tracking_uri, truth_path, feature_names, say) -> None:
+def _log_run(result: TrainResult, training, validation, scores, target, experiment, register, tracking_uri,
+             truth_path, say) -> None:
+    """One MLflow run: parameters, disclosed figures, plots, card, the model; registration if the gate passed."""
     import mlflow
     from mlflow.models import infer_signature
 
+    from features.provenance import file_digest, versions
     from models import plots
     from models.card import model_card
+    from models.metrics import disclosed_groups, disclosed_metrics
     from models.registry import champion_challenger
-    from models.tracking import configure_tracking, ensure_experiment
+    from segmentation.tracking import use_experiment
 
-    config = result.config
-    configure_tracking(tracking_uri)
-    name = experiment or f"sote-{config.target}"
-    ensure_experiment(name)
-    mlflow.set_experiment(name)
+    config, gate = result.config, result.gate
+    use_experiment(experiment or f"sote-{config.target}", tracking_uri)
     y_va = validation["label"].to_numpy(int)
-    params = {**{k: v for k, v in asdict(config).items()}, "boosting_rounds": rounds, "n_features": len(feature_names),
-              "n_train": len(training), "n_valid": len(validation)}
+    metrics, groups = disclosed_metrics(result.metrics), disclosed_groups(result.groups)
+    params = {**asdict(config), "boosting_rounds": result.model.estimator.best_iteration_,
+              "n_features": len(result.model.columns), "n_train": len(training), "n_valid": len(validation)}
     say("logging to MLflow")
     with mlflow.start_run(run_name=f"{config.target} {config.train_as_of}→{config.valid_as_of}") as run:
         mlflow.log_params(params)
         mlflow.set_tags({"target": config.target, "train_as_of": config.train_as_of,
-                         "valid_as_of": config.valid_as_of, **{f"digest_{k}": v for k, v in result.digests.items()}})
-        for row in result.metrics.to_dict("records"):
+                         "valid_as_of": config.valid_as_of, "quality_gate": "passed" if gate.passed else "failed",
+                         **{f"digest_{k}": v for k, v in result.digests.items()},
+                         **{f"version_{k}": v for k, v in versions().items()}})
+        for row in metrics.to_dict("records"):
             prefix = "valid" if row["model"] == "lightgbm" else f"valid_{row['model']}"
             mlflow.log_metrics({f"{prefix}_{k}": float(v) for k, v in row.items() if k != "model" and pd.notna(v)})
+        if pd.notna(metrics.set_index("model").loc["lightgbm", "auroc"]) and np.isfinite(gate.auroc_lower):
+            mlflow.log_metrics({"valid_auroc_lower95": gate.auroc_lower, "valid_auroc_upper95": gate.auroc_upper})
         if truth_path is not None and truth_path.exists():
-            mlflow.set_tag("truth_digest", hashlib.sha256(truth_path.read_bytes()).hexdigest()[:16])
-        mlflow.log_text(result.metrics.to_csv(index=False), "evaluation/metrics.csv")
-        mlflow.log_text(result.groups.to_csv(index=False), "evaluation/group_metrics.csv")
+            mlflow.set_tag("truth_digest", file_digest(truth_path))
+        mlflow.log_text(metrics.to_csv(index=False), "evaluation/metrics.csv")
+        mlflow.log_text(groups.to_csv(index=False), "evaluation/group_metrics.csv")
+        mlflow.log_text(gate.summary(), "evaluation/quality_gate.txt")
         mlflow.log_text(result.importance.to_csv(index=False), "explanations/global_importance.csv")
         mlflow.log_text(result.model.spec_yaml, "model_spec/features.yaml")
         figures = {"roc_pr": plots.roc_pr(y_va, scores), "calibration": plots.calibration(y_va, scores),
-                   "capacity_lift": plots.capacity(y_va, scores), "group_auroc": plots.group_auroc(result.groups),
+                   "capacity_lift": plots.capacity(y_va, scores), "group_auroc": plots.group_auroc(groups),
                    "shap_summary": plots.shap_summary(result.importance)}
         for name, fig in figures.items():
             mlflow.log_figure(fig, f"plots/{name}.png")
@@ -324,18 +360,23 @@ def _log_run(result: TrainResult, training, validation, scores, target, rounds, 
         mlflow.log_text(model_card(target=config.target, description=target.description, cohort=cohort,
                                    train_as_of=config.train_as_of, valid_as_of=config.valid_as_of,
                                    horizon_days=target.horizon_days, n_train=len(training), n_valid=len(validation),
-                                   metrics=result.metrics, groups=result.groups, importance=result.importance,
-                                   params=params), "model_card.md")
+                                   metrics=metrics, groups=groups, importance=result.importance,
+                                   params=params, gate=gate.summary()), "model_card.md")
         example = _typical_row(result.model, training)
-        signature = infer_signature(example, result.model.predict_proba(example))
+        signature = infer_signature(example, result.model.predict(None, example))
+        registered_name = config.target if register and gate.passed else None
         info = mlflow.pyfunc.log_model(name="model", python_model=result.model, signature=signature,
                                        input_example=example, pip_requirements=PIP_REQUIREMENTS,
-                                       registered_model_name=config.target if register else None)
+                                       registered_model_name=registered_name)
         result.run_id, result.model_uri = run.info.run_id, info.model_uri
-        if register:
+        if register and not gate.passed:
+            result.promoted, result.decision = False, f"not registered: {gate.summary()}"
+            mlflow.log_text(result.decision, "registry_decision.txt")
+        elif register:
             result.version = str(info.registered_model_version)
+            auroc = float(result.metrics.set_index("model").loc["lightgbm", "auroc"])
             result.promoted, result.decision = champion_challenger(config.target, result.version, validation, y_va,
-                                                                   float(result.metrics.iloc[0]["auroc"]))
+                                                                   auroc)
             mlflow.set_tags({"registered_version": result.version, "promoted_to_champion": str(result.promoted)})
             mlflow.log_text(result.decision, "registry_decision.txt")
             mlflow.log_text(json.dumps({"version": result.version, "promoted": result.promoted}), "registry.json")

@@ -9,7 +9,7 @@ trial limit (and no time limit reached) the same data give the same search.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -34,17 +34,19 @@ class TuneResult:
     trials: pd.DataFrame
 
 
-def tune(training: pd.DataFrame, config, spec, spec_yaml: str, dictionary: pd.DataFrame, *,
-         n_trials: int | None = None, seconds: float | None = None, progress=None) -> TuneResult:
+def tune(X: pd.DataFrame, y: np.ndarray, groups, config, *, n_trials: int | None = None,
+         seconds: float | None = None, progress=None) -> TuneResult:
     """Search :data:`SEARCH_SPACE` with a seeded TPE sampler.
 
     Parameters
     ----------
-    training
-        The training-date set (features, ``client_id``, ``label``).
+    X, y, groups
+        The training date's feature columns, outcomes and client ids (the
+        estimator's client-disjoint split uses them, as training does).
     config
-        :class:`models.train.TrainConfig`; its seed seeds the sampler and the
-        splits, its other values are the starting point (trial 0).
+        A :class:`models.train.TrainConfig`; its seed seeds the sampler and the
+        split, its other values are the starting point (trial 0), and
+        ``config.estimator(**params)`` builds each trial's estimator.
     n_trials, seconds
         Stop after this many trials or this much time, whichever comes first
         (defaults: ``config.tune_trials`` and ``config.tune_seconds``).
@@ -56,12 +58,13 @@ def tune(training: pd.DataFrame, config, spec, spec_yaml: str, dictionary: pd.Da
     import optuna
     from sklearn.metrics import roc_auc_score
 
-    from models.train import _prepared, fit_booster
+    from models.estimator import client_split
 
     n_trials = config.tune_trials if n_trials is None else n_trials
     seconds = config.tune_seconds if seconds is None else seconds
-    shell, X, y, categorical, (fit_rows, stop_rows, _) = _prepared(training, config, spec, spec_yaml, dictionary)
-    X_stop, y_stop = X[stop_rows], y[stop_rows]
+    y = np.asarray(y, dtype=int)
+    stop = client_split(groups, config.holdout, config.seed).stop
+    X_stop, y_stop = X[stop], y[stop]
     rows = []
 
     def objective(trial) -> float:
@@ -70,12 +73,12 @@ def tune(training: pd.DataFrame, config, spec, spec_yaml: str, dictionary: pd.Da
             suggest = trial.suggest_int if integer else trial.suggest_float
             params[name] = suggest(name, int(low) if integer else low, int(high) if integer else high, log=log)
         t0 = time.perf_counter()
-        booster = fit_booster(X, y, fit_rows, stop_rows, categorical, replace(config, **params))
-        auroc = float(roc_auc_score(y_stop, booster.predict(X_stop, num_iteration=booster.best_iteration)))
-        rows.append({"trial": trial.number, **params, "auroc": auroc, "rounds": booster.best_iteration,
+        estimator = config.estimator(**params).fit(X, y, groups=groups)
+        auroc = float(roc_auc_score(y_stop, estimator.raw_probability(X_stop)))
+        rows.append({"trial": trial.number, **params, "auroc": auroc, "rounds": estimator.best_iteration_,
                      "seconds": round(time.perf_counter() - t0, 2)})
         if progress:
-            progress(f"trial {trial.number}: AUROC {auroc:.4f} ({booster.best_iteration} rounds)")
+            progress(f"trial {trial.number}: AUROC {auroc:.4f} ({estimator.best_iteration_} rounds)")
         return auroc
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)

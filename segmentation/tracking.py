@@ -1,26 +1,72 @@
-"""Segmentations as MLflow runs: choice of method and k, stability, profiles, concentration, the report.
+"""MLflow tracking for sote: the one store set-up, and segmentations as runs.
 
-Only aggregates are logged (one row per segment or per candidate k), never the
-client-level assignments: no client id reaches the tracking store. The caller
-points MLflow at a store and experiment first (``sote`` does this with
-:mod:`models.tracking`).
+:func:`use_experiment` is the single place that points MLflow at a store and
+an experiment; training (:mod:`models.train`), scoring and the CLI call it
+too. The default store is local: a SQLite database ``mlruns/mlflow.db`` with
+artifacts in ``mlruns/artifacts`` (MLflow's plain-file store is frozen
+upstream), one folder and no server. ``SOTE_TRACKING_URI`` (or
+``MLFLOW_TRACKING_URI``) or an explicit URI points sote at a tracking server
+instead.
+
+For segmentations only aggregates are logged (one row per segment or per
+candidate k), never the client-level assignments: no client id reaches the
+tracking store.
 """
 from __future__ import annotations
 
-import hashlib
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from features.provenance import frame_digest
 from segmentation.segments import SegmentationResult
 
+#: Folder of the local store, relative to the working directory.
+DEFAULT_ROOT = "mlruns"
 
-def features_digest(features: pd.DataFrame) -> str:
-    """Digest of a feature table's values (client ids left out), to tell data versions apart."""
-    values = features.drop(columns=["client_id"], errors="ignore")
-    h = pd.util.hash_pandas_object(values, index=False).to_numpy()
-    return hashlib.sha256(h.tobytes()).hexdigest()[:16]
+
+def default_store(root: str | Path = DEFAULT_ROOT) -> tuple[str, str]:
+    """Tracking URI and artifact location of the local store under ``root`` (created if needed)."""
+    root = Path(root).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{root / 'mlflow.db'}", (root / "artifacts").as_uri()
+
+
+def configure_tracking(uri: str | None = None, root: str | Path = DEFAULT_ROOT) -> str:
+    """Point MLflow at ``uri``, the environment's setting, or the local store; return the URI in use."""
+    import mlflow
+
+    uri = uri or os.environ.get("SOTE_TRACKING_URI") or os.environ.get("MLFLOW_TRACKING_URI")
+    if not uri:
+        uri, _ = default_store(root)
+    mlflow.set_tracking_uri(uri)
+    return uri
+
+
+def use_experiment(name: str, tracking_uri: str | None = None) -> str:
+    """Configure the store (:func:`configure_tracking`), create ``name`` if needed and make it active.
+
+    A new experiment on a local SQLite store keeps its artifacts beside the
+    database (``<store>/artifacts``). Returns the experiment id.
+    """
+    import mlflow
+
+    configure_tracking(tracking_uri)
+    client = mlflow.MlflowClient()
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        experiment_id = found.experiment_id
+    else:
+        uri = mlflow.get_tracking_uri()
+        location = None
+        if uri.startswith("sqlite:///"):
+            location = (Path(uri[len("sqlite:///"):]).parent / "artifacts").as_uri()
+        experiment_id = client.create_experiment(name, artifact_location=location)
+    mlflow.set_experiment(experiment_id=experiment_id)
+    return experiment_id
 
 
 def segmentation_metrics(result: SegmentationResult) -> dict[str, float]:
@@ -45,6 +91,8 @@ def log_segmentation(result: SegmentationResult, features: pd.DataFrame, *, as_o
                      report_html: str | None = None, run_name: str | None = None) -> str:
     """Log one segmentation as an MLflow run in the active experiment; return the run id.
 
+    :func:`track_segmentation` picks the store and experiment first.
+
     Parameters
     ----------
     result
@@ -60,7 +108,7 @@ def log_segmentation(result: SegmentationResult, features: pd.DataFrame, *, as_o
     import mlflow
 
     model = result.model
-    params = {"method": result.method, "as_of": as_of, "features_digest": features_digest(features)}
+    params = {"method": result.method, "as_of": as_of, "features_digest": frame_digest(features)}
     for name in ("k", "k_range", "sample_size", "n_bootstrap", "min_cluster_share", "random_state"):
         if hasattr(model, name):
             params[name] = getattr(model, name)
@@ -83,3 +131,15 @@ def log_segmentation(result: SegmentationResult, features: pd.DataFrame, *, as_o
         if report_html is not None:
             mlflow.log_text(report_html, "segments/segments.html")
         return run.info.run_id
+
+
+def track_segmentation(result: SegmentationResult, features: pd.DataFrame, as_of: str,
+                       report_html: str | None = None, experiment: str = "sote-segments",
+                       tracking_uri: str | None = None) -> str:
+    """Log a segmentation's aggregates and report as a run of ``experiment``; return the run id.
+
+    The store is ``tracking_uri``, the environment's setting or the local
+    ``./mlruns`` (:func:`use_experiment`).
+    """
+    use_experiment(experiment, tracking_uri)
+    return log_segmentation(result, features, as_of=as_of, report_html=report_html)

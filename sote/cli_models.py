@@ -24,9 +24,17 @@ def train(
     tune: bool = typer.Option(False, help="Search hyper-parameters with Optuna first (trials logged as nested runs)."),
     tune_trials: int = typer.Option(30, help="With --tune: at most this many trials."),
     tune_seconds: float = typer.Option(600, help="With --tune: at most this many seconds of search."),
+    spec: Optional[Path] = typer.Option(None, help="Feature spec YAML the features are built with (default: the "
+                                                   "packaged features.yaml); the model carries it to scoring."),
 ) -> None:
-    """Train a service-need model with temporal validation, baselines and equity metrics, tracked in MLflow."""
+    """Train a service-need model with temporal validation, baselines and equity metrics, tracked in MLflow.
+
+    With --register the model is registered only if it passes the quality gate (AUROC's 95% lower
+    bound above 0.5, not worse than its baselines); otherwise the command says why and exits with
+    status 4 (quality gate failed).
+    """
     from features.contract.validation import ContractError
+    from models.gate import QualityGateError
     from models.train import TrainConfig
     from models.train import train as run_train
 
@@ -41,11 +49,15 @@ def train(
     train_as_of, valid_as_of = f"{t_train:%Y-%m-%d}", f"{t_valid:%Y-%m-%d}"
     quiet_libraries()
     config = TrainConfig(target=target, train_as_of=train_as_of, valid_as_of=valid_as_of, seed=seed,
-                         calibration=calibration, tune=tune, tune_trials=tune_trials, tune_seconds=tune_seconds)
+                         calibration=calibration, tune=tune, tune_trials=tune_trials, tune_seconds=tune_seconds,
+                         spec=str(spec) if spec is not None else None)
+    gate_failed = None
     try:
         with console.status("training") as status:
             result = run_train(data, config, experiment=experiment, register=register, tracking_uri=tracking_uri,
                                progress=lambda msg: status.update(msg))
+    except QualityGateError as err:
+        result, gate_failed = err.result, str(err)
     except ContractError as err:
         console.print(err.report.to_text(), markup=False)
         fail(f"{data} breaks the data contract; run `sote validate {data}`", ExitCode.DATA_INVALID)
@@ -63,5 +75,9 @@ def train(
         console.print(f"tuning: {len(result.tuning)} trials, best early-stopping-slice AUROC {best['auroc']:.4f} "
                       f"(trial {int(best['trial'])})")
     console.print(f"run {result.run_id}; model {result.model_uri}")
+    if gate_failed is not None:
+        fail(gate_failed, ExitCode.QUALITY_GATE)
+    console.print(result.gate.summary(), markup=False, highlight=False)
     if register:
-        console.print(f"registered {target} version {result.version}: {result.decision}")
+        console.print(f"registered {target} version {result.version}: {result.decision}", markup=False,
+                      highlight=False)

@@ -65,7 +65,7 @@ def segment(
     from segmentation.report import segmentation_html, write_html
     from segmentation.segments import ALL_METHODS
     from segmentation.snapshots import segment_at
-    from sote.tracking import track_segmentation
+    from segmentation.tracking import track_segmentation
 
     if method not in ALL_METHODS:
         fail(f"--method must be one of {', '.join(ALL_METHODS)}", 2)

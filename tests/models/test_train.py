@@ -44,7 +44,9 @@ def test_registered_pyfunc_round_trip_returns_the_same_probabilities(trained, co
     from features.histories.build import build_features
 
     X = build_features(load_tables(county), "2024-01-01").head(500)
-    np.testing.assert_allclose(loaded.predict(X), result.model.predict_proba(X), rtol=0, atol=1e-12)
+    proba = result.model.predict_proba(X)
+    assert proba.shape == (500, 2) and np.allclose(proba.sum(axis=1), 1.0)
+    np.testing.assert_allclose(loaded.predict(X), proba[:, 1], rtol=0, atol=1e-12)
     assert loaded.unwrap_python_model().spec().column_names() == result.model.spec().column_names()
 
 
@@ -83,11 +85,28 @@ def test_shap_contributions_add_up_to_the_raw_score(trained, county):
     assert all(len(r) <= 5 for r in reasons) and any("raises risk" in s for r in reasons for s in r)
 
 
-def test_a_worse_challenger_does_not_take_the_champion_alias(trained, county):
+def test_a_model_failing_the_gate_is_not_registered_and_a_worse_challenger_keeps_the_champion(trained, county):
+    from models.gate import QualityGateError
+    from models.registry import champion_challenger
+
     result, uri = trained
-    weak = train(county, TrainConfig(target="high_use", train_as_of="2023-01-01", valid_as_of="2024-01-01",
-                                     n_estimators=1, num_leaves=2, early_stopping_rounds=1),
-                 register=True, tracking_uri=uri)
-    assert weak.version == "2" and weak.promoted is False and "champion kept" in weak.decision
+    assert result.gate.passed and result.gate.auroc_lower > 0.5
+    with pytest.raises(QualityGateError, match="worse than the .* baseline") as failed:
+        train(county, TrainConfig(target="high_use", train_as_of="2023-01-01", valid_as_of="2024-01-01",
+                                  n_estimators=1, num_leaves=2, early_stopping_rounds=1),
+              register=True, tracking_uri=uri)
+    weak = failed.value.result
+    assert weak.version is None and weak.promoted is False and "not registered" in weak.decision
     mlflow.set_tracking_uri(uri)
-    assert str(mlflow.MlflowClient().get_model_version_by_alias("high_use", "champion").version) == "1"
+    client = mlflow.MlflowClient()
+    assert [str(v.version) for v in client.search_model_versions("name='high_use'")] == ["1"]
+    assert client.get_run(weak.run_id).data.tags["quality_gate"] == "failed"
+    # registered by hand, the weak model still loses the champion / challenger comparison
+    version = mlflow.register_model(weak.model_uri, "high_use").version
+    from features.targets.labels import build_training_set
+
+    validation = build_training_set(load_tables(county), ["2024-01-01"], "high_use")
+    promoted, decision = champion_challenger("high_use", str(version), validation,
+                                             validation["label"].to_numpy(int), weak.gate.auroc)
+    assert not promoted and "champion kept" in decision
+    assert str(client.get_model_version_by_alias("high_use", "champion").version) == "1"

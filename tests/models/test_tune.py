@@ -3,28 +3,24 @@ import mlflow
 import pandas as pd
 import pytest
 
-from features.histories.dictionary import feature_dictionary
 from features.targets.labels import build_training_set
-from features.contract.load import load_tables
 from features.histories.spec import load_spec
-from features.synth import SynthConfig, generate_county
 from models.train import TrainConfig, train
 from models.tune import SEARCH_SPACE, tune
 
 
 @pytest.fixture(scope="module")
-def tables(tmp_path_factory):
-    path = tmp_path_factory.mktemp("tune") / "county"
-    generate_county(path, SynthConfig(clients=3_000, seed=5, truth_reps=1, workers=1))
-    return load_tables(path)
+def tables(tables_3000):
+    return tables_3000
 
 
 def test_search_is_seeded_bounded_and_starts_from_the_defaults(tables):
-    spec = load_spec()
+    names = load_spec().column_names()[1:]
     training = build_training_set(tables, ["2023-01-01"], "high_use").reset_index(drop=True)
     config = TrainConfig(target="high_use", n_estimators=200, early_stopping_rounds=20, seed=3)
-    a = tune(training, config, spec, "", feature_dictionary(spec), n_trials=4, seconds=600)
-    b = tune(training, config, spec, "", feature_dictionary(spec), n_trials=4, seconds=600)
+    X, y, ids = training[names], training["label"].to_numpy(int), training["client_id"]
+    a = tune(X, y, ids, config, n_trials=4, seconds=600)
+    b = tune(X, y, ids, config, n_trials=4, seconds=600)
     assert len(a.trials) == 4
     pd.testing.assert_frame_equal(a.trials.drop(columns="seconds"), b.trials.drop(columns="seconds"))
     first = a.trials.iloc[0]

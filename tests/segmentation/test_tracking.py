@@ -10,8 +10,8 @@ from features.contract.load import load_tables
 from features.synth import SynthConfig, generate_county
 from segmentation.report import segmentation_html
 from segmentation.segments import horizon_cost, segment_clients
-from segmentation.tracking import features_digest
-from sote.tracking import track_segmentation
+from features.provenance import frame_digest
+from segmentation.tracking import track_segmentation, use_experiment
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +31,7 @@ def test_run_records_choice_stability_profiles_and_no_client_ids(segmented, tmp_
     html = segmentation_html(result, X, "2023-01-01", cost)
     run_id = track_segmentation(result, X, "2023-01-01", html, experiment="seg-test", tracking_uri=uri)
     run = mlflow.MlflowClient(uri).get_run(run_id)
-    assert run.data.params["method"] == "kmeans" and run.data.params["features_digest"] == features_digest(X)
+    assert run.data.params["method"] == "kmeans" and run.data.params["features_digest"] == frame_digest(X)
     m = run.data.metrics
     assert m["segments"] == result.model.k_ == len(result.profiles) and m["clients"] == len(X)
     assert m["stability_ari"] == pytest.approx(result.model.stability_)
@@ -52,7 +52,27 @@ def test_run_records_choice_stability_profiles_and_no_client_ids(segmented, tmp_
 def test_digest_ignores_client_ids_but_not_values(segmented):
     X, _, _ = segmented
     renamed = X.assign(client_id=X["client_id"] + "x")
-    assert features_digest(renamed) == features_digest(X)
+    assert frame_digest(renamed) == frame_digest(X)
     changed = X.copy()
     changed.loc[0, "age"] = changed.loc[0, "age"] + 1
-    assert features_digest(changed) != features_digest(X)
+    assert frame_digest(changed) != frame_digest(X)
+
+
+def test_digest_does_not_depend_on_row_order_but_can_include_ids(segmented):
+    X, _, _ = segmented
+    shuffled = X.sample(frac=1.0, random_state=3)
+    assert frame_digest(shuffled) == frame_digest(X)
+    renamed = X.assign(client_id=X["client_id"] + "x")
+    assert frame_digest(renamed, with_key=True) != frame_digest(X, with_key=True)
+    assert len(frame_digest(X)) == 16
+
+
+def test_one_set_up_creates_the_experiment_once_with_artifacts_beside_the_store(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
+    (tmp_path / "store").mkdir()
+    first = use_experiment("setup-test", uri)
+    assert use_experiment("setup-test", uri) == first
+    experiment = mlflow.MlflowClient(uri).get_experiment(first)
+    assert experiment.name == "setup-test"
+    assert experiment.artifact_location == (tmp_path / "store" / "artifacts").as_uri()
+    assert mlflow.get_experiment_by_name("setup-test").experiment_id == first  # the active store is that one
