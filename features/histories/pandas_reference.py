@@ -95,6 +95,58 @@ def _event_features(events: pd.DataFrame, spec: FeatureSpec, t: pd.Timestamp, co
                         index=by.index.get_level_values(0).unique())
 
 
+def window_cost(events: pd.DataFrame, as_of, days: int, costs=None) -> pd.Series:
+    """Each client's cost of every service line in the window [T - ``days``, T): the ``cost_total_<days>d`` rule.
+
+    The same rule as the feature (docs/features.md, "Episodes"): a point
+    contact counts by its start date; a finished episode brings its recorded
+    (or unit-cost filled) cost prorated by its days inside the window; an
+    episode running at T (end missing or on/after T) is costed as unit cost x
+    days before T (per-day services) and never from its recorded cost or end,
+    which are information from after T. Used by the targets' prior-cost cohort
+    key (``max_prior_cost_quantile``).
+
+    Parameters
+    ----------
+    events
+        The events table (``client_id, start, end, service, professional, cost_eur``).
+    as_of
+        The index date T.
+    days
+        Length of the window in days.
+    costs
+        Unit-cost table (``features.contract.costs.load_unit_costs``; the packaged one when None).
+
+    Returns
+    -------
+    pandas.Series
+        Cost in EUR indexed by ``client_id`` (as text), for clients with a record that reaches the window.
+    """
+    t = pd.Timestamp(as_of).normalize()
+    lo = t - pd.Timedelta(days=days)
+    costs = costs if costs is not None else load_unit_costs()
+    s, e = _day(events["start"]), _day(events["end"])
+    epi_all = events["service"].isin(EPISODE_SERVICES)
+    keep = ((s < t) & ((s >= lo) | (epi_all & (e.isna() | (e >= lo))))).to_numpy()
+    ev, s, e = events.loc[keep], s[keep], e[keep]
+    epi = epi_all[keep].to_numpy()
+    rate = unit_cost_per_row(ev, costs).to_numpy(dtype=float)
+    per_day = ev["service"].map({k: c.per == "day" for k, c in costs.items()}).fillna(False).to_numpy(bool)
+    ongoing = (e.isna() | (e >= t)).to_numpy()
+    eff_end = e.where(~ongoing, t - DAY)
+    total_days = ((e - s).dt.days + 1).to_numpy(dtype=float)
+    known_days = per_day & e.notna().to_numpy() & ~ongoing & (e >= s).to_numpy()
+    cost = ev["cost_eur"].to_numpy(dtype=float)
+    cost_known = np.where(np.isnan(cost), rate * np.where(known_days, total_days, 1.0), cost)
+    in_w = (s >= lo).to_numpy()
+    d = np.clip((eff_end - s.clip(lower=lo)).dt.days.to_numpy(dtype=float) + 1, 0, None)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        c = np.where(~epi, np.where(in_w, cost_known, 0.0),
+                     np.where(ongoing, np.where(per_day, rate * d, np.where(in_w, rate, 0.0)),
+                              cost_known * d / total_days))
+    return pd.Series(c, index=ev["client_id"].astype("str").to_numpy()).groupby(level=0).sum().rename_axis("client_id")
+
+
 def _diagnosis_features(dx: pd.DataFrame, spec: FeatureSpec, t: pd.Timestamp) -> pd.DataFrame:
     d = dx.loc[((_day(dx["date"]) < t) & dx["code"].notna()).to_numpy()]
     if spec.diagnosis_lookback_days:

@@ -115,7 +115,12 @@ def truth_spec() -> TruthSpec:
     t = cfg["targets"]
     young = t["young_adult_mhsu"]
     outcomes = {o["kind"]: o for o in t["elderly_low_function"]["outcome"]["of"]}
+    rising = t["rising_high_use"]
     return TruthSpec(
+        intensive_services=tuple(cfg["intensive_services"]),
+        rising_prior_days=rising["cohort"].get("prior_cost_days", 365),
+        rising_prior_quantile=rising["cohort"]["max_prior_cost_quantile"],
+        rising_quantile=rising["outcome"]["quantile"],
         elderly_min_age=t["elderly_low_function"]["cohort"]["min_age"],
         maple_min=outcomes["assessment_level"]["min"], adl_rise=outcomes["assessment_rise"]["min_rise"],
         young_min_age=young["cohort"]["min_age"], young_max_age=young["cohort"]["max_age"],
@@ -325,7 +330,7 @@ def generate_county(out_dir: str | Path, config: SynthConfig = SynthConfig(), pr
                 pool.shutdown()
             for w in writers.values():
                 w.close()
-        truth, realism = _assemble_truth(truth_parts, truth_months, config)
+        truth, realism = _assemble_truth(truth_parts, truth_months, config, spec)
         pq.write_table(pa.Table.from_pandas(truth, preserve_index=False), tmp / "truth.parquet")
         manifest = {
             "generator": "sote synthetic county",
@@ -342,9 +347,16 @@ def generate_county(out_dir: str | Path, config: SynthConfig = SynthConfig(), pr
     return manifest
 
 
-def _assemble_truth(parts: list[list[dict]], truth_months: list[int], cfg: SynthConfig
+def _assemble_truth(parts: list[list[dict]], truth_months: list[int], cfg: SynthConfig, spec: TruthSpec
                     ) -> tuple[pd.DataFrame, dict]:
-    """Long-form truth: per index date, the realised-cost thresholds turn cost samples into probabilities."""
+    """Long-form truth: per index date, the realised-cost thresholds turn cost samples into probabilities.
+
+    ``rising_high_use`` is the one cohort that needs the whole county: last
+    year's recorded cost at or below the population's quantile (in cents, as
+    the labels compare it) and no intensive episode running at T; its
+    probability is that of next year's cost above the whole population's
+    threshold, from the same futures as ``high_use``.
+    """
     q = _quantiles()
     frames, realism = [], {}
     for i in range(len(truth_months)):
@@ -352,15 +364,22 @@ def _assemble_truth(parts: list[list[dict]], truth_months: list[int], cfg: Synth
         as_of = pd.Timestamp(np.datetime64(int(pieces[0]["as_of_day"]), "D"))
         realised = np.concatenate([p["realised_cost"] for p in pieces])
         samples = np.concatenate([p["cost_samples"] for p in pieces])
-        cohorts = {t: np.concatenate([p["cohorts"][t] for p in pieces]) for t in TRUTH_TARGETS}
+        prior = np.concatenate([p["prior_cost"] for p in pieces])
+        prior_threshold = float(np.quantile(prior, spec.rising_prior_quantile))
+        cohorts = {t: np.concatenate([p["cohorts"][t] for p in pieces]) for t in TRUTH_TARGETS
+                   if t != "rising_high_use"}
+        cohorts["rising_high_use"] = (prior <= prior_threshold) & ~np.concatenate(
+            [p["intensive_ongoing"] for p in pieces])
         ids = np.concatenate([p["client_id"] for p in pieces])
         arche = np.concatenate([p["archetype"] for p in pieces])
         expected = samples.mean(axis=1)
         thr_all = float(np.quantile(realised, q["high_use"]))
         diab = cohorts["diabetes_high_use"]
         thr_diab = float(np.quantile(realised[diab], q["diabetes_high_use"])) if diab.any() else np.inf
+        thr_rising = float(np.quantile(realised, spec.rising_quantile))
         prob = {
             "high_use": (samples > thr_all).mean(axis=1),
+            "rising_high_use": (samples > thr_rising).mean(axis=1),
             "diabetes_high_use": (samples > thr_diab).mean(axis=1),
             "elderly_low_function": np.concatenate([p["p_elderly_low_function"] for p in pieces]),
             "young_adult_mhsu": np.concatenate([p["p_young_adult_mhsu"] for p in pieces]),
@@ -375,7 +394,7 @@ def _assemble_truth(parts: list[list[dict]], truth_months: list[int], cfg: Synth
             }))
         realism[str(as_of.date())] = {
             "population": int(len(ids)), "high_use_threshold_eur": round(thr_all, 0),
-            "diabetes_threshold_eur": round(thr_diab, 0),
+            "diabetes_threshold_eur": round(thr_diab, 0), "prior_cost_threshold_eur": round(prior_threshold, 0),
             "cohort_sizes": {t: int(c.sum()) for t, c in cohorts.items()},
         }
     truth = pd.concat(frames, ignore_index=True)

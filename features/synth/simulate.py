@@ -45,6 +45,12 @@ class TruthSpec:
     young_lookback_days: int = 365
     young_min_count: int = 10
     horizon_days: int = 365
+    #: rising_high_use: services whose episode running at T excludes a client (targets.yaml intensive_services),
+    #: the prior-cost window and quantile (cohort), and the population quantile of next year's cost (outcome)
+    intensive_services: tuple[str, ...] = ()  # from targets.yaml (generate.truth_spec)
+    rising_prior_days: int = 365
+    rising_prior_quantile: float = 0.9
+    rising_quantile: float = 0.9
 
 
 @dataclass
@@ -192,12 +198,56 @@ def simulate_chunk(*, seed: int, chunk: int, offset: int, n_initial: int, start:
         in_h = (ev["start"] >= t0) & (ev["start"] < t0 + spec.horizon_days)
         cost = np.bincount(ev["client"][in_h] - offset, weights=ev["cost_full"][in_h], minlength=n)
         piece["realised_cost"] = cost[piece["client"] - offset]
+        prior, intensive = recorded_prior_use(ev, t0, spec.rising_prior_days, spec.intensive_services, n, offset)
+        piece["prior_cost"] = prior[piece["client"] - offset]
+        piece["intensive_ongoing"] = intensive[piece["client"] - offset]
     clients = {
         "client": ids, "birth_day": birth_day, "sex": sex, "municipality": muni, "language": language,
         "death_day": death_day, "unit": unit, "moved_in": np.where(kind == 2, entry_day, NO_DAY),
         "moved_out": moved_out,
     }
     return ChunkResult(offset, clients, tables, truth)
+
+
+def recorded_prior_use(ev: dict[str, np.ndarray], t0: int, days: int, intensive: tuple[str, ...], n: int,
+                       offset: int) -> tuple[np.ndarray, np.ndarray]:
+    """What the records show at day ``t0``: each client's cost in [t0 - days, t0) and an intensive episode running.
+
+    The cost follows the feature ``cost_total_<days>d`` (docs/features.md), as
+    the labels' ``max_prior_cost_quantile`` does: point contacts by start day;
+    episodes by their days inside the window up to t0 - 1, at their per-day
+    price (a finished episode's recorded cost x days inside / total days; a
+    running one's unit rate x days before t0, which is the same per-day price).
+    The true price (``cost_full``) stands in for the 2 % of rows recorded
+    without a cost: reading fills them from the same unit-cost table, so the
+    filled value equals it. An intensive episode is running when it started
+    before t0 and ends on t0 - 1 or later (the labels' ``exclude_ongoing``).
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        Cost per client (rounded to cents, as the labels compare it) and the
+        running-intensive flag, both indexed by ``client - offset`` (length ``n``).
+    """
+    lo = t0 - days
+    episode = np.isin(ev["service"], [S["inpatient"], S["housing_24h"]])
+    start, end = ev["start"], ev["end"]
+    before = start < t0
+    visits = before & ~episode & (start >= lo)
+    cost = np.bincount(ev["client"][visits] - offset, weights=ev["cost_full"][visits], minlength=n)
+    epi = before & episode & ((end == NO_DAY) | (end >= lo))
+    s_, e_, c_ = start[epi], end[epi], ev["cost_full"][epi]
+    running = (e_ == NO_DAY) | (e_ >= t0)
+    total = (e_ - s_ + 1).astype(np.float64)
+    eff_end = np.where(running, t0 - 1, e_)
+    inside = np.clip(eff_end - np.maximum(s_, lo) + 1, 0, None).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        c = np.where(running, (c_ / total) * inside, c_ * inside / total)
+    cost += np.bincount(ev["client"][epi] - offset, weights=c, minlength=n)
+    flagged = before & np.isin(ev["service"], [S[x] for x in intensive]) & ((end == NO_DAY) | (end >= t0 - 1))
+    ongoing = np.zeros(n, bool)
+    ongoing[ev["client"][flagged] - offset] = True
+    return np.round(cost, 2), ongoing
 
 
 BURN_IN_MONTHS = 24

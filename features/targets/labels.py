@@ -9,8 +9,12 @@ here exactly:
   moving out; such clients stay in the cohort and are judged on what happened
   before (docs/targets.md);
 - event costs count in the horizon by their start date;
-- quantile thresholds over the cohort's realised horizon costs at the same T,
-  positive when strictly above.
+- quantile thresholds over the cohort's realised horizon costs at the same T
+  (``population: all``: over the whole population at T), positive when
+  strictly above;
+- a prior-cost cohort bound (``max_prior_cost_quantile``) keeps clients whose
+  cost in [T - days, T) (the ``cost_total_<days>d`` rule) is at or below that
+  quantile of the same cost over the whole population at T.
 """
 from __future__ import annotations
 
@@ -24,14 +28,17 @@ from features.contract.codes import code_in_ranges
 from features.contract.costs import fill_missing_costs, load_unit_costs
 from features.contract.tables import RAI_SCALES
 from features.contract.validation import ValidatedTables
+from features.histories.pandas_reference import window_cost
 from features.histories.spec import FeatureSpec, load_diagnosis_groups
 from features.targets.spec import (  # noqa: F401  (re-exported: the names callers import from here)
+    DEFAULT_PRIOR_COST_DAYS,
     OUTCOME_KINDS,
     Cohort,
     Outcome,
     Target,
     TargetError,
     get_target,
+    intensive_services,
     load_targets,
 )
 
@@ -94,12 +101,130 @@ def cohort_members(tables: Mapping[str, pd.DataFrame], as_of, cohort: Cohort) ->
         used = ev.loc[(ev["service"].isin(cohort.services_any) & (ev_start < t) & (ev_start >= lo)).to_numpy()]
         keep &= pop.index.isin(used["client_id"].astype("str"))
     if cohort.exclude_ongoing:
-        # In the service on the day before T: episodes billed month by month end on T - 1
-        # and go on in a new row from T, so an end on T - 1 still counts as ongoing.
-        end = _day(ev["end"])
-        running = ev["service"].eq(cohort.exclude_ongoing) & (ev_start < t) & (end.isna() | (end >= t - DAY))
-        keep &= ~pop.index.isin(ev.loc[running.to_numpy(), "client_id"].astype("str"))
+        keep &= ~pop.index.isin(ongoing_clients(ev, t, cohort.exclude_ongoing))
+    if cohort.max_prior_cost_quantile is not None:
+        # compared in whole cents, so that the order in which an engine sums the costs cannot move a tie
+        cost = prior_cost(tables, t, cohort.prior_window_days, population_index=pop.index).round(2)
+        keep &= cost <= _quantile(cost, cohort.max_prior_cost_quantile)
     return pop.loc[keep.to_numpy()]
+
+
+def ongoing_clients(events: pd.DataFrame, as_of, services) -> pd.Index:
+    """Clients with an episode of ``services`` running at T: started before T, ended on T - 1 or later, or not ended.
+
+    An end on T - 1 still counts: episodes billed month by month (24-hour
+    housing) end on the last day of a month and go on in a new row from T, so
+    a row ending on T - 1 is a client in the service on the day before T. An
+    episode starting on T is not running at T (it is not known before T).
+
+    Parameters
+    ----------
+    events
+        The events table.
+    as_of
+        The index date T.
+    services
+        Episode service lines (a name or several), e.g. :func:`features.targets.spec.intensive_services`.
+
+    Returns
+    -------
+    pandas.Index
+        Distinct client ids (text).
+    """
+    t = pd.Timestamp(as_of).normalize()
+    services = [services] if isinstance(services, str) else list(services)
+    start, end = _day(events["start"]), _day(events["end"])
+    running = events["service"].isin(services) & (start < t) & (end.isna() | (end >= t - DAY))
+    return pd.Index(events.loc[running.to_numpy(), "client_id"].astype("str").unique())
+
+
+def _quantile(values: pd.Series, q: float) -> float:
+    """numpy's default (linear) quantile; NaN for no values."""
+    return float(np.quantile(values.to_numpy(dtype=float), q)) if len(values) else np.nan
+
+
+def prior_cost(data, as_of, days: int = DEFAULT_PRIOR_COST_DAYS, *, population_index: pd.Index | None = None,
+               validate: bool = True) -> pd.Series:
+    """Each client's cost in [T - ``days``, T), for everyone in the population at T (0 without records).
+
+    The rule of the feature ``cost_total_<days>d`` (docs/features.md): visits
+    by start date, finished episodes prorated by days in the window, an
+    episode running at T costed at the unit rate up to T - 1 (so nothing dated
+    at or after T, nor a running episode's recorded end or cost, reaches it).
+    Missing costs are filled from the packaged unit-cost table.
+
+    Parameters
+    ----------
+    data
+        A data folder, a mapping of table name to DataFrame, or validated tables.
+    as_of
+        The index date T.
+    days
+        Window length (365: last year's cost).
+    population_index
+        The population at T when already known (client ids as text).
+    validate
+        For a folder, validate it first.
+
+    Returns
+    -------
+    pandas.Series
+        Cost in EUR indexed by client id (text), one entry per client in the population at T.
+    """
+    tables = _frames(data, validate)
+    t = pd.Timestamp(as_of).normalize()
+    index = population_index if population_index is not None else population(tables["clients"], t).index
+    return window_cost(tables["events"], t, days, load_unit_costs()).reindex(index, fill_value=0.0)
+
+
+def current_use_flags(data, as_of, *, quantile: float = 0.9, days: int = DEFAULT_PRIOR_COST_DAYS,
+                      services=None, targets: str | Path | None = None, validate: bool = True) -> pd.DataFrame:
+    """Who is already a heavy user at T: last year's cost, its top-quantile flag, and ongoing intensive care.
+
+    For risk lists and reports, to flag clients already in the top decile of
+    last year's cost or in an intensive episode (the same definitions as the
+    ``rising_high_use`` cohort, which excludes both).
+
+    Parameters
+    ----------
+    data
+        A data folder, a mapping of table name to DataFrame, or validated tables.
+    as_of
+        The index date T.
+    quantile
+        The prior-cost quantile over the population at T (0.9: the top decile).
+    days
+        Window of the prior cost.
+    services
+        Intensive services; the targets file's ``intensive_services`` when None.
+    targets
+        Targets file whose ``intensive_services`` to use (the packaged one when None).
+    validate
+        For a folder, validate it first.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per client in the population at T, sorted by ``client_id``:
+        ``client_id``, ``prior_cost`` (EUR), ``prior_cost_threshold`` (the
+        population's quantile), ``prior_top`` (cost strictly above it),
+        ``intensive_ongoing`` (an episode of the intensive services running at
+        T), ``intensive_services`` (those services, ``;``-separated, "" if none).
+    """
+    tables = _frames(data, validate)
+    t = pd.Timestamp(as_of).normalize()
+    pop = population(tables["clients"], t)
+    cost = prior_cost(tables, t, days, population_index=pop.index).round(2)  # in cents, as the cohort compares it
+    threshold = _quantile(cost, quantile)
+    services = tuple(services) if services is not None else intensive_services(targets)
+    which = pd.Series("", index=pop.index)
+    for service in services:
+        hit = pop.index.isin(ongoing_clients(tables["events"], t, service))
+        which = which.where(~hit, which.where(which.eq(""), which + ";") + service)
+    out = pd.DataFrame({"client_id": pop.index.astype("str"), "prior_cost": cost.to_numpy(float),
+                        "prior_cost_threshold": threshold, "prior_top": (cost > threshold).to_numpy(bool),
+                        "intensive_ongoing": which.ne("").to_numpy(bool), "intensive_services": which.to_numpy()})
+    return out.sort_values("client_id", ignore_index=True)
 
 
 def _baseline(assessments: pd.DataFrame, scale: str, t: pd.Timestamp) -> pd.Series:
@@ -114,7 +239,8 @@ def _evaluate(outcome: Outcome, members: pd.Index, horizon: dict) -> tuple[pd.Se
     """Positive flag per member and the cost threshold (NaN unless cost_quantile)."""
     if outcome.kind == "cost_quantile":
         cost = horizon["cost"]
-        threshold = float(np.quantile(cost.to_numpy(), outcome.quantile)) if len(cost) else np.nan
+        over = horizon["population_cost"] if outcome.population == "all" else cost
+        threshold = _quantile(over, outcome.quantile)
         return cost > threshold, threshold
     ev = horizon["events"]
     if outcome.kind == "count":
@@ -145,6 +271,12 @@ def _evaluate(outcome: Outcome, members: pd.Index, horizon: dict) -> tuple[pd.Se
         flags |= f.reindex(members, fill_value=False)
         threshold = th if np.isnan(threshold) else threshold
     return flags, threshold
+
+
+def _over_population(outcome: Outcome) -> bool:
+    """Whether an outcome (or a part of an any_of) takes its threshold over the whole population."""
+    return (outcome.kind == "cost_quantile" and outcome.population == "all") or any(
+        _over_population(o) for o in outcome.of)
 
 
 def build_labels(data, as_of, target: str | Target, *, targets: str | Path | Mapping[str, Target] | None = None,
@@ -182,19 +314,24 @@ def build_labels(data, as_of, target: str | Target, *, targets: str | Path | Map
     t = pd.Timestamp(as_of).normalize()
     members = cohort_members(tables, t, target.cohort)
     ids = members.index
-    end = pd.Series(t + pd.Timedelta(days=target.horizon_days), index=ids)
-    death = _day(members["death_date"]) + DAY
+    # a threshold over the whole population needs everyone's horizon cost, observed by the same rules
+    scope = population(tables["clients"], t) if _over_population(target.outcome) else members
+    end = pd.Series(t + pd.Timedelta(days=target.horizon_days), index=scope.index)
+    death = _day(scope["death_date"]) + DAY
     end = end.where(~(death < end), death)
-    if "moved_out" in members:
-        out = _day(members["moved_out"])
+    if "moved_out" in scope:
+        out = _day(scope["moved_out"])
         end = end.where(~(out < end), out)
 
     ev = tables["events"]
     if ev["cost_eur"].isna().any():
         ev = fill_missing_costs(ev, load_unit_costs())
     ev = ev.assign(cid=ev["client_id"].astype("str"), s=_day(ev["start"]))
-    ev = ev.loc[(ev["cid"].isin(ids) & (ev["s"] >= t)).to_numpy()]
+    ev = ev.loc[(ev["cid"].isin(scope.index) & (ev["s"] >= t)).to_numpy()]
     ev = ev.loc[(ev["s"] < end.reindex(ev["cid"]).to_numpy()).to_numpy()]
+    population_cost = ev.groupby("cid")["cost_eur"].sum().reindex(scope.index, fill_value=0.0)
+    ev = ev.loc[ev["cid"].isin(ids).to_numpy()]
+    end = end.reindex(ids)
     assessments = tables["assessments"].assign(cid=lambda d: d["client_id"].astype("str"),
                                                d=lambda d: _day(d["date"]))
     assessments_in_horizon = assessments.loc[(assessments["cid"].isin(ids) & (assessments["d"] >= t)).to_numpy()]
@@ -209,8 +346,8 @@ def build_labels(data, as_of, target: str | Target, *, targets: str | Path | Map
         return rows.loc[rows["cid"].isin(ids).to_numpy()]
 
     horizon = {"t": t, "events": ev, "assessments": assessments_in_horizon, "assessments_all": assessments,
-               "service_rows": service_rows,
-               "cost": ev.groupby("cid")["cost_eur"].sum().reindex(ids, fill_value=0.0)}
+               "service_rows": service_rows, "population_cost": population_cost,
+               "cost": population_cost.reindex(ids, fill_value=0.0)}
     flags, threshold = _evaluate(target.outcome, ids, horizon)
     horizon_end = t + pd.Timedelta(days=target.horizon_days)
     return pd.DataFrame({

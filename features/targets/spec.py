@@ -19,12 +19,20 @@ from features.contract.tables import EPISODE_SERVICES, RAI_SCALES, SERVICE_LINES
 from features.histories.spec import load_diagnosis_groups
 
 OUTCOME_KINDS = ("cost_quantile", "count", "service_start", "assessment_level", "assessment_rise", "any_of")
+#: Populations a ``cost_quantile`` threshold can be taken over: the target's cohort, or everyone in the population at T.
+QUANTILE_POPULATIONS = ("cohort", "all")
+#: Keyword of ``cohort.exclude_ongoing`` that stands for the file's ``intensive_services`` list.
+INTENSIVE_KEYWORD = "intensive_services"
+_EPISODES = tuple(sorted(EPISODE_SERVICES))
+_OPTIONAL_OUTCOME_KEYS = {"cost_quantile": {"population"}}
 _OUTCOME_KEYS = {
     "cost_quantile": {"quantile"}, "count": {"services", "min"}, "service_start": {"service"},
     "assessment_level": {"scale", "min"}, "assessment_rise": {"scale", "min_rise"}, "any_of": {"of"},
 }
 #: Horizon of a target that declares none, and of a file that declares no default.
 DEFAULT_HORIZON_DAYS = 365
+#: Look-back window of ``max_prior_cost_quantile`` when ``prior_cost_days`` is not declared (last year).
+DEFAULT_PRIOR_COST_DAYS = 365
 
 
 class TargetError(ConfigError):
@@ -40,13 +48,28 @@ class Cohort:
     diagnosis_groups: tuple[str, ...] = ()
     services_any: tuple[str, ...] = field(default=(), metadata={"choices": SERVICE_LINES})
     lookback_days: int | None = field(default=None, metadata={"ge": 1})
-    exclude_ongoing: str | None = field(default=None, metadata={"choices": tuple(sorted(EPISODE_SERVICES))})
+    exclude_ongoing: str | tuple[str, ...] = ()  # one or more episode services; normalised to a tuple
+    max_prior_cost_quantile: float | None = field(default=None, metadata={"gt": 0, "lt": 1})
+    prior_cost_days: int | None = field(default=None, metadata={"ge": 1})
 
     def __post_init__(self):
         if self.min_age is not None and self.max_age is not None and self.min_age > self.max_age:
             raise ValueError(f"min_age {self.min_age} > max_age {self.max_age}")
         if self.lookback_days is not None and not self.services_any:
             raise ValueError("lookback_days is only meaningful with services_any")
+        if self.prior_cost_days is not None and self.max_prior_cost_quantile is None:
+            raise ValueError("prior_cost_days is only meaningful with max_prior_cost_quantile")
+        ongoing = (self.exclude_ongoing,) if isinstance(self.exclude_ongoing, str) else tuple(self.exclude_ongoing or ())
+        unknown = [s for s in ongoing if s not in EPISODE_SERVICES]
+        if unknown:
+            raise ValueError(f"exclude_ongoing: {unknown} are not episode services {list(_EPISODES)} "
+                             f"(or the keyword {INTENSIVE_KEYWORD!r})")
+        object.__setattr__(self, "exclude_ongoing", tuple(dict.fromkeys(ongoing)))
+
+    @property
+    def prior_window_days(self) -> int:
+        """Days of the look-back window of ``max_prior_cost_quantile`` ([T - days, T); 365 unless declared)."""
+        return self.prior_cost_days or DEFAULT_PRIOR_COST_DAYS
 
 
 @dataclass(frozen=True)
@@ -55,6 +78,7 @@ class Outcome:
 
     kind: str
     quantile: float | None = None
+    population: str = "cohort"
     services: tuple[str, ...] = ()
     min: float | None = None
     service: str | None = None
@@ -86,6 +110,8 @@ class _TargetEntry:
 class _TargetsFile:
     targets: Mapping[str, Any] | None = None
     horizon_days: int = field(default=DEFAULT_HORIZON_DAYS, metadata={"ge": 1})
+    intensive_services: tuple[str, ...] | None = field(default=None, metadata={"choices": _EPISODES,
+                                                                                "non_empty": True})
 
 
 def _err(source: str, where: str, problem: str) -> TargetError:
@@ -119,13 +145,20 @@ def _outcome(raw, source: str, where: str) -> Outcome:
         raise _err(source, where, f"outcome needs a kind among {list(OUTCOME_KINDS)}, got {raw!r}")
     kind = raw["kind"]
     keys = set(raw) - {"kind"}
-    if keys != _OUTCOME_KEYS[kind]:
-        raise _err(source, where, f"outcome {kind} takes exactly {sorted(_OUTCOME_KEYS[kind])}, got {sorted(keys)}")
+    optional = _OPTIONAL_OUTCOME_KEYS.get(kind, set())
+    if not _OUTCOME_KEYS[kind] <= keys <= _OUTCOME_KEYS[kind] | optional:
+        also = f" (optionally {sorted(optional)})" if optional else ""
+        raise _err(source, where, f"outcome {kind} takes exactly {sorted(_OUTCOME_KEYS[kind])}{also}, "
+                                  f"got {sorted(keys)}")
     if kind == "cost_quantile":
         q = raw["quantile"]
         if not isinstance(q, (int, float)) or isinstance(q, bool) or not 0 < q < 1:
             raise _err(source, f"{where}.quantile", f"expected a number strictly between 0 and 1, got {q!r}")
-        return Outcome(kind, quantile=float(q))
+        population = raw.get("population", "cohort")
+        if population not in QUANTILE_POPULATIONS:
+            raise _err(source, f"{where}.population", f"expected one of {list(QUANTILE_POPULATIONS)}, "
+                                                      f"got {population!r}")
+        return Outcome(kind, quantile=float(q), population=population)
     if kind == "count":
         return Outcome(kind, services=_service_list(raw["services"], source, f"{where}.services"),
                        min=_whole(raw["min"], source, f"{where}.min", 1))
@@ -171,10 +204,14 @@ def load_targets(path: str | Path | None = None) -> dict[str, Target]:
     except ConfigError as err:
         raise TargetError(f"targets {err}", source=err.source) from err
     parsed = _build(_TargetsFile, raw, source, "")
+    intensive = parsed.intensive_services or (intensive_services() if path is not None else None)
+    if not intensive:  # a broken installation, not a user error
+        raise _err(source, "intensive_services", "the packaged targets file must declare intensive_services")
     groups = set(load_diagnosis_groups())
     out = {}
     for name, entry in (parsed.targets or {}).items():
         where = f"target {name}"
+        entry = _expand_intensive(entry, intensive)
         t = _build(_TargetEntry, entry, source, where)
         cohort = t.cohort or Cohort()
         unknown = [g for g in cohort.diagnosis_groups if g not in groups]
@@ -185,6 +222,50 @@ def load_targets(path: str | Path | None = None) -> dict[str, Target]:
     if not out:
         raise _err(source, "targets", "no targets declared")
     return out
+
+
+def _expand_intensive(entry: Any, intensive: tuple[str, ...]) -> Any:
+    """``cohort.exclude_ongoing: intensive_services`` (alone or in a list) replaced by the file's list."""
+    if not isinstance(entry, Mapping) or not isinstance(entry.get("cohort"), Mapping):
+        return entry
+    value = entry["cohort"].get("exclude_ongoing")
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, list) or INTENSIVE_KEYWORD not in names:
+        return entry
+    expanded = [s for n in names for s in (intensive if n == INTENSIVE_KEYWORD else (n,))]
+    return {**entry, "cohort": {**entry["cohort"], "exclude_ongoing": expanded}}
+
+
+def intensive_services(path: str | Path | None = None) -> tuple[str, ...]:
+    """The intensive services of a targets file (``intensive_services:``; the packaged file's when None).
+
+    One list, used by the cohorts that exclude clients in an ongoing intensive
+    episode (``exclude_ongoing: intensive_services``) and by risk lists to flag
+    clients already receiving intensive care. A file that declares none uses
+    the packaged file's list.
+
+    Returns
+    -------
+    tuple of str
+        Episode service lines (``housing_24h``, ``inpatient``, ...).
+
+    Raises
+    ------
+    TargetError
+        If the list names something other than an episode service, or the file cannot be read.
+    """
+    try:
+        raw, source = read_yaml(path, "targets.yaml")
+    except FileNotFoundError:
+        raise
+    except ConfigError as err:
+        raise TargetError(f"targets {err}", source=err.source) from err
+    parsed = _build(_TargetsFile, raw, source, "")
+    if parsed.intensive_services:
+        return parsed.intensive_services
+    if path is None:  # a broken installation, not a user error
+        raise _err(source, "intensive_services", "the packaged targets file must declare intensive_services")
+    return intensive_services(None)
 
 
 def get_target(name: str, targets: str | Path | Mapping[str, Target] | None = None) -> Target:

@@ -176,7 +176,7 @@ def test_builtin_targets_are_the_packaged_targets_in_file_order():
     from features.targets.spec import load_targets
 
     assert BUILTIN_TARGETS == tuple(load_targets()) == TRUTH_TARGETS
-    assert BUILTIN_TARGETS[0] == "high_use" and len(BUILTIN_TARGETS) == 4
+    assert BUILTIN_TARGETS[0] == "high_use" and len(BUILTIN_TARGETS) == 5 and "rising_high_use" in BUILTIN_TARGETS
 
 
 def test_feature_spec_files_name_file_key_and_line(tmp_path: Path):

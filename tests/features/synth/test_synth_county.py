@@ -148,7 +148,8 @@ def test_ita_uusimaa_preset_has_a_large_swedish_minority(tmp_path):
                                                       "Myrskylä", "Lapinjärvi"]).all()
 
 
-@pytest.mark.parametrize("target", ["high_use", "diabetes_high_use", "elderly_low_function", "young_adult_mhsu"])
+@pytest.mark.parametrize("target", ["high_use", "diabetes_high_use", "elderly_low_function", "young_adult_mhsu",
+                                    "rising_high_use"])
 def test_truth_cohorts_are_exactly_the_label_cohorts(small_county, small_tables, target):
     from features.targets.labels import build_labels
 
@@ -158,3 +159,29 @@ def test_truth_cohorts_are_exactly_the_label_cohorts(small_county, small_tables,
         labels = build_labels(small_tables, as_of, target, validate=False)
         t = truth[(truth["target"] == target) & (truth["as_of"] == pd.Timestamp(as_of))]
         assert set(labels["client_id"]) == set(t["client_id"]), (target, as_of)
+
+
+def test_rising_high_use_truth_excludes_heavy_users_and_its_oracle_is_informative(small_county, small_tables):
+    from features.targets.labels import build_labels, current_use_flags
+
+    path, manifest = small_county
+    truth = pd.read_parquet(path / "truth.parquet")
+    as_of = "2023-01-01"
+    t = truth[truth["as_of"] == pd.Timestamp(as_of)]
+    rising = t[t["target"] == "rising_high_use"].set_index("client_id")
+    high = t[t["target"] == "high_use"].set_index("client_id")
+    # the same futures as high_use: a rising client's probability is their high_use probability
+    np.testing.assert_allclose(rising["probability"], high.loc[rising.index, "probability"])
+    flags = current_use_flags(small_tables, as_of, validate=False).set_index("client_id")
+    assert not (flags.loc[rising.index, "prior_top"] | flags.loc[rising.index, "intensive_ongoing"]).any()
+    excluded = flags.index.difference(rising.index)
+    assert (flags.loc[excluded, "prior_top"] | flags.loc[excluded, "intensive_ongoing"]).all()
+    assert manifest["truth_realism"][as_of]["prior_cost_threshold_eur"] == round(
+        flags["prior_cost_threshold"].iloc[0], 0)
+    labels = build_labels(small_tables, as_of, "rising_high_use", validate=False).set_index("client_id")
+    joined = labels.join(rising["probability"], how="inner")
+    assert len(joined) == len(labels) == len(rising)
+    auc = roc_auc_score(joined["label"], joined["probability"])
+    assert 0.65 < auc < 0.95, auc  # new heavy use is harder to foresee than persistent heavy use
+    assert 0.02 < joined["label"].mean() < 0.09  # most of next year's top decile were already heavy users
+    assert abs(joined["probability"].mean() - joined["label"].mean()) < 0.02
