@@ -34,6 +34,11 @@ class PriorCostBaseline(ClassifierMixin, BaseEstimator):
     def __init__(self, column: str | int = "cost_total_365d"):
         self.column = column
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = False
+        return tags
+
     def _cost(self, X, *, reset: bool) -> np.ndarray:
         if isinstance(X, pd.DataFrame) and isinstance(self.column, str):
             validate_data(self, X, reset=reset, skip_check_array=True)
@@ -67,7 +72,8 @@ class PriorCostBaseline(ClassifierMixin, BaseEstimator):
 
     def predict(self, X) -> np.ndarray:
         """The more probable class of each row."""
-        return self.classes_[(self.predict_proba(X)[:, 1] > 0.5).astype(int)]
+        outcome = self.predict_proba(X)[:, 1] > 0.5
+        return self.classes_[outcome.astype(int)]
 
 
 def age_sex_comorbidity_model(seed: int = 0) -> Pipeline:

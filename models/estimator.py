@@ -246,4 +246,5 @@ class ServiceNeedClassifier(ClassifierMixin, BaseEstimator):
 
     def predict(self, X) -> np.ndarray:
         """The more probable class of each row."""
-        return self.classes_[(self.predict_proba(X)[:, 1] > 0.5).astype(int)]
+        outcome = self.predict_proba(X)[:, 1] > 0.5
+        return self.classes_[outcome.astype(int)]

@@ -42,6 +42,8 @@ class Segmenter(ClusterMixin, BaseEstimator):
 
     Attributes
     ----------
+    n_features_in_ : int
+        Columns of the table seen in ``fit`` (from the fitted preprocessor; ``feature_names_in_`` too when it has them).
     k_ : int
         Number of segments found.
     scores_ : pandas.DataFrame
@@ -113,10 +115,20 @@ class Segmenter(ClusterMixin, BaseEstimator):
         return int(self.scores_.loc[getattr(self.scores_[col], best)(), "k"])
 
     # -- estimator API ------------------------------------------------------------------------------
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # NaN is fine where the preprocessor imputes it (UseProfileTransformer, the default, does)
+        tags.input_tags.allow_nan = self.preprocess is None or isinstance(self.preprocess, UseProfileTransformer)
+        return tags
+
     def fit(self, X: pd.DataFrame, y=None) -> "Segmenter":
+        """Preprocess, choose k if asked, cluster, order segments by size, and measure stability."""
         rng = np.random.default_rng(self.random_state)
         self.preprocess_ = clone(self.preprocess) if self.preprocess is not None else UseProfileTransformer()
-        Z_all = self.preprocess_.fit_transform(X)
+        Z_all = _finite(self.preprocess_.fit_transform(X))
+        self.n_features_in_ = self.preprocess_.n_features_in_
+        if hasattr(self.preprocess_, "feature_names_in_"):
+            self.feature_names_in_ = self.preprocess_.feature_names_in_
         sample = np.sort(rng.choice(len(Z_all), min(len(Z_all), self.sample_size), replace=False))
         Z = Z_all[sample]
         if self.method == "hdbscan":
@@ -147,13 +159,22 @@ class Segmenter(ClusterMixin, BaseEstimator):
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """Segment of each client (mixture: most probable component; otherwise the nearest centre)."""
         check_is_fitted(self, "centers_")
-        Z = self.preprocess_.transform(X)
+        Z = _finite(self.preprocess_.transform(X))
         if self.method == "gmm":
             return self.order_[self.model_.predict(Z)]
         return _nearest(Z, self.centers_)
 
     def fit_predict(self, X: pd.DataFrame, y=None) -> np.ndarray:
+        """Fit and return the training clients' segments."""
         return self.fit(X).labels_
+
+
+def _finite(Z: np.ndarray) -> np.ndarray:
+    """The clustering space must be finite: a preprocessor that passes NaN or inf through is an error."""
+    if not np.isfinite(Z).all():
+        raise ValueError("Input X contains NaN or infinity after preprocessing; use a preprocessor that imputes "
+                         "missing values (the default UseProfileTransformer does)")
+    return Z
 
 
 def _nearest(Z: np.ndarray, centers: np.ndarray) -> np.ndarray:

@@ -11,7 +11,7 @@ import re
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 #: Default columns of a use profile: last year's use per service line, multi-sector use, age,
 #: functional capacity and recorded conditions.
@@ -51,8 +51,15 @@ class UseProfileTransformer(TransformerMixin, BaseEstimator):
     for each column that had missing values in ``fit``, so the information is
     kept rather than hidden.
 
+    A numeric array is read as a table with columns ``x0``, ``x1``, …; a
+    DataFrame is read by column name, so a feature table with other columns
+    (or in another order) than at fit works as long as the profile columns
+    are there. Infinite values are refused.
+
     Attributes
     ----------
+    n_features_in_ : int
+        Columns of the table seen in ``fit`` (``feature_names_in_`` too, for a DataFrame).
     columns_ : list of str
         Profile columns found in the training table.
     heavy_ : list of bool
@@ -65,11 +72,30 @@ class UseProfileTransformer(TransformerMixin, BaseEstimator):
         self.patterns = patterns
         self.tail = tail
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True  # missing values are imputed, and flagged
+        return tags
+
+    def _table(self, X, *, reset: bool) -> pd.DataFrame:
+        """``X`` as a table: a DataFrame by name, an array with columns ``x0``, ``x1``, …"""
+        if isinstance(X, pd.DataFrame):
+            if reset:
+                validate_data(self, X, reset=True, skip_check_array=True)
+            if X.shape[0] == 0:
+                raise ValueError("Found array with 0 sample(s) while a minimum of 1 is required")
+            return X
+        array = validate_data(self, X, reset=reset, dtype=float, ensure_all_finite="allow-nan")
+        return pd.DataFrame(array, columns=[f"x{i}" for i in range(array.shape[1])])
+
     def _raw(self, X: pd.DataFrame) -> pd.DataFrame:
         missing_cols = [c for c in self.columns_ if c not in X.columns]
         if missing_cols:
             raise ValueError(f"feature table lacks profile columns {missing_cols[:5]} (fitted on {len(self.columns_)})")
-        return X[self.columns_].astype(float)
+        raw = X[self.columns_].astype(float)
+        if np.isinf(raw.to_numpy()).any():
+            raise ValueError("Input X contains infinity in a profile column")
+        return raw
 
     def _shape(self, raw: pd.DataFrame) -> np.ndarray:
         values = raw.to_numpy(dtype=float, copy=True)
@@ -84,8 +110,10 @@ class UseProfileTransformer(TransformerMixin, BaseEstimator):
         return values
 
     def fit(self, X: pd.DataFrame, y=None) -> "UseProfileTransformer":
+        """Learn the profile columns, the heavy-tail transform, the imputation and the scaling."""
         if self.tail not in ("log", "rank"):
             raise ValueError(f"tail must be 'log' or 'rank', got {self.tail!r}")
+        X = self._table(X, reset=True)
         self.columns_ = select_columns(list(X.columns), self.patterns)
         if not self.columns_:
             raise ValueError(f"no column of the feature table matches the profile patterns {self.patterns}")
@@ -104,8 +132,9 @@ class UseProfileTransformer(TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, X: pd.DataFrame) -> np.ndarray:
+        """The standardised profile, then a 0/1 missingness column per column that had gaps in ``fit``."""
         check_is_fitted(self, "columns_")
-        shaped = self._shape(self._raw(X))
+        shaped = self._shape(self._raw(self._table(X, reset=False)))
         missing = np.isnan(shaped)
         filled = np.where(missing, self.fill_, shaped)
         out = (filled - self.center_) / self.scale_
@@ -114,6 +143,7 @@ class UseProfileTransformer(TransformerMixin, BaseEstimator):
         return out
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        """Profile columns, then ``missing_<column>`` for each missingness column."""
         check_is_fitted(self, "columns_")
         names = list(self.columns_) + [f"missing_{c}" for c, m in zip(self.columns_, self.has_missing_) if m]
         return np.array(names, dtype=object)
