@@ -23,7 +23,12 @@ def score(
                                                   "case manager reads)."),
     tracking_uri: Optional[str] = typer.Option(None, help="MLflow tracking URI (default: ./mlruns)."),
 ) -> None:
-    """Score everyone resident at a date with a registered model into an explained risk list."""
+    """Score a model's cohort at a date into an explained risk list.
+
+    Features are rebuilt with the feature spec the model carries; residents outside the model's
+    cohort (e.g. anyone not 18-29 with mental-health or substance contacts, for young_adult_mhsu)
+    are left out of the list and counted in the sidecar (outside_cohort).
+    """
     from features.contract.validation import ContractError
     from models.scoring import ScoringError
     from models.scoring import score as run_score
@@ -46,8 +51,11 @@ def score(
         fail(f"{data} breaks the data contract; run `sote validate {data}`", ExitCode.DATA_INVALID)
     except (ScoringError, FileNotFoundError, ValueError) as err:
         fail(str(err))
+    outside = (f"; {sidecar['outside_cohort']:,} residents outside the model's cohort left out"
+               if sidecar["outside_cohort"] else "")
     console.print(f"risk list of {sidecar['rows']:,} clients written to {out} "
-                  f"(model {sidecar['model_name']} v{sidecar['model_version']}, {sidecar['seconds']} s)")
+                  f"(model {sidecar['model_name']} v{sidecar['model_version']}, {sidecar['seconds']} s){outside}",
+                  markup=False, highlight=False)
 
 
 @app.command()
