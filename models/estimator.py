@@ -158,8 +158,10 @@ class ServiceNeedClassifier(ClassifierMixin, BaseEstimator):
         out = {}
         for name, column in zip(self.columns_, columns):
             if name in self.categories_:
-                text = column.astype("string").astype(object).where(column.notna(), None)
-                out[name] = pd.Categorical(text, categories=self.categories_[name])
+                levels = self.categories_[name]
+                text = column.astype("string").astype(object)
+                text = text.where(column.notna().to_numpy() & text.isin(levels).to_numpy(), None)  # unseen: missing
+                out[name] = pd.Categorical(text, categories=levels)
             else:
                 try:
                     values = pd.to_numeric(column, errors="raise").astype(float).to_numpy()
