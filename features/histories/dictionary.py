@@ -17,7 +17,8 @@ import re
 import pandas as pd
 
 from features.contract.tables import MEASUREMENTS
-from features.histories.spec import FeatureColumn, FeatureSpec, load_spec
+from features.contract.tables import HEALTH_SERVICES, SERVICE_LINES, SOCIAL_SERVICES
+from features.histories.spec import FeatureColumn, FeatureSpec, load_spec, reason_type
 
 LANGS = ("fi", "sv", "en")
 
@@ -165,10 +166,82 @@ def _name(table: dict, key: str, lang: str) -> str:
     return table.get(key, {}).get(lang, key.replace("_", " "))
 
 
+#: Count noun and area of the service sets a use-change group may name (single lines use SERVICES).
+SERVICE_SETS: dict[str, dict[str, tuple[str, str]]] = {
+    "all": {"en": ("service contacts", "services"), "fi": ("palvelukontaktia", "palvelujen"),
+            "sv": ("kontakter med tjänsterna", "tjänsterna")},
+    "health": {"en": ("health-care contacts", "health care"), "fi": ("terveyspalvelujen kontaktia", "terveyspalvelujen"),
+               "sv": ("kontakter inom hälsovården", "hälsovården")},
+    "social": {"en": ("social-care contacts", "social care"), "fi": ("sosiaalipalvelujen kontaktia", "sosiaalipalvelujen"),
+               "sv": ("kontakter inom socialvården", "socialvården")},
+}
+
+
+def _group_words(services: tuple[str, ...], lang: str) -> tuple[str, str]:
+    """(count noun, area) of a group of service lines: one line's own words, a named set's, or the lines listed."""
+    if len(services) == 1:
+        return SERVICES[services[0]][lang]
+    sets = {"all": set(SERVICE_LINES), "health": set(HEALTH_SERVICES), "social": set(SOCIAL_SERVICES)}
+    for name, members in sets.items():
+        if set(services) == members:
+            return SERVICE_SETS[name][lang]
+    areas = [SERVICES[s][lang][1] for s in services]
+    joined = ", ".join(areas[:-1]) + {"en": " and ", "fi": " ja ", "sv": " och "}[lang] + areas[-1]
+    noun = {"en": f"contacts with {joined}", "fi": f"{joined} kontaktia", "sv": f"kontakter inom {joined}"}[lang]
+    return noun, joined
+
+
+def _earlier(days: int, lang: str) -> str:
+    """``"a year earlier"`` / ``"vuotta aiemmin"`` / ``"ett år tidigare"`` for a lag of ``days``."""
+    if days == 365:
+        return {"en": "a year earlier", "fi": "vuotta aiemmin", "sv": "ett år tidigare"}[lang]
+    return {"en": f"{days} days earlier", "fi": f"{days} päivää aiemmin", "sv": f"{days} dagar tidigare"}[lang]
+
+
+def _change_template(c: FeatureColumn, lang: str) -> str:
+    """Templates of the change features (use against a year earlier, first uses, new diagnoses, RAI steps)."""
+    k = c.kind
+    p = period(c.window, lang) if c.window else ""
+    last = _last(lang, p) if c.window else ""
+    before = {"en": f"in the {period(c.lag, lang)} before", "fi": f"edeltävän {period(c.lag, lang)} aikana",
+              "sv": f"under de föregående {period(c.lag, lang)}"}[lang] if c.lag else ""
+    if k == "use_change":
+        count, area = _group_words(c.services, lang)
+        earlier = _earlier(c.lag, lang)
+        if c.agg == "count":
+            return {"en": f"{{value:+.0f}} {count} {last} against the same period {earlier}",
+                    "fi": f"{{value:+.0f}} {count} {last} verrattuna samaan jaksoon {earlier}",
+                    "sv": f"{{value:+.0f}} {count} {last} jämfört med samma period {earlier}"}[lang]
+        return {"en": f"costs of {area} changed by {{value:+,.0f}} € {last} against the same period {earlier}",
+                "fi": f"{area} kustannukset muuttuneet {{value:+,.0f}} € {last} verrattuna samaan jaksoon {earlier}",
+                "sv": f"kostnaderna för {area} har ändrats med {{value:+,.0f}} € {last} jämfört med samma period "
+                      f"{earlier}"}[lang]
+    if k == "first_use":
+        count, area = SERVICES[c.service][lang]
+        return {"en": f"{{value:.0f}} first-time {count} {last} (no {area} {before})",
+                "fi": f"{{value:.0f}} ensikertaista {count} {last} (ei {area} käyttöä {before})",
+                "sv": f"{{value:.0f}} {count} för första gången {last} (inga kontakter med {area} {before})"}[lang]
+    if k == "new_dx":
+        g = _name(GROUPS, c.subject, lang)
+        return {"en": f"{{value:.0f}} new diagnosis of {g} {last}, not recorded {before}",
+                "fi": f"{{value:.0f}} uusi diagnoosi: {g} {last}, ei kirjattu {before}",
+                "sv": f"{{value:.0f}} ny diagnos: {g} {last}, inte registrerad {before}"}[lang]
+    if k == "new_dx_count":
+        return {"en": f"{{value:.0f}} new diagnosis groups {last}, not recorded {before}",
+                "fi": f"{{value:.0f}} uutta sairausryhmää diagnosoitu {last}, ei kirjattu {before}",
+                "sv": f"{{value:.0f}} nya diagnosgrupper {last}, inte registrerade {before}"}[lang]
+    s = SCALE_NAMES.get(c.subject, c.subject)  # rai_step
+    return {"en": f"RAI {s} changed by {{value:+.0f}} since the previous assessment",
+            "fi": f"RAI {s} muuttunut {{value:+.0f}} edellisestä arvioinnista",
+            "sv": f"RAI {s} har ändrats med {{value:+.0f}} sedan föregående bedömning"}[lang]
+
+
 def _template(c: FeatureColumn, spec: FeatureSpec, lang: str) -> str:
     k = c.kind
     if k in DEMOGRAPHIC:
         return DEMOGRAPHIC[k][lang]
+    if k in ("use_change", "first_use", "new_dx", "new_dx_count", "rai_step"):
+        return _change_template(c, lang)
     last = _last(lang, period(c.window, lang)) if c.window else ""
     if c.service is not None:
         count, area = SERVICES[c.service][lang]
@@ -243,18 +316,24 @@ def _template(c: FeatureColumn, spec: FeatureSpec, lang: str) -> str:
 
 
 def feature_dictionary(spec: FeatureSpec | None = None) -> pd.DataFrame:
-    """One row per feature: name, kind, dtype, window, and a ``{value}`` template in fi, sv and en.
+    """One row per feature: name, kind, reason type, dtype, window, and a ``{value}`` template in fi, sv and en.
 
     Returns
     -------
     pandas.DataFrame
-        Columns ``feature, kind, dtype, window_days, template_fi, template_sv, template_en``,
-        in the feature table's column order.
+        Columns ``feature, kind, reason_type, dtype, window_days, template_fi, template_sv, template_en``,
+        in the feature table's column order. ``reason_type`` is ``change`` (a
+        trajectory: use against a year earlier, a first emergency visit, a new
+        home-care start, a new diagnosis, a change in an RAI scale or a
+        measurement), ``level`` (use, cost, conditions, latest values) or
+        ``demographic`` (age, sex, language, municipality, unit); see
+        :func:`features.histories.spec.reason_type`.
     """
     spec = spec or load_spec()
     rows = []
     for c in spec.columns():
-        rows.append({"feature": c.name, "kind": c.kind, "dtype": c.dtype, "window_days": c.window,
+        rows.append({"feature": c.name, "kind": c.kind, "reason_type": reason_type(c.kind), "dtype": c.dtype,
+                     "window_days": c.window,
                      **{f"template_{lang}": _template(c, spec, lang) for lang in LANGS}})
     out = pd.DataFrame(rows)
     out["window_days"] = out["window_days"].astype("Int64")

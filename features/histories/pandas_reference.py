@@ -71,6 +71,17 @@ def _event_features(events: pd.DataFrame, spec: FeatureSpec, t: pd.Timestamp, co
             sub = ev.loc[(ev["s"] >= t - pd.Timedelta(days=w)).to_numpy()]
             by[f"{letter}_{w}"] = sub.groupby(["client_id", "service"])[col].nunique()
     by["since"] = (t - ev.groupby(["client_id", "service"])["last_day"].max()).dt.days
+    for a, b in spec.event_spans():  # the span [T - a, T - b) of the change features
+        lo, last = t - pd.Timedelta(days=a), t - pd.Timedelta(days=b + 1)
+        inside = ((ev["s"] >= lo) & (ev["s"] <= last)).to_numpy()
+        days = np.where(epi, np.clip((eff_end.clip(upper=last) - ev["s"].clip(lower=lo)).dt.days.to_numpy(dtype=float)
+                                     + 1, 0, None), 0.0)
+        c = np.where(~epi, np.where(inside, cost_known, 0.0),
+                     np.where(ongoing, np.where(per_day, rate * days, np.where(inside, rate, 0.0)),
+                              cost_known * days / total_days))
+        frame = pd.DataFrame({f"ns_{a}_{b}": inside.astype(int), f"cs_{a}_{b}": c},
+                             index=pd.MultiIndex.from_arrays(key, names=["client_id", "service"]))
+        by = by.join(frame.groupby(level=[0, 1]).sum(), how="outer")
     out = {}
     short = {"count": "n", "cost": "c", "days": "d", "units": "u", "professionals": "p"}
     for col in spec.columns():
@@ -82,6 +93,12 @@ def _event_features(events: pd.DataFrame, spec: FeatureSpec, t: pd.Timestamp, co
             out[col.name] = by[f"n_{col.window}"].groupby(level=0).sum()
         elif col.kind == "total_cost":
             out[col.name] = by[f"c_{col.window}"].groupby(level=0).sum()
+        elif col.kind in ("use_change", "first_use"):
+            x = "cs" if col.agg == "cost" else "ns"
+            mine = by.index.get_level_values(1).isin(col.services)
+            recent, earlier = (by[f"{x}_{a}_{b}"].where(mine, 0).fillna(0).groupby(level=0).sum()
+                               for a, b in col.spans())
+            out[col.name] = recent - earlier if col.kind == "use_change" else ((recent > 0) & (earlier == 0)).astype(int)
         elif col.kind in ("service_lines", "social_and_health"):
             used = (by[f"n_{col.window}"] > 0) | (by[f"d_{col.window}"] > 0)
             if col.kind == "service_lines":
@@ -182,6 +199,25 @@ def _diagnosis_features(dx: pd.DataFrame, spec: FeatureSpec, t: pd.Timestamp) ->
     return out
 
 
+def _new_diagnosis_features(dx: pd.DataFrame, spec: FeatureSpec, t: pd.Timestamp) -> pd.DataFrame:
+    """new_dx_<group>_<days>d: a group recorded in [T - days, T) and not in the none_before_days before."""
+    n = spec.new_diagnoses
+    lo, first = t - pd.Timedelta(days=n.days), t - pd.Timedelta(days=n.days + n.none_before_days)
+    day = _day(dx["date"])
+    d = dx.loc[((day < t) & (day >= first) & dx["code"].notna()).to_numpy()]
+    recent = (_day(d["date"]) >= lo).to_numpy()
+    who = d["client_id"].astype("str").to_numpy()
+    out = pd.DataFrame(index=pd.Index(pd.unique(who), name="client_id"))
+    for g in n.groups:
+        hit = ((d["system"].eq("ICD-10") & code_in_ranges(d["code"], list(g.icd10)))
+               | (d["system"].eq("ICPC-2") & code_in_ranges(d["code"], list(g.icpc2)))).to_numpy()
+        now = pd.Series(hit & recent, index=who).groupby(level=0).any()
+        before = pd.Series(hit & ~recent, index=who).groupby(level=0).any()
+        out[f"new_dx_{g.name}_{n.days}d"] = (now & ~before).astype(int)
+    out[f"new_dx_count_{n.days}d"] = out[[f"new_dx_{g.name}_{n.days}d" for g in n.groups]].sum(axis=1)
+    return out
+
+
 def _latest(frame: pd.DataFrame, key: str, t: pd.Timestamp) -> pd.DataFrame:
     """Mean value per client, key and day, newest first with a rank."""
     day = frame.assign(d=_day(frame["date"])).groupby(["client_id", key, "d"], as_index=False)["value"].mean()
@@ -222,6 +258,9 @@ def _assessment_features(ass: pd.DataFrame, spec: FeatureSpec, t: pd.Timestamp) 
         first = recent.sort_values("d").groupby("client_id")["value"].first()[n >= 2]
         out[f"rai_{sc}_last"] = last
         out[f"rai_{sc}_change_{a.change_days}d"] = last - first.reindex(last.index)
+        if a.step:
+            previous = day[day["rn"] == 2].set_index("client_id")["value"]
+            out[f"rai_{sc}_step"] = last - previous.reindex(last.index)
     return pd.DataFrame(out)
 
 
@@ -268,6 +307,8 @@ def reference_features(tables: dict[str, pd.DataFrame], as_of, spec: FeatureSpec
         blocks.append(_assessment_features(tables["assessments"], spec, t))
     if spec.continuity is not None:
         blocks.append(_continuity_features(tables["events"], spec, t))
+    if spec.new_diagnoses is not None:
+        blocks.append(_new_diagnosis_features(tables["diagnoses"], spec, t))
     index = pop.index.astype("str")
     out: dict[str, object] = {}
     b = _day(pop["birth_date"])
@@ -285,8 +326,15 @@ def reference_features(tables: dict[str, pd.DataFrame], as_of, spec: FeatureSpec
                 values.index = values.index.astype("str")
                 break
         values = values.reindex(index) if values is not None else pd.Series(np.nan, index=index)
-        zero_when_missing = col.dtype == "int" or col.kind in ("cost", "total_cost")
-        out[col.name] = (values.fillna(0) if zero_when_missing else values).to_numpy()
+        zero_when_missing = col.dtype == "int" or col.kind in ("cost", "total_cost") or col.history_days is not None
+        values = values.fillna(0) if zero_when_missing else values
+        if col.history_days is not None:  # a change feature: NaN unless born and resident since T - history_days
+            start = t - pd.Timedelta(days=col.history_days)
+            late = (_day(pop["birth_date"]) > start).to_numpy(bool, copy=True)
+            if "moved_in" in pop:
+                late = late | (_day(pop["moved_in"]) > start).fillna(False).to_numpy(bool)
+            values = values.where(~late)
+        out[col.name] = values.to_numpy()
     out = pd.DataFrame(out, index=index).sort_index().rename_axis("client_id").reset_index()
     dtypes = {"int": "int64", "float": "float64", "str": "str"}
     return out.astype({"client_id": "str", **{c.name: dtypes[c.dtype] for c in spec.columns()}})

@@ -40,6 +40,14 @@ def _column(c: FeatureColumn, spec: FeatureSpec) -> pa.Column:
         return pa.Column(float, pa.Check.in_range(lo, hi), nullable=True)
     if c.kind == "continuity":
         return pa.Column(float, pa.Check.in_range(0, 1, include_min=False), nullable=True)
+    # change features: NaN without the history they compare with (docs/features.md, "Change features")
+    if c.kind in ("first_use", "new_dx"):
+        return pa.Column(float, pa.Check.isin([0.0, 1.0]), nullable=True)
+    if c.kind == "new_dx_count":
+        return pa.Column(float, pa.Check.in_range(0, len(spec.new_diagnoses.groups)), nullable=True)
+    if c.kind == "rai_step":
+        lo, hi = RAI_SCALES[c.subject]
+        return pa.Column(float, pa.Check.in_range(lo - hi, hi - lo), nullable=True)
     return pa.Column(float, nullable=True)  # changes: any sign
 
 

@@ -31,6 +31,11 @@ EVENT_AGGS: tuple[str, ...] = ("count", "cost", "days", "units", "professionals"
 TOTAL_AGGS: tuple[str, ...] = ("count", "cost")
 DEMOGRAPHICS: tuple[str, ...] = ("age", "sex", "language", "municipality", "unit")
 CONTINUITY_BY: tuple[str, ...] = ("unit", "professional")
+#: Column kinds that describe a change over time (a trajectory) rather than a level; see :func:`reason_type`.
+CHANGE_KINDS: frozenset[str] = frozenset({"use_change", "first_use", "new_dx", "new_dx_count", "rai_step",
+                                          "rai_change", "measurement_change"})
+#: What a feature says about a client: a change over time, a level (use, cost, conditions, scores), or who they are.
+REASON_TYPES: tuple[str, ...] = ("change", "level", "demographic")
 _SERVICE_SETS = {
     "all": SERVICE_LINES,
     "episodes": tuple(s for s in SERVICE_LINES if s in EPISODE_SERVICES),
@@ -87,6 +92,36 @@ class _AssessmentsSection:
     scales: tuple[str, ...] | None = None
     lookback_days: int = field(default=730, metadata=_DAYS)
     change_days: int = field(default=365, metadata=_DAYS)
+    step: bool = False
+
+
+@dataclass(frozen=True)
+class _UseChangeSection:
+    groups: Mapping[str, str | tuple[str, ...]] = field(default_factory=dict, metadata={"non_empty": True})
+    aggs: tuple[str, ...] = field(default=("count", "cost"), metadata={"choices": TOTAL_AGGS, "non_empty": True})
+    windows: tuple[int, ...] = (90, 180)
+    lag_days: int = field(default=365, metadata=_DAYS)
+
+
+@dataclass(frozen=True)
+class _FirstUseEntry:
+    service: str = field(metadata={"choices": SERVICE_LINES})
+    days: int = field(metadata=_DAYS)
+    none_before_days: int = field(metadata=_DAYS)
+
+
+@dataclass(frozen=True)
+class _NewDiagnosesSection:
+    days: int = field(default=180, metadata=_DAYS)
+    none_before_days: int = field(default=730, metadata=_DAYS)
+    groups: str | tuple[str, ...] | None = "all"
+
+
+@dataclass(frozen=True)
+class _ChangesSection:
+    use: _UseChangeSection | None = None
+    first_use: tuple[_FirstUseEntry, ...] | None = ()
+    new_diagnoses: _NewDiagnosesSection | None = None
 
 
 @dataclass(frozen=True)
@@ -111,6 +146,7 @@ class _SpecFile:
     continuity: _ContinuitySection | None = None
     demographics: tuple[str, ...] | None = DEMOGRAPHICS
     unit_costs: str | None = None
+    changes: _ChangesSection | None = None
 
 
 @dataclass(frozen=True)
@@ -139,6 +175,36 @@ class AssessmentFeatures:
     scales: tuple[str, ...]
     lookback_days: int
     change_days: int
+    step: bool = False  # rai_<scale>_step: latest minus the previous assessment day
+
+
+@dataclass(frozen=True)
+class UseChange:
+    """Use of a group of service lines in the last ``w`` days minus the same span ``lag_days`` earlier."""
+
+    name: str
+    services: tuple[str, ...]
+    aggs: tuple[str, ...]
+    windows: tuple[int, ...]
+    lag_days: int
+
+
+@dataclass(frozen=True)
+class FirstUse:
+    """A service used in the last ``days`` days with none in the ``none_before_days`` before that."""
+
+    service: str
+    days: int
+    none_before_days: int
+
+
+@dataclass(frozen=True)
+class NewDiagnoses:
+    """Diagnosis groups recorded in the last ``days`` days with none in the ``none_before_days`` before that."""
+
+    groups: tuple["DiagnosisGroup", ...]
+    days: int
+    none_before_days: int
 
 
 @dataclass(frozen=True)
@@ -189,6 +255,21 @@ class FeatureColumn:
     service: str | None = None
     window: int | None = None
     subject: str | None = None  # group, measurement, scale, or continuity key
+    services: tuple[str, ...] = ()  # a change feature's service lines
+    agg: str | None = None  # a use change's aggregation (count or cost)
+    lag: int | None = None  # days between the recent span and the earlier span it is compared with
+    history_days: int | None = None  # NaN unless born and resident since T - history_days (change features)
+
+    def spans(self) -> tuple[tuple[int, int], ...]:
+        """The (recent, earlier) event spans a change feature compares, each ``(from, to)`` in days before T.
+
+        A span ``(a, b)`` covers [T - a days, T - b days); ``(w, 0)`` is the window of w days.
+        """
+        if self.kind == "use_change":
+            return (self.window, 0), (self.lag + self.window, self.lag)
+        if self.kind == "first_use":
+            return (self.window, 0), (self.window + self.lag, self.window)
+        return ()
 
 
 @dataclass(frozen=True)
@@ -211,6 +292,13 @@ class FeatureSpec:
     demographics: tuple[str, ...]
     unit_costs: str | None = None
     source: str = field(default="default", compare=False)
+    use_changes: tuple[UseChange, ...] = ()
+    first_uses: tuple[FirstUse, ...] = ()
+    new_diagnoses: NewDiagnoses | None = None
+
+    def event_spans(self) -> tuple[tuple[int, int], ...]:
+        """Every event span a change feature needs (see :meth:`FeatureColumn.spans`), sorted."""
+        return tuple(sorted({sp for c in self.columns() for sp in c.spans()}))
 
     def event_windows(self) -> tuple[int, ...]:
         """Every window an event feature needs, ascending."""
@@ -260,11 +348,52 @@ class FeatureSpec:
             for by in c.by:
                 cols.append(FeatureColumn(f"continuity_{by}_{c.window_days}d", "continuity", "float", subject=by,
                                           window=c.window_days))
+        cols += self._change_columns()
+        return cols
+
+    def _change_columns(self) -> list[FeatureColumn]:
+        """The change features, after every level feature (so adding them leaves the other columns in place)."""
+        cols = []
+        for u in self.use_changes:
+            for agg in u.aggs:
+                for w in u.windows:
+                    cols.append(FeatureColumn(f"{u.name}_{agg}_change_{w}d", "use_change", "float", window=w,
+                                              subject=u.name, services=u.services, agg=agg, lag=u.lag_days,
+                                              history_days=u.lag_days + w))
+        for f in self.first_uses:
+            cols.append(FeatureColumn(f"first_{f.service}_{f.days}d", "first_use", "float", service=f.service,
+                                      window=f.days, services=(f.service,), lag=f.none_before_days,
+                                      history_days=f.days + f.none_before_days))
+        if self.new_diagnoses is not None:
+            n = self.new_diagnoses
+            history = n.days + n.none_before_days
+            for g in (g.name for g in n.groups):
+                cols.append(FeatureColumn(f"new_dx_{g}_{n.days}d", "new_dx", "float", window=n.days, subject=g,
+                                          lag=n.none_before_days, history_days=history))
+            cols.append(FeatureColumn(f"new_dx_count_{n.days}d", "new_dx_count", "float", window=n.days,
+                                      lag=n.none_before_days, history_days=history))
+        if self.assessments is not None and self.assessments.step:
+            for sc in self.assessments.scales:
+                cols.append(FeatureColumn(f"rai_{sc}_step", "rai_step", "float", subject=sc))
         return cols
 
     def column_names(self) -> list[str]:
         """Names of :meth:`columns`, with ``client_id`` first."""
         return ["client_id", *(c.name for c in self.columns())]
+
+
+def reason_type(kind: str) -> str:
+    """``"change"``, ``"level"`` or ``"demographic"``: what a feature of this column kind tells about a client.
+
+    Change features describe a trajectory a case manager can act on (use
+    against a year earlier, a first emergency visit, a new home-care start, a
+    new diagnosis, a change in an RAI scale or a measurement); demographic ones
+    who the client is (age, sex, language, municipality, unit); every other
+    feature a level (use, cost, conditions, latest scores).
+    """
+    if kind in DEMOGRAPHICS:
+        return "demographic"
+    return "change" if kind in CHANGE_KINDS else "level"
 
 
 def _fail(source: str, where: str, problem: str) -> SpecError:
@@ -504,7 +633,7 @@ def parse_spec(raw: dict, source: str = "<dict>") -> FeatureSpec:
                         f"unknown scale(s) {sorted(set(scales) - set(RAI_SCALES))}; known: {list(RAI_SCALES)}")
         if a.change_days > a.lookback_days:
             raise _fail(source, "assessments", "change_days cannot exceed lookback_days")
-        assessments = AssessmentFeatures(tuple(scales), a.lookback_days, a.change_days)
+        assessments = AssessmentFeatures(tuple(scales), a.lookback_days, a.change_days, a.step)
 
     continuity = None
     if f.continuity is not None:
@@ -516,7 +645,10 @@ def parse_spec(raw: dict, source: str = "<dict>") -> FeatureSpec:
     if set(demo) - set(DEMOGRAPHICS):
         raise _fail(source, "demographics", f"unknown {sorted(set(demo) - set(DEMOGRAPHICS))}; known: {DEMOGRAPHICS}")
 
+    use_changes, first_uses, new_dx = _changes(f.changes, source, known_groups)
+
     spec = FeatureSpec(
+        use_changes=use_changes, first_uses=first_uses, new_diagnoses=new_dx,
         windows=windows, events=events, days_since_last=days_since, totals=totals, total_windows=total_windows,
         multi_sector_windows=ms_windows,
         diagnosis_groups=tuple(known_groups[n] for n in group_names), diagnosis_lookback_days=dx_raw.lookback_days,
@@ -528,6 +660,36 @@ def parse_spec(raw: dict, source: str = "<dict>") -> FeatureSpec:
     if dupes:
         raise _fail(source, "columns", f"duplicate feature names {dupes}")
     return spec
+
+
+def _changes(section: _ChangesSection | None, source: str, known_groups: Mapping[str, DiagnosisGroup]
+             ) -> tuple[tuple[UseChange, ...], tuple[FirstUse, ...], NewDiagnoses | None]:
+    """The ``changes`` section: use against a year earlier, first uses, new diagnoses."""
+    if section is None:
+        return (), (), None
+    uses = []
+    if section.use is not None:
+        u = section.use
+        windows = _positive_ints(u.windows, source, "changes.use.windows")
+        if max(windows) > u.lag_days:
+            raise _fail(source, "changes.use.windows", f"a window longer than lag_days ({u.lag_days}) would "
+                                                       f"overlap the span it is compared with")
+        for name, services in u.groups.items():
+            if not re.fullmatch(r"[a-z][a-z0-9_]*", str(name)):
+                raise _fail(source, f"changes.use.groups.{name}", "a group name is lower_snake_case")
+            uses.append(UseChange(str(name), _services(services, source, f"changes.use.groups.{name}"),
+                                  tuple(dict.fromkeys(u.aggs)), windows, u.lag_days))
+    firsts = tuple(FirstUse(e.service, e.days, e.none_before_days) for e in section.first_use or ())
+    new_dx = None
+    if section.new_diagnoses is not None:
+        n = section.new_diagnoses
+        groups = _names(n.groups, list(known_groups))
+        unknown = [g for g in groups if g not in known_groups]
+        if unknown:
+            raise _fail(source, "changes.new_diagnoses.groups",
+                        f"unknown group(s) {unknown}; known: {list(known_groups)}")
+        new_dx = NewDiagnoses(tuple(known_groups[g] for g in groups), n.days, n.none_before_days)
+    return tuple(uses), firsts, new_dx
 
 
 def load_spec(path: str | Path | None = None) -> FeatureSpec:

@@ -97,8 +97,14 @@ class _Compiler:
             cond.append(f"(moved_in IS NULL OR CAST(moved_in AS DATE) <= {self.as_of_sql})")
         if self.has_moves[1]:
             cond.append(f"(moved_out IS NULL OR CAST(moved_out AS DATE) > {self.as_of_sql})")
-        return ("SELECT client_id, sex, language, municipality, unit, CAST(birth_date AS DATE) AS b\n"
+        moved_in = "CAST(moved_in AS DATE)" if self.has_moves[0] else "CAST(NULL AS DATE)"
+        return (f"SELECT client_id, sex, language, municipality, unit, CAST(birth_date AS DATE) AS b, {moved_in} AS mi\n"
                 "  FROM clients\n  WHERE " + "\n    AND ".join(cond))
+
+    def no_history(self, days: int) -> str:
+        """True when the client was born or moved in after T - ``days``: their use before is not on record."""
+        start = self.window_start_sql(days)
+        return f"(pop.b > {start} OR (pop.mi IS NOT NULL AND pop.mi > {start}))"
 
     def age(self) -> str:
         m, d = self.as_of.month, self.as_of.day
@@ -146,10 +152,24 @@ class _Compiler:
               ELSE cost_known * {days} / total_days END AS c_{w}""",
                 f"CASE WHEN is_epi THEN {days} ELSE 0 END AS d_{w}",
             ]
+        for a, b in spec.event_spans():
+            # the span [T - a, T - b): events started in it; episode days inside it up to its last day
+            lo, last = self.window_start_sql(a), self.window_start_sql(b + 1)
+            inside = f"s >= {lo} AND s <= {last}"
+            days = f"GREATEST(DATE_DIFF('day', GREATEST(s, {lo}), LEAST(eff_end, {last})) + 1, 0)"
+            cols += [
+                f"CASE WHEN {inside} THEN 1 ELSE 0 END AS ns_{a}_{b}",
+                f"""CASE WHEN NOT is_epi THEN (CASE WHEN {inside} THEN cost_known ELSE 0 END)
+              WHEN ongoing AND per_day THEN rate * {days}
+              WHEN ongoing THEN (CASE WHEN {inside} THEN rate ELSE 0 END)
+              ELSE cost_known * {days} / total_days END AS cs_{a}_{b}""",
+            ]
         ctes.append(("event_rows", "SELECT " + ",\n         ".join(cols) + "\n  FROM rated"))
         aggs = ["client_id", "service", "MAX(last_day) AS last_day"]
         for w in windows:
             aggs += [f"SUM(n_{w}) AS n_{w}", f"SUM(c_{w}) AS c_{w}", f"SUM(d_{w}) AS d_{w}"]
+        for a, b in spec.event_spans():
+            aggs += [f"SUM(ns_{a}_{b}) AS ns_{a}_{b}", f"SUM(COALESCE(cs_{a}_{b}, 0)) AS cs_{a}_{b}"]
         for w in unit_ws:
             aggs.append(f"COUNT(DISTINCT CASE WHEN s >= {self.window_start_sql(w)} THEN unit END) AS u_{w}")
         for w in prof_ws:
@@ -177,6 +197,13 @@ class _Compiler:
                 e = (f"CASE WHEN MAX(CASE WHEN service IN {_in(SOCIAL_SERVICES)} AND {used} THEN 1 ELSE 0 END) = 1 "
                      f"AND MAX(CASE WHEN service IN {_in(HEALTH_SERVICES)} AND {used} THEN 1 ELSE 0 END) = 1 "
                      f"THEN 1 ELSE 0 END")
+            elif c.kind in ("use_change", "first_use"):
+                # the same aggregate over the recent span and the earlier span it is compared with
+                x = "cs" if c.agg == "cost" else "ns"
+                recent, earlier = (f"SUM(CASE WHEN service IN {_in(c.services)} THEN {x}_{a}_{b} ELSE 0 END)"
+                                   for a, b in c.spans())
+                e = (f"{recent} - {earlier}" if c.kind == "use_change"
+                     else f"CASE WHEN {recent} > 0 AND {earlier} = 0 THEN 1 ELSE 0 END")
             else:
                 continue
             exprs.append(f"{e} AS {c.name}")
@@ -184,6 +211,16 @@ class _Compiler:
         return "SELECT " + ",\n         ".join(exprs) + "\n  FROM by_service\n  GROUP BY client_id", cols
 
     # -- diagnoses ----------------------------------------------------------
+    @staticmethod
+    def group_cond(g) -> str:
+        """A diagnosis (``system``, dotless code ``c``) in group ``g``."""
+        parts = []
+        if g.icd10:
+            parts.append(f"(system = 'ICD-10' AND ({_range_cond('c', g.icd10)}))")
+        if g.icpc2:
+            parts.append(f"(system = 'ICPC-2' AND ({_range_cond('c', g.icpc2)}))")
+        return " OR ".join(parts) or "FALSE"
+
     def diagnosis_ctes(self) -> list[tuple[str, str]]:
         spec = self.spec
         cond = [f"CAST(date AS DATE) < {self.as_of_sql}", "code IS NOT NULL"]
@@ -191,12 +228,7 @@ class _Compiler:
             cond.append(f"CAST(date AS DATE) >= {self.window_start_sql(spec.diagnosis_lookback_days)}")
         exprs = ["client_id"]
         for g in spec.diagnosis_groups:
-            parts = []
-            if g.icd10:
-                parts.append(f"(system = 'ICD-10' AND ({_range_cond('c', g.icd10)}))")
-            if g.icpc2:
-                parts.append(f"(system = 'ICPC-2' AND ({_range_cond('c', g.icpc2)}))")
-            exprs.append(f"MAX(CASE WHEN {' OR '.join(parts) or 'FALSE'} THEN 1 ELSE 0 END) AS g_{g.name}")
+            exprs.append(f"MAX(CASE WHEN {self.group_cond(g)} THEN 1 ELSE 0 END) AS g_{g.name}")
         if spec.charlson is not None:
             for cat in spec.charlson.categories:
                 exprs.append(f"MAX(CASE WHEN system = 'ICD-10' AND ({_charlson_cond('c', cat)}) "
@@ -205,6 +237,23 @@ class _Compiler:
             ("dx", "SELECT client_id, system, REPLACE(code, '.', '') AS c\n  FROM diagnoses\n  WHERE "
              + "\n    AND ".join(cond)),
             ("dx_flags", "SELECT " + ",\n         ".join(exprs) + "\n  FROM dx\n  GROUP BY client_id"),
+        ]
+
+    def new_diagnosis_ctes(self) -> list[tuple[str, str]]:
+        """Per group: recorded in [T - days, T) (``nr_``) and in the ``none_before_days`` before (``nb_``)."""
+        n = self.spec.new_diagnoses
+        lo = self.window_start_sql(n.days)
+        exprs = ["client_id"]
+        for g in n.groups:
+            name, cond = g.name, self.group_cond(g)
+            exprs += [f"MAX(CASE WHEN ({cond}) AND d >= {lo} THEN 1 ELSE 0 END) AS nr_{name}",
+                      f"MAX(CASE WHEN ({cond}) AND d < {lo} THEN 1 ELSE 0 END) AS nb_{name}"]
+        return [
+            ("dx_recent", f"""SELECT client_id, system, REPLACE(code, '.', '') AS c, CAST(date AS DATE) AS d
+  FROM diagnoses
+  WHERE CAST(date AS DATE) < {self.as_of_sql}
+    AND CAST(date AS DATE) >= {self.window_start_sql(n.days + n.none_before_days)} AND code IS NOT NULL"""),
+            ("dx_new", "SELECT " + ",\n         ".join(exprs) + "\n  FROM dx_recent\n  GROUP BY client_id"),
         ]
 
     # -- measurements -------------------------------------------------------
@@ -244,6 +293,8 @@ class _Compiler:
             # first value inside the change window, only when it holds two or more assessment days
             first = f"MAX(CASE WHEN scale = {s} AND rn_first = 1 AND d >= {lo_change} AND n_change >= 2 THEN v END)"
             exprs += [f"{last} AS rai_{sc}_last", f"{last} - {first} AS rai_{sc}_change_{a.change_days}d"]
+            if a.step:  # the latest assessment day against the previous one
+                exprs.append(f"{last} - MAX(CASE WHEN scale = {s} AND rn_last = 2 THEN v END) AS rai_{sc}_step")
         return [
             ("a_day", f"""SELECT client_id, scale, CAST(date AS DATE) AS d, AVG(value) AS v
   FROM assessments
@@ -283,7 +334,7 @@ class _Compiler:
         joins: list[tuple[str, str]] = []  # (cte, alias)
         source: dict[str, str] = {}  # column -> qualified expression
         event_kinds = {"count", "cost", "days", "units", "professionals", "days_since_last", "total_count",
-                       "total_cost", "service_lines", "social_and_health"}
+                       "total_cost", "service_lines", "social_and_health", "use_change", "first_use"}
         if kinds & event_kinds:
             ctes += self.event_ctes()
             pivot, pcols = self.event_pivot()
@@ -300,6 +351,14 @@ class _Compiler:
                     f"COALESCE(dxf.g_{g}, 0)" for g in spec.chronic_groups) + ")"
             if spec.charlson is not None:
                 source["charlson_index"] = "(" + charlson_expression(spec, lambda n: f"COALESCE(dxf.cc_{n}, 0)") + ")"
+        if spec.new_diagnoses is not None:
+            ctes += self.new_diagnosis_ctes()
+            joins.append(("dx_new", "dxn"))
+            flags = {g.name: f"COALESCE(dxn.nr_{g.name} * (1 - dxn.nb_{g.name}), 0)"
+                     for g in spec.new_diagnoses.groups}
+            for g, flag in flags.items():
+                source[f"new_dx_{g}_{spec.new_diagnoses.days}d"] = flag
+            source[f"new_dx_count_{spec.new_diagnoses.days}d"] = "(" + " + ".join(flags.values() or ["0"]) + ")"
         if spec.measurements:
             ctes += self.measurement_ctes()
             joins.append(("m_feat", "mf"))
@@ -327,6 +386,9 @@ class _Compiler:
                 expr = f"pop.{c.kind}"
             elif c.kind in ("days_since_last",) or c.kind.startswith(("measurement_", "rai_", "continuity")):
                 expr = f"CAST({source[c.name]} AS DOUBLE)"
+            elif c.history_days is not None:  # a change feature: NaN without the history it compares with
+                expr = (f"CASE WHEN {self.no_history(c.history_days)} THEN NULL "
+                        f"ELSE CAST(COALESCE({source[c.name]}, 0) AS DOUBLE) END")
             elif c.dtype == "float":
                 expr = f"CAST(COALESCE({source[c.name]}, 0) AS DOUBLE)"
             else:
