@@ -171,9 +171,16 @@ def read_source(src: Path, name: str, required: tuple[str, ...], optional: tuple
         frame = frame.astype({c: "string" for c in frame.columns})
     else:
         sep = _separator(path)
-        header = pd.read_csv(path, nrows=0, sep=sep).columns
-        frame = pd.read_csv(path, sep=sep, dtype="string", keep_default_na=False, na_values=[""],
-                            usecols=[c for c in header if c.lower() in wanted])
+        try:
+            header = pd.read_csv(path, nrows=0, sep=sep).columns
+            frame = pd.read_csv(path, sep=sep, dtype="string", keep_default_na=False, na_values=[""],
+                                usecols=[c for c in header if c.lower() in wanted])
+        except UnicodeDecodeError as err:
+            raise AdapterError(f"table '{name}' ({path}) is not UTF-8 text: byte "
+                               f"{err.object[err.start:err.start + 1]!r} at byte {err.start:,} cannot be decoded; "
+                               "save the export as UTF-8") from None
+        except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+            raise AdapterError(f"table '{name}' ({path}) cannot be read as CSV: {str(err).strip()}") from None
     frame.columns = [c.lower() for c in frame.columns]
     missing = [c.lower() for c in required if c.lower() not in frame.columns]
     if missing:
