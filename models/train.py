@@ -15,8 +15,6 @@ from models.gate import GateResult, QualityGateError
 from models.metrics import age_band, binary_metrics, group_metrics
 from models.pyfunc import ServiceNeedModel
 
-LABEL_COLUMNS = ("label", "target", "horizon_cost", "horizon_events", "observed_days", "died_in_horizon",
-                 "moved_out_in_horizon", "threshold")
 EQUITY_GROUPS = ("sex", "language", "age_band", "municipality")
 #: TrainConfig fields that are ServiceNeedClassifier parameters of the same name.
 ESTIMATOR_SETTINGS = ("n_estimators", "learning_rate", "num_leaves", "min_child_samples", "feature_fraction",

@@ -1,6 +1,13 @@
-"""Batch scoring and case-manager reports on a small county with a registered model."""
+"""Batch scoring and case-manager reports on a small county with a registered model.
+
+The model is trained with a county's own feature spec (the packaged one without
+``bmi``), so every test here also shows that a custom spec trains, registers and scores.
+"""
 import hashlib
 import json
+from importlib import resources
+
+import mlflow
 
 import pandas as pd
 import pytest
@@ -22,8 +29,30 @@ def setup(tmp_path_factory):
     generate_county(data, SynthConfig(clients=2_500, seed=41, truth_reps=1, workers=1))
     uri = f"sqlite:///{root / 'mlflow.db'}"
     tables = load_tables(data)
-    train(tables, TrainConfig(target="high_use"), register=True, tracking_uri=uri)
+    default = resources.files("features.config").joinpath("features.yaml").read_text()
+    assert "  bmi: {lookback_days: 730}\n" in default
+    (root / "county_spec.yaml").write_text(default.replace("  bmi: {lookback_days: 730}\n", ""))
+    train(tables, TrainConfig(target="high_use", spec=str(root / "county_spec.yaml")), register=True, tracking_uri=uri)
     return data, tables, uri, root
+
+
+def test_a_custom_spec_without_one_feature_trains_registers_and_scores(setup):
+    from features.histories.build import build_features
+    from features.provenance import frame_digest
+
+    data, tables, uri, root = setup
+    spec_path = root / "county_spec.yaml"
+    mlflow.set_tracking_uri(uri)
+    version = mlflow.MlflowClient().get_model_version_by_alias("high_use", "champion")
+    model = mlflow.pyfunc.load_model("models:/high_use@champion").unwrap_python_model()
+    assert "bmi_last" not in model.columns and "hba1c_last" in model.columns
+    assert "bmi_last" not in model.spec().column_names() and model.spec_yaml == spec_path.read_text()
+    assert mlflow.artifacts.load_text(f"runs:/{version.run_id}/model_spec/features.yaml") == spec_path.read_text()
+    out = root / "custom.parquet"
+    sidecar = score("models:/high_use@champion", tables, "2025-01-01", out, tracking_uri=uri, reasons=0)
+    features = build_features(tables, "2025-01-01", spec=spec_path)
+    assert "bmi_last" not in features and len(features) == sidecar["rows"] and sidecar["outside_cohort"] == 0
+    assert pd.read_parquet(out)["data_digest"].iloc[0] == frame_digest(features, with_key=True)
 
 
 def test_risk_list_is_complete_ranked_explained_and_valid(setup):

@@ -1,6 +1,8 @@
-"""A custom feature spec trains, registers and scores; a useless model fails the gate; a cohort model scores its cohort."""
+"""A useless model fails the quality gate and is not registered; a cohort model scores only its cohort.
+
+(That a custom feature spec trains, registers and scores is shown in test_scoring.py.)
+"""
 import json
-from importlib import resources
 
 import mlflow
 import numpy as np
@@ -8,11 +10,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from features.histories.build import build_features
-from features.provenance import frame_digest
 from features.targets.labels import population
 from models.scoring import RiskList, score
-from models.train import TrainConfig, train
 from sote.app import ExitCode
 from sote.cli import app
 
@@ -32,31 +31,6 @@ def useless(county_3000, store):
         [mlflow.MlflowClient(store).get_experiment_by_name("gate").experiment_id])
     assert len(runs) == 1, res.output
     return res, runs[0]
-
-
-def test_a_custom_spec_without_one_feature_trains_registers_and_scores(tables_3000, store, tmp_path):
-    default = resources.files("features.config").joinpath("features.yaml").read_text()
-    assert "  bmi: {lookback_days: 730}\n" in default
-    spec_path = tmp_path / "county_spec.yaml"
-    spec_path.write_text(default.replace("  bmi: {lookback_days: 730}\n", ""))
-    config = TrainConfig(target="high_use", spec=str(spec_path), n_estimators=300, early_stopping_rounds=30,
-                         shap_sample=500)
-    result = train(tables_3000, config, register=True, tracking_uri=store, experiment="custom-spec")
-    assert result.gate.passed and result.promoted and result.version == "1"
-    assert "bmi_last" not in result.model.columns and "hba1c_last" in result.model.columns
-    mlflow.set_tracking_uri(store)
-    loaded = mlflow.pyfunc.load_model("models:/high_use@champion").unwrap_python_model()
-    assert "bmi_last" not in loaded.spec().column_names() and loaded.spec_yaml == spec_path.read_text()
-    assert mlflow.artifacts.load_text(f"runs:/{result.run_id}/model_spec/features.yaml") == spec_path.read_text()
-
-    out = tmp_path / "risk.parquet"
-    sidecar = score("models:/high_use@champion", tables_3000, "2025-01-01", out, tracking_uri=store, reasons=2,
-                    explain_share=0.05)
-    risk = RiskList.validate(pd.read_parquet(out))
-    features = build_features(tables_3000, "2025-01-01", spec=spec_path)
-    assert "bmi_last" not in features
-    assert len(risk) == len(features) == sidecar["rows"] and sidecar["outside_cohort"] == 0  # high_use: everyone
-    assert risk["data_digest"].iloc[0] == frame_digest(features, with_key=True)  # scored from the custom spec
 
 
 def test_a_useless_model_on_a_tiny_cohort_fails_the_gate_and_is_not_registered(useless, store):
