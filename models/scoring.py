@@ -30,7 +30,7 @@ LANGS = ("fi", "sv", "en")
 
 
 class RiskList(pa.DataFrameModel):
-    """The contract of a risk list: one row per client resident at the index date."""
+    """The contract of a risk list: one row per client of the model's cohort resident at the index date."""
 
     client_id: Series[str] = pa.Field(unique=True)
     unit: Series[str]
