@@ -6,7 +6,9 @@ The tests compare it with the DuckDB pipeline on generated data, and
 ``bench_features.py`` races the two. It shares only the spec, the unit-cost
 rule (:func:`features.contract.costs.unit_cost_per_row`) and the diagnosis-range rule
 (:func:`features.contract.codes.code_in_ranges`) with the library: the definitions,
-not the implementation.
+not the implementation. :func:`window_cost` (the ``cost_total_<w>d`` rule for one
+window) is also what the targets' prior-cost cohort key uses, so a cohort
+bounded by last year's cost sees the same number as the feature.
 """
 from __future__ import annotations
 

@@ -3,7 +3,8 @@
 A spec is data (``features/config/features.yaml``), in the spirit of MEDS-Tab
 and ACES: windows x service lines x aggregations, plus diagnosis groups, a
 Charlson index, measurement and RAI summaries, multi-sector use, continuity of
-care and demographics. :func:`load_spec` turns the YAML into frozen
+care and demographics, and change features (use against a year earlier,
+first uses, new diagnoses, RAI steps) built on event spans. :func:`load_spec` turns the YAML into frozen
 dataclasses and rejects anything it does not understand with a message that
 names the key. :meth:`FeatureSpec.columns` lists every output column, in a
 stable order, with the metadata the SQL compiler, the pandas reference, the

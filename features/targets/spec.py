@@ -41,7 +41,25 @@ class TargetError(ConfigError):
 
 @dataclass(frozen=True)
 class Cohort:
-    """Who is eligible at T; every key is optional (an empty cohort is the whole population)."""
+    """Who is eligible at T; every key is optional (an empty cohort is the whole population).
+
+    Attributes
+    ----------
+    min_age, max_age
+        Completed years at T.
+    diagnosis_groups
+        Any diagnosis of these groups recorded before T.
+    services_any, lookback_days
+        Any event of these lines in [T - lookback_days, T) (all history without a lookback).
+    exclude_ongoing
+        Episode services (one name or several; ``intensive_services`` in a
+        targets file stands for its list): no such episode running at T
+        (started before T, ended on T - 1 or later, or not ended).
+    max_prior_cost_quantile, prior_cost_days
+        The client's cost in [T - prior_cost_days, T) (the ``cost_total`` feature
+        rule; 365 days unless given) is at or below this quantile of the same cost
+        over the whole population at T.
+    """
 
     min_age: int | None = field(default=None, metadata={"ge": 0})
     max_age: int | None = field(default=None, metadata={"ge": 0})
@@ -74,7 +92,11 @@ class Cohort:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What makes a cohort member positive over the horizon."""
+    """What makes a cohort member positive over the horizon.
+
+    ``population`` (``cost_quantile`` only): ``"cohort"`` takes the threshold
+    over the cohort's horizon costs, ``"all"`` over the whole population at T.
+    """
 
     kind: str
     quantile: float | None = None
