@@ -127,3 +127,71 @@ def top_reasons(contrib: pd.DataFrame, X: pd.DataFrame, dictionary: pd.DataFrame
     if lang not in LANGS:
         raise ValueError(f"lang must be one of {LANGS}, got {lang!r}")
     return reason_sentences(contrib, X, dictionary, top=top, langs=(lang,), only_raising=only_raising)[lang]
+
+
+#: Reason types of the feature dictionary (:func:`features.histories.spec.reason_type`), in reporting order.
+REASON_TYPES = ("change", "level", "demographic")
+
+
+def reason_features(contrib: pd.DataFrame, top: int = 3, only_raising: bool = True) -> list[list[str]]:
+    """The features behind each client's ``top`` reasons, largest effect first (those :func:`reason_sentences` words).
+
+    With ``only_raising`` a client has fewer than ``top`` when fewer features raise their risk.
+    """
+    values = contrib.to_numpy()
+    n, m = values.shape
+    if n == 0 or m == 0 or top < 1:
+        return [[] for _ in range(n)]
+    cols = np.asarray(contrib.columns)
+    top_cols = _top_columns(values, top, only_raising)
+    keep = np.take_along_axis(values, top_cols, axis=1) > 0 if only_raising else np.ones(top_cols.shape, bool)
+    keep = np.cumprod(keep, axis=1).astype(bool)  # stop at the first that does not raise the risk, as the sentences do
+    return [list(cols[row[k]]) for row, k in zip(top_cols, keep)]
+
+
+def reason_type_mix(features: list[list[str]], dictionary: pd.DataFrame, top: int = 3) -> dict:
+    """How often the top reasons of a group of clients are change, level or demographic features.
+
+    Parameters
+    ----------
+    features
+        Per client, the features behind their reasons, largest effect first (:func:`reason_features`).
+    dictionary
+        Feature dictionary with ``feature`` and ``reason_type`` (change, level or demographic).
+    top
+        Count each client's first ``top`` reasons.
+
+    Returns
+    -------
+    dict
+        ``clients``, ``reasons`` (reasons counted), ``change``, ``level`` and
+        ``demographic`` (each type's share of the reasons counted; NaN with no
+        reasons), and ``clients_with_change`` (share of clients with at least
+        one change feature among their top reasons). A feature missing from the
+        dictionary counts as ``level``.
+    """
+    kinds = dictionary.set_index("feature")["reason_type"].to_dict() if "reason_type" in dictionary else {}
+    counts = dict.fromkeys(REASON_TYPES, 0)
+    with_change = 0
+    for feats in features:
+        types = [kinds.get(f, "level") for f in feats[:top]]
+        for t in types:
+            counts[t if t in counts else "level"] += 1
+        with_change += "change" in types
+    total = sum(counts.values())
+    n = len(features)
+    return {"clients": n, "reasons": total,
+            **{t: (counts[t] / total if total else float("nan")) for t in REASON_TYPES},
+            "clients_with_change": with_change / n if n else float("nan")}
+
+
+def top_share_rows(probability: np.ndarray, share: float, ids=None) -> np.ndarray:
+    """Row indices of the highest ``share`` of ``probability`` (ties broken by ``ids``, then position).
+
+    ``round(share × n)`` rows, at least one: the top share as the capacity
+    metrics count it (:func:`models.metrics.capacity_metrics`).
+    """
+    p = np.asarray(probability, dtype=float)
+    k = max(1, int(round(share * len(p)))) if len(p) else 0
+    keys = (np.arange(len(p)),) if ids is None else (np.arange(len(p)), np.asarray(ids))
+    return np.lexsort((*keys, -p))[:k]

@@ -15,9 +15,16 @@ they say; rendering (HTML, CSV, Excel) is done by the caller.
 - :func:`export_frame` is the table a spreadsheet export carries, with every
   text cell that a spreadsheet would read as a formula neutralised
   (:func:`neutralise_formula`).
+- :func:`cohort_text` and :func:`list_description` say in plain words (fi, sv,
+  en) whom a list ranks and what it is for; :func:`list_about` finds that
+  description for a list read from a file.
+- :func:`probability_text` shows a probability honestly: a calibration
+  boundary value (``probability_bound``) as "over 90 %" / "under 1 %", never
+  as the capped number itself.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -40,16 +47,75 @@ BAND_LABELS = {
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 _STRING_COLUMNS = ("client_id", "unit", "municipality", "segment", *(f"reasons_{lang}" for lang in LANGS),
-                   "model_name", "model_version", "run_id", "data_digest")
-_NULLABLE = ("segment", *(f"reasons_{lang}" for lang in LANGS))
+                   "model_name", "model_version", "run_id", "data_digest", "probability_bound", "reason_types")
+_NULLABLE = ("segment", *(f"reasons_{lang}" for lang in LANGS), "probability_bound", "reason_types")
+_OPTIONAL_NUMBERS = ("probability_limit", "bin_observed_rate")
+_OPTIONAL_FLAGS = ("intensive_ongoing", "prior_high_use")
+
+#: Texts of the lists' descriptions (cohort, purpose, flags and bounded probabilities), per language.
+LIST_TEXT = {
+    "fi": {"everyone": "kaikki alueen asukkaat listan päivänä", "lead": "Listalla",
+           "age_range": "{lo}–{hi}-vuotiaat", "age_min": "{lo} vuotta täyttäneet", "age_max": "alle {hi1}-vuotiaat",
+           "diagnoses": "todettu {groups}", "services": "{areas} asiakkaana {window}",
+           "window_days": "edeltäneiden {days} päivän aikana", "window_ever": "joskus aiemmin",
+           "prior_cost": "ei kuulunut niihin {top:g} %:iin asukkaista, joiden palvelukustannukset olivat "
+                         "suurimmat edeltäneiden {days} päivän aikana",
+           "ongoing": "ei listan päivänä {services}", "or": " tai ",
+           "rising": "Nousevan riskin lista: asiakkaat, jotka eivät vielä ole paljon palveluja käyttäviä ja "
+                     "joita varhainen, ennaltaehkäisevä tuki voi vielä tavoittaa.",
+           "capacity": "Kapasiteetin suunnitteluun: lista sisältää myös asiakkaat, jotka jo käyttävät paljon "
+                       "palveluja tai ovat tehostetuissa palveluissa (merkitty). Ennaltaehkäisevään työhön "
+                       "käytä nousevan riskin listaa.",
+           "over": "yli {limit}", "under": "alle {limit}",
+           "observed": "kalibroinnissa toteutui {rate}",
+           "intensive": "tehostetuissa palveluissa", "prior": "paljon palveluja käyttänyt",
+           "flag": "Jo nyt", "and": "ja"},
+    "sv": {"everyone": "alla invånare i välfärdsområdet på listans datum", "lead": "På listan",
+           "age_range": "i åldern {lo}–{hi} år", "age_min": "{lo} år eller äldre", "age_max": "under {hi1} år",
+           "diagnoses": "med diagnosen {groups}", "services": "med kontakt med {areas} {window}",
+           "window_days": "under de senaste {days} dagarna", "window_ever": "någon gång tidigare",
+           "prior_cost": "hör inte till de {top:g} % av invånarna med de högsta kostnaderna för tjänster under "
+                         "de senaste {days} dagarna",
+           "ongoing": "inte i {services} på listans datum", "or": " eller ",
+           "rising": "Lista över stigande risk: klienter som ännu inte är storanvändare och som tidigt, "
+                     "förebyggande stöd ännu kan nå.",
+           "capacity": "För kapacitetsplanering: listan omfattar också klienter som redan är storanvändare "
+                       "eller får intensiva tjänster (markerade). Använd listan över stigande risk för "
+                       "förebyggande arbete.",
+           "over": "över {limit}", "under": "under {limit}",
+           "observed": "i kalibreringen {rate}",
+           "intensive": "i intensiva tjänster", "prior": "storanvändare", "flag": "Redan nu", "and": "och"},
+    "en": {"everyone": "every resident of the county at the list date", "lead": "On this list",
+           "age_range": "aged {lo}–{hi}", "age_min": "aged {lo} or over", "age_max": "aged under {hi1}",
+           "diagnoses": "with a recorded diagnosis of {groups}", "services": "with a contact with {areas} {window}",
+           "window_days": "in the last {days} days", "window_ever": "at some time before",
+           "prior_cost": "not among the {top:g} % of residents with the highest service costs in the last "
+                         "{days} days",
+           "ongoing": "not in {services} at the list date", "or": " or ",
+           "rising": "Rising-risk list: clients who are not yet heavy users of services, whom early, preventive "
+                     "support can still reach.",
+           "capacity": "For capacity planning: this list also holds clients who are already heavy users or "
+                       "receive intensive services (marked). Use the rising-risk list for preventive work.",
+           "over": "over {limit}", "under": "under {limit}",
+           "observed": "observed {rate} in calibration",
+           "intensive": "in intensive services", "prior": "already a heavy user", "flag": "Already", "and": "and"},
+}
+
+#: Episode services in the words of "not in ... at the list date" (fi: inessive).
+_EPISODE_WORDS = {
+    "housing_24h": {"fi": "ympärivuorokautisessa palveluasumisessa", "sv": "serviceboende med heldygnsomsorg",
+                    "en": "24-hour service housing"},
+    "inpatient": {"fi": "osastohoidossa", "sv": "slutenvård", "en": "inpatient care"},
+}
 
 
 class RiskListError(ValueError):
     """A file that is not a readable, valid risk list; the message names the file and the problem."""
 
 
-def _columns() -> list[str]:
-    return list(RiskList.to_schema().columns)
+def _columns(required_only: bool = False) -> list[str]:
+    columns = RiskList.to_schema().columns
+    return [name for name, col in columns.items() if col.required or not required_only]
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
@@ -63,10 +129,20 @@ def _read_csv(path: Path) -> pd.DataFrame:
         raise RiskListError(f"{path} is not a readable CSV file: {str(err).splitlines()[0]}") from err
     except pd.errors.EmptyDataError as err:
         raise RiskListError(f"{path} is empty, not a risk list") from err
-    missing = [c for c in _columns() if c not in raw.columns]
+    missing = [c for c in _columns(required_only=True) if c not in raw.columns]
     if missing:
         return raw  # reported with the other structural problems below
     out = raw.copy()
+    for col in _OPTIONAL_NUMBERS:
+        if col in raw:
+            out[col] = pd.to_numeric(raw[col], errors="coerce").astype(float)  # empty: not bounded / suppressed
+    for col in _OPTIONAL_FLAGS:
+        if col in raw:
+            text = raw[col].str.strip().str.lower()
+            if not text.isin(["true", "false"]).all():
+                raise RiskListError(f"{path} is not a valid risk list: column '{col}' needs True or False in every "
+                                    "row")
+            out[col] = (text == "true").astype(bool)
     for col, kind in (("probability", "number"), ("percentile", "number"), ("rank", "whole number")):
         values = pd.to_numeric(raw[col], errors="coerce")
         bad = values.isna()
@@ -83,7 +159,7 @@ def _read_csv(path: Path) -> pd.DataFrame:
                             f"every row")
     out["as_of"] = as_of.astype("datetime64[us]")
     for col in _STRING_COLUMNS:
-        if col not in _NULLABLE:
+        if col not in _NULLABLE and col in out:
             out[col] = out[col].astype(str)  # the text dtype Parquet reads into, as score() writes it
     return out
 
@@ -93,9 +169,17 @@ def _read_parquet(path: Path) -> pd.DataFrame:
     import pyarrow.parquet as pq
 
     try:
-        return pq.read_table(path).to_pandas()
+        table = pq.read_table(path)
     except (pa.ArrowInvalid, OSError) as err:
         raise RiskListError(f"{path} is not a readable Parquet file: {str(err).splitlines()[0]}") from err
+    frame = table.to_pandas()
+    attrs = (table.schema.metadata or {}).get(b"PANDAS_ATTRS")  # where pandas keeps DataFrame.attrs
+    if attrs:
+        try:
+            frame.attrs = json.loads(attrs)
+        except ValueError:
+            frame.attrs = {}
+    return frame
 
 
 def read_risklist(path: str | Path) -> pd.DataFrame:
@@ -132,15 +216,18 @@ def read_risklist(path: str | Path) -> pd.DataFrame:
     else:
         raise RiskListError(f"risk list {path}: use a .parquet or .csv file (as written by `sote score`)")
     expected = _columns()
-    missing = [c for c in expected if c not in frame.columns]
+    missing = [c for c in _columns(required_only=True) if c not in frame.columns]
     if missing:
         raise RiskListError(f"{path} is not a risk list: missing columns {', '.join(missing)} "
                             "(a risk list is written by `sote score`)")
     extra = [c for c in frame.columns if c not in expected]
     if extra:
         raise RiskListError(f"{path} is not a risk list: unexpected columns {', '.join(map(str, extra))}")
+    attrs = dict(frame.attrs)
     try:
-        return RiskList.validate(frame[expected], lazy=True)
+        valid = RiskList.validate(frame[[c for c in expected if c in frame.columns]], lazy=True)
+        valid.attrs = attrs
+        return valid
     except pa_errors.SchemaErrors as err:
         cases = err.failure_cases
         # name columns and rules with counts; the failing values could be client identifiers
@@ -226,16 +313,186 @@ def neutralise_formula(value):
 def export_frame(view: pd.DataFrame, lang: str) -> pd.DataFrame:
     """The columns a spreadsheet export of a unit view carries, with formula-like text neutralised.
 
-    Columns: rank, client_id, unit, probability, segment, ``reasons_<lang>``,
-    new_on_list, model_name, model_version, as_of (a date). Every text cell
-    passes through :func:`neutralise_formula`.
+    Columns: rank, client_id, unit, probability, probability_shown, segment,
+    ``reasons_<lang>``, new_on_list, intensive_ongoing and prior_high_use
+    (when the list has them), model_name, model_version, as_of (a date).
+    ``probability`` is empty for a calibration boundary value, which
+    ``probability_shown`` gives as "over 90 %" (:func:`probability_text`);
+    measured values are in both. Every text cell passes through
+    :func:`neutralise_formula`.
     """
     if lang not in LANGS:
         raise ValueError(f"language must be one of {', '.join(LANGS)}, got {lang!r}")
-    cols = ["rank", "client_id", "unit", "probability", "segment", f"reasons_{lang}", "new_on_list",
+    flags = [c for c in _OPTIONAL_FLAGS if c in view]
+    cols = ["rank", "client_id", "unit", "probability", "segment", f"reasons_{lang}", "new_on_list", *flags,
             "model_name", "model_version", "as_of"]
     out = view[cols].copy()
-    for col in ("client_id", "unit", "segment", f"reasons_{lang}", "model_name", "model_version"):
+    if "probability_bound" in view:
+        out["probability"] = out["probability"].where(view["probability_bound"].isna(), None)
+    out.insert(4, "probability_shown", shown_probabilities(view, lang))
+    for col in ("client_id", "unit", "probability_shown", "segment", f"reasons_{lang}", "model_name",
+                "model_version"):
         out[col] = out[col].astype(object).where(out[col].notna(), None).map(neutralise_formula)
     out["as_of"] = pd.to_datetime(out["as_of"]).dt.date
     return out.reset_index(drop=True)
+
+
+def _percent(value: float) -> str:
+    """A probability as a percentage with the precision it deserves: 95 %, 2 %, 0.1 %."""
+    percent = 100 * value
+    text = f"{percent:.0f}" if percent >= 1 and abs(percent - round(percent)) < 1e-6 else f"{percent:.1f}"
+    return f"{text} %"
+
+
+def cohort_text(cohort, lang: str = "fi") -> str:
+    """Whom a target's cohort holds, in plain words in ``lang`` (fi, sv, en).
+
+    Built from the cohort's keys (``features.targets.spec.Cohort``): ages,
+    diagnosis groups, recent services, the prior-cost bound and the intensive
+    episodes excluded at the list date; the whole population when none is set.
+
+    Examples
+    --------
+    The ``rising_high_use`` cohort in English: "On this list: not among the
+    10 % of residents with the highest service costs in the last 365 days;
+    not in 24-hour service housing or inpatient care at the list date."
+    """
+    from features.histories.dictionary import GROUPS, SERVICES
+
+    if lang not in LIST_TEXT:
+        raise ValueError(f"language must be one of {', '.join(LIST_TEXT)}, got {lang!r}")
+    t = LIST_TEXT[lang]
+    parts = []
+    if cohort is not None:
+        lo, hi = cohort.min_age, cohort.max_age
+        if lo is not None and hi is not None:
+            parts.append(t["age_range"].format(lo=lo, hi=hi))
+        elif lo is not None:
+            parts.append(t["age_min"].format(lo=lo))
+        elif hi is not None:
+            parts.append(t["age_max"].format(hi1=hi + 1))
+        if cohort.diagnosis_groups:
+            names = [GROUPS.get(g, {}).get(lang, g) for g in cohort.diagnosis_groups]
+            parts.append(t["diagnoses"].format(groups=t["or"].join(names)))
+        if cohort.services_any:
+            areas = t["or"].join(SERVICES[s][lang][1] if s in SERVICES else s for s in cohort.services_any)
+            window = (t["window_days"].format(days=cohort.lookback_days) if cohort.lookback_days
+                      else t["window_ever"])
+            parts.append(t["services"].format(areas=areas, window=window))
+        if cohort.max_prior_cost_quantile is not None:
+            top = round(100 * (1 - cohort.max_prior_cost_quantile), 6)
+            parts.append(t["prior_cost"].format(top=top, days=cohort.prior_window_days))
+        if cohort.exclude_ongoing:
+            words = [_EPISODE_WORDS.get(s, {}).get(lang, s) for s in cohort.exclude_ongoing]
+            parts.append(t["ongoing"].format(services=t["or"].join(words)))
+    return f"{t['lead']}: {'; '.join(parts) if parts else t['everyone']}."
+
+
+def list_kind(cohort) -> str:
+    """``rising`` (the cohort leaves out last year's heavy users and everyone in intensive care),
+    ``all`` (the whole population: persistent and new heavy use) or ``other``."""
+    from features.targets.spec import Cohort, intensive_services
+
+    if cohort is None or cohort == Cohort():
+        return "all"
+    if cohort.max_prior_cost_quantile is not None and set(intensive_services()) <= set(cohort.exclude_ongoing):
+        return "rising"
+    return "other"
+
+
+def list_description(target: str, cohort) -> dict:
+    """What a list is, for its sidecar, its Parquet metadata and its reports.
+
+    Returns
+    -------
+    dict
+        ``target``, ``list_kind`` (:func:`list_kind`), ``cohort`` (``{lang: text}``,
+        :func:`cohort_text`) and ``purpose`` (``{lang: text}``: rising risk for
+        preventive work, or capacity planning for a whole-population list; empty
+        texts for other cohorts).
+    """
+    kind = list_kind(cohort)
+    key = {"rising": "rising", "all": "capacity"}.get(kind)
+    return {"target": target, "list_kind": kind,
+            "cohort": {lang: cohort_text(cohort, lang) for lang in LANGS},
+            "purpose": {lang: LIST_TEXT[lang][key] if key else "" for lang in LANGS}}
+
+
+def list_about(risk: pd.DataFrame, path: str | Path | None = None) -> dict | None:
+    """The description of a list read from a file (:func:`list_description`), or None if unknown.
+
+    Looked up in order: the Parquet file's metadata (``risk.attrs``, as
+    :func:`read_risklist` keeps it), the JSON sidecar ``<path>.json`` written
+    by ``sote score``, and the declared target named by the list's
+    ``model_name`` (a registered model carries its target's name).
+    """
+    about = risk.attrs.get("sote_list") if hasattr(risk, "attrs") else None
+    if isinstance(about, dict) and isinstance(about.get("cohort"), dict):
+        return about
+    if path is not None:
+        sidecar = Path(str(path) + ".json")
+        if sidecar.is_file():
+            try:
+                data = json.loads(sidecar.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                data = {}
+            if isinstance(data.get("cohort"), dict):
+                return {k: data.get(k) for k in ("target", "list_kind", "cohort", "purpose")}
+    if len(risk):
+        from features.targets.spec import TargetError, get_target
+
+        name = str(risk["model_name"].iloc[0])
+        try:
+            target = get_target(name)
+        except (TargetError, KeyError, ValueError):
+            return None
+        return list_description(name, target.cohort)
+    return None
+
+
+def probability_text(probability: float, bound=None, limit: float = float("nan"), observed: float = float("nan"),
+                     lang: str = "fi") -> str:
+    """A probability as a case manager reads it; a calibration boundary value never as the number itself.
+
+    Parameters
+    ----------
+    probability
+        The calibrated probability.
+    bound
+        ``"over"`` or ``"under"`` for a calibration boundary bin (the list's
+        ``probability_bound``), else None/missing: a measured value, shown as "34.5 %".
+    limit
+        The bound shown ("over 90 %"): the list's ``probability_limit``.
+    observed
+        The outcome rate of the bin in calibration (``bin_observed_rate``),
+        added in brackets when known.
+
+    Examples
+    --------
+    >>> probability_text(0.999, "over", 0.9, 0.97, "en")
+    'over 90 % (observed 97 % in calibration)'
+    >>> probability_text(0.3456, None, lang="en")
+    '34.6 %'
+    """
+    if lang not in LIST_TEXT:
+        raise ValueError(f"language must be one of {', '.join(LIST_TEXT)}, got {lang!r}")
+    t = LIST_TEXT[lang]
+    if bound is None or bound is pd.NA or (isinstance(bound, float) and np.isnan(bound)) or bound == "":
+        return f"{100 * probability:.1f} %"
+    if bound not in ("over", "under"):
+        raise ValueError(f"bound must be 'over' or 'under', got {bound!r}")
+    text = t[bound].format(limit=_percent(limit))
+    if observed is not None and observed is not pd.NA and np.isfinite(observed):
+        text += f" ({t['observed'].format(rate=_percent(round(observed, 2)))})"
+    return text
+
+
+def shown_probabilities(view: pd.DataFrame, lang: str) -> pd.Series:
+    """:func:`probability_text` of every row of a list or unit view (older lists: the plain numbers)."""
+    if "probability_bound" not in view:
+        return view["probability"].map(lambda p: probability_text(p, lang=lang))
+    limit = view.get("probability_limit", pd.Series(np.nan, index=view.index))
+    observed = view.get("bin_observed_rate", pd.Series(np.nan, index=view.index))
+    return pd.Series([probability_text(p, b, lim, obs, lang) for p, b, lim, obs in
+                      zip(view["probability"], view["probability_bound"], limit, observed)], index=view.index,
+                     dtype=object)
