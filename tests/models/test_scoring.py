@@ -152,3 +152,31 @@ def test_explain_share_explains_the_top_of_every_unit_and_marks_the_rest(setup, 
     with pytest.raises(ScoringError, match="explain share"):
         score("models:/high_use@champion", tables, "2025-01-01", tmp_path / "x.parquet", tracking_uri=uri,
               explain_share=0)
+
+
+def test_lists_flag_current_heavy_users_and_say_whom_they_rank(setup, tmp_path):
+    from features.targets.labels import current_use_flags
+    from models.risklists import cohort_text, read_risklist
+
+    _, tables, uri, _ = setup
+    out = tmp_path / "flags.parquet"
+    sidecar = score("models:/high_use@champion", tables, "2025-01-01", out, tracking_uri=uri, explain_share=0.2)
+    risk = read_risklist(out)
+    flags = current_use_flags(tables, "2025-01-01").set_index("client_id")
+    assert risk["intensive_ongoing"].tolist() == flags.loc[risk["client_id"], "intensive_ongoing"].tolist()
+    assert risk["prior_high_use"].tolist() == flags.loc[risk["client_id"], "prior_top"].tolist()
+    assert sidecar["intensive_ongoing"] == int(flags["intensive_ongoing"].sum()) > 0  # the whole population
+    top = risk.head(sidecar["top"]["clients"])
+    assert sidecar["top"]["prior_high_use"] == pytest.approx(top["prior_high_use"].mean())
+    assert sidecar["top"]["intensive_ongoing"] == pytest.approx(top["intensive_ongoing"].mean())
+    mix = sidecar["top"]["reason_types"]
+    assert mix["clients"] == len(top) and mix["change"] + mix["level"] + mix["demographic"] == pytest.approx(1.0)
+    for lang in ("fi", "sv", "en"):
+        assert sidecar["cohort"][lang] == cohort_text(None, lang) == risk.attrs["sote_list"]["cohort"][lang]
+    assert sidecar["list_kind"] == "all" and "capacity" in sidecar["purpose"]["en"]
+    # explained rows carry one reason type per reason; no probability is printed as the isotonic cap
+    explained = risk[risk["reasons_en"].notna() & (risk["reasons_en"] != "")]
+    assert (explained["reasons_en"].str.count(r" \| ") == explained["reason_types"].str.count(r"\|")).all()
+    bounded = risk["probability_bound"] == "over"
+    assert (risk.loc[bounded, "probability"] >= risk.loc[~bounded, "probability"].max()).all()
+    assert sidecar["probability_bounds"]["over_rows"] == int(bounded.sum())
