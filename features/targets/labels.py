@@ -101,7 +101,8 @@ def cohort_members(tables: Mapping[str, pd.DataFrame], as_of, cohort: Cohort) ->
         used = ev.loc[(ev["service"].isin(cohort.services_any) & (ev_start < t) & (ev_start >= lo)).to_numpy()]
         keep &= pop.index.isin(used["client_id"].astype("str"))
     if cohort.exclude_ongoing:
-        keep &= ~pop.index.isin(ongoing_clients(ev, t, cohort.exclude_ongoing))
+        episodes = ev.loc[ev["service"].isin(cohort.exclude_ongoing).to_numpy()]
+        keep &= ~pop.index.isin(ongoing_clients(episodes, t, cohort.exclude_ongoing))
     if cohort.max_prior_cost_quantile is not None:
         # compared in whole cents, so that the order in which an engine sums the costs cannot move a tie
         cost = prior_cost(tables, t, cohort.prior_window_days, population_index=pop.index).round(2)
@@ -218,8 +219,9 @@ def current_use_flags(data, as_of, *, quantile: float = 0.9, days: int = DEFAULT
     threshold = _quantile(cost, quantile)
     services = tuple(services) if services is not None else intensive_services(targets)
     which = pd.Series("", index=pop.index)
+    episodes = tables["events"].loc[tables["events"]["service"].isin(services).to_numpy()]
     for service in services:
-        hit = pop.index.isin(ongoing_clients(tables["events"], t, service))
+        hit = pop.index.isin(ongoing_clients(episodes, t, service))
         which = which.where(~hit, which.where(which.eq(""), which + ";") + service)
     out = pd.DataFrame({"client_id": pop.index.astype("str"), "prior_cost": cost.to_numpy(float),
                         "prior_cost_threshold": threshold, "prior_top": (cost > threshold).to_numpy(bool),
