@@ -12,6 +12,42 @@ from sklearn.utils.validation import check_is_fitted
 from segmentation.preprocess import UseProfileTransformer
 
 METHODS = ("kmeans", "gmm", "hdbscan")
+SELECTIONS = ("planner", "silhouette")
+#: Column of the feature table holding last year's cost (the bands the segments are compared with).
+PRIOR_COST = "cost_total_365d"
+
+
+def eta_squared(groups: np.ndarray, values: np.ndarray) -> float:
+    """Share of the variance of ``values`` between ``groups`` (η², correlation ratio; 0 … 1).
+
+    Parameters
+    ----------
+    groups
+        Group label of each observation.
+    values
+        The quantity (e.g. next-year cost), same length.
+    """
+    values = np.asarray(values, dtype=float)
+    total = float(((values - values.mean()) ** 2).sum())
+    if total == 0:
+        return float("nan")
+    frame = pd.DataFrame({"g": np.asarray(groups), "v": values})
+    stats = frame.groupby("g")["v"].agg(["size", "mean"])
+    return float((stats["size"] * (stats["mean"] - values.mean()) ** 2).sum() / total)
+
+
+def cost_bands(prior_cost: np.ndarray, k: int) -> np.ndarray:
+    """``k`` bands of last year's cost: clients with no cost, then ``k - 1`` quantile bands of the others.
+
+    Ties and a small number of distinct values can give fewer bands than ``k``.
+    """
+    cost = np.asarray(prior_cost, dtype=float)
+    bands = np.zeros(len(cost), dtype=int)
+    positive = cost > 0
+    if positive.sum() and k > 1:
+        codes = pd.qcut(cost[positive], k - 1, labels=False, duplicates="drop")
+        bands[positive] = np.asarray(codes, dtype=int) + 1
+    return bands
 
 
 class Segmenter(ClusterMixin, BaseEstimator):
@@ -22,14 +58,15 @@ class Segmenter(ClusterMixin, BaseEstimator):
     method
         ``"kmeans"``, ``"gmm"`` (Gaussian mixture) or ``"hdbscan"``.
     k
-        Number of segments, or ``"auto"``: k-means takes the k with the best
-        silhouette, the mixture the lowest BIC, over ``k_range``. HDBSCAN
-        finds its own number (``k`` is ignored).
+        Number of segments, or ``"auto"``: chosen over ``k_range`` by
+        ``select``. HDBSCAN finds its own number (``k`` is ignored).
     k_range
         Inclusive range of k tried when ``k="auto"``.
     preprocess
-        Transformer from the feature table to the clustering space; a
-        :class:`~segmentation.preprocess.UseProfileTransformer` by default.
+        Transformer from the feature table to the clustering space; by
+        default a :class:`~segmentation.preprocess.UseProfileTransformer`
+        with ``block_scaling="equal"`` (conditions, service use and the
+        person weigh the same; see ``benchmarks/bench_segmentation.py``).
     sample_size
         Clients used for model selection scores and for HDBSCAN fitting
         (all clients are still assigned); keeps large counties fast.
@@ -37,6 +74,25 @@ class Segmenter(ClusterMixin, BaseEstimator):
         Bootstrap refits behind the stability score (0 to skip).
     min_cluster_share
         HDBSCAN's smallest segment as a share of the sample.
+    select
+        How ``k="auto"`` chooses. ``"planner"``: every k of ``k_range`` is
+        fitted and scored on criteria a planner can sign, none of which needs
+        the true groups — bootstrap stability (at least ``min_stability``),
+        the smallest segment's share of clients (at least
+        ``min_segment_share``) and, when ``fit`` is given next-year cost as
+        ``y``, the η² of that cost between the segments, which must be at
+        least the η² of as many bands of last year's cost (the column
+        ``prior_cost``; η² rises with k by itself, so the comparison is at
+        equal k). The largest k meeting all of them is kept (ties: higher
+        η², then higher stability); if none does, the k with the highest
+        stability among those meeting the size rule. ``"silhouette"``:
+        k-means takes the best silhouette, the mixture the lowest BIC.
+    min_segment_share
+        Smallest segment a planner can use, as a share of clients (``planner``).
+    min_stability
+        Bootstrap stability a chosen k must reach (``planner``).
+    prior_cost
+        Column of last year's cost for the bands (``planner`` with ``y``).
     random_state
         Seed of every random step.
 
@@ -47,7 +103,10 @@ class Segmenter(ClusterMixin, BaseEstimator):
     k_ : int
         Number of segments found.
     scores_ : pandas.DataFrame
-        Per k tried: silhouette (k-means), BIC (mixture); the choice can be read back.
+        Per k tried: ``silhouette`` (k-means), ``bic`` (mixture) and, with
+        ``select="planner"``, ``stability``, ``min_share``, ``eta2`` and
+        ``eta2_bands`` (next-year cost, when ``y`` was given), the
+        ``passes_*`` flags, ``eligible`` and ``chosen``; the choice can be read back.
     stability_ : float
         Mean adjusted Rand index between the segments of bootstrap refits and
         the final model on the same clients (1 = perfectly stable).
@@ -61,7 +120,8 @@ class Segmenter(ClusterMixin, BaseEstimator):
 
     def __init__(self, method: str = "kmeans", k: int | str = "auto", k_range: tuple[int, int] = (3, 10),
                  preprocess=None, sample_size: int = 20_000, n_bootstrap: int = 5, min_cluster_share: float = 0.01,
-                 random_state: int = 0):
+                 select: str = "planner", min_segment_share: float = 0.01, min_stability: float = 0.8,
+                 prior_cost: str = PRIOR_COST, random_state: int = 0):
         self.method = method
         self.k = k
         self.k_range = k_range
@@ -69,6 +129,10 @@ class Segmenter(ClusterMixin, BaseEstimator):
         self.sample_size = sample_size
         self.n_bootstrap = n_bootstrap
         self.min_cluster_share = min_cluster_share
+        self.select = select
+        self.min_segment_share = min_segment_share
+        self.min_stability = min_stability
+        self.prior_cost = prior_cost
         self.random_state = random_state
 
     # -- model per method ---------------------------------------------------------------------------
@@ -96,23 +160,60 @@ class Segmenter(ClusterMixin, BaseEstimator):
         # The mixture assigns by posterior; k-means and HDBSCAN (noise included) by nearest centre.
         return model.predict(Z) if self.method == "gmm" else _nearest(Z, centers)
 
-    def _choose_k(self, Z: np.ndarray, rng: np.random.Generator) -> int:
+    def _stability(self, Z: np.ndarray, k: int | None, base: np.ndarray, rng: np.random.Generator) -> list[float]:
+        """ARI between ``base`` (the segments of Z) and the segments of Z by refits on bootstrap samples."""
+        out = []
+        for b in range(self.n_bootstrap):
+            boot = rng.choice(len(Z), len(Z), replace=True)
+            model_b, c_b = self._fit_model(Z[boot], k, self.random_state + 1 + b)
+            out.append(float(adjusted_rand_score(base, self._assign(model_b, c_b, Z))))
+        return out
+
+    def _choose_k(self, Z: np.ndarray, rng: np.random.Generator, y: np.ndarray | None = None,
+                  prior: np.ndarray | None = None) -> int:
         lo, hi = self.k_range
         if lo < 2 or hi < lo:
             raise ValueError(f"k_range must satisfy 2 <= low <= high, got {self.k_range}")
+        if self.select not in SELECTIONS:
+            raise ValueError(f"select must be one of {SELECTIONS}, got {self.select!r}")
         rows = []
+        sil_sample = rng.choice(len(Z), min(len(Z), 5_000), replace=False)
         for k in range(lo, hi + 1):
-            if self.method == "gmm":
-                gm = self._model(k, self.random_state).fit(Z)
-                rows.append({"k": k, "bic": gm.bic(Z), "silhouette": np.nan})
-            else:
-                labels = self._model(k, self.random_state).fit_predict(Z)
-                sample = rng.choice(len(Z), min(len(Z), 5_000), replace=False)
-                sil = silhouette_score(Z[sample], labels[sample]) if len(np.unique(labels[sample])) > 1 else -1.0
-                rows.append({"k": k, "bic": np.nan, "silhouette": sil})
-        self.scores_ = pd.DataFrame(rows)
-        col, best = ("bic", "idxmin") if self.method == "gmm" else ("silhouette", "idxmax")
-        return int(self.scores_.loc[getattr(self.scores_[col], best)(), "k"])
+            model, centers = self._fit_model(Z, k, self.random_state)
+            labels = self._assign(model, centers, Z)
+            row = {"k": k, "bic": model.bic(Z) if self.method == "gmm" else np.nan, "silhouette": np.nan}
+            if self.method != "gmm" or self.select == "planner":
+                row["silhouette"] = (silhouette_score(Z[sil_sample], labels[sil_sample])
+                                     if len(np.unique(labels[sil_sample])) > 1 else -1.0)
+            if self.select == "planner":
+                stab = self._stability(Z, k, labels, np.random.default_rng([self.random_state, k]))
+                row["stability"] = float(np.mean(stab)) if stab else np.nan
+                row["min_share"] = float(np.bincount(labels, minlength=k).min() / len(labels))
+                row["eta2"] = eta_squared(labels, y) if y is not None else np.nan
+                row["eta2_bands"] = eta_squared(cost_bands(prior, k), y) if y is not None and prior is not None \
+                    else np.nan
+            rows.append(row)
+        scores = pd.DataFrame(rows)
+        if self.select == "silhouette":
+            self.scores_ = scores
+            col, best = ("bic", "idxmin") if self.method == "gmm" else ("silhouette", "idxmax")
+            return int(scores.loc[getattr(scores[col], best)(), "k"])
+        scores["passes_share"] = scores["min_share"] >= self.min_segment_share
+        # no bootstrap: stability unknown, not a reason to refuse a k
+        scores["passes_stability"] = scores["stability"].isna() | (scores["stability"] >= self.min_stability)
+        scores["passes_eta2"] = (scores["eta2"].isna() | scores["eta2_bands"].isna()
+                                 | (scores["eta2"] >= scores["eta2_bands"]))
+        scores["eligible"] = scores["passes_share"] & scores["passes_stability"] & scores["passes_eta2"]
+        scores["chosen"] = False
+        pool = scores[scores["eligible"]]
+        if len(pool):
+            best = pool.sort_values(["k", "eta2", "stability"], ascending=False, na_position="last").index[0]
+        else:
+            pool = scores[scores["passes_share"]] if scores["passes_share"].any() else scores
+            best = pool.sort_values(["stability", "k"], ascending=False, na_position="last").index[0]
+        scores.loc[best, "chosen"] = True
+        self.scores_ = scores
+        return int(scores.loc[best, "k"])
 
     # -- estimator API ------------------------------------------------------------------------------
     def __sklearn_tags__(self):
@@ -122,9 +223,21 @@ class Segmenter(ClusterMixin, BaseEstimator):
         return tags
 
     def fit(self, X: pd.DataFrame, y=None) -> "Segmenter":
-        """Preprocess, choose k if asked, cluster, order segments by size, and measure stability."""
+        """Preprocess, choose k if asked, cluster, order segments by size, and measure stability.
+
+        Parameters
+        ----------
+        X
+            Feature table (one row per client).
+        y
+            Optional cost of each client over the year after the index date
+            (aligned with ``X``): with ``select="planner"`` it enters the
+            choice of k as the out-of-time η² (see the class docstring). It
+            is never used to fit the segments themselves.
+        """
         rng = np.random.default_rng(self.random_state)
-        self.preprocess_ = clone(self.preprocess) if self.preprocess is not None else UseProfileTransformer()
+        self.preprocess_ = (clone(self.preprocess) if self.preprocess is not None
+                            else UseProfileTransformer(block_scaling="equal"))
         Z_all = _finite(self.preprocess_.fit_transform(X))
         self.n_features_in_ = self.preprocess_.n_features_in_
         if hasattr(self.preprocess_, "feature_names_in_"):
@@ -135,7 +248,13 @@ class Segmenter(ClusterMixin, BaseEstimator):
             k = None
             self.scores_ = pd.DataFrame(columns=["k", "bic", "silhouette"])
         elif self.k == "auto":
-            k = self._choose_k(Z, rng)
+            y_all = None if y is None or self.select != "planner" else np.asarray(y, dtype=float)
+            if y_all is not None and len(y_all) != len(Z_all):
+                raise ValueError(f"y has {len(y_all)} values for {len(Z_all)} clients")
+            prior = (X[self.prior_cost].to_numpy(dtype=float)
+                     if isinstance(X, pd.DataFrame) and self.prior_cost in X.columns else None)
+            k = self._choose_k(Z, rng, None if y_all is None else y_all[sample],
+                               None if prior is None else prior[sample])
         else:
             k = int(self.k)
             self.scores_ = pd.DataFrame(columns=["k", "bic", "silhouette"])
@@ -147,12 +266,8 @@ class Segmenter(ClusterMixin, BaseEstimator):
         self.centers_ = centers[order]
         self.k_ = len(self.centers_)
         self.labels_ = self.order_[raw]
-        self.stability_scores_ = []
         base = self.order_[self._assign(self.model_, centers, Z)]
-        for b in range(self.n_bootstrap):
-            boot = rng.choice(len(Z), len(Z), replace=True)
-            model_b, c_b = self._fit_model(Z[boot], k, self.random_state + 1 + b)
-            self.stability_scores_.append(float(adjusted_rand_score(base, self._assign(model_b, c_b, Z))))
+        self.stability_scores_ = self._stability(Z, k, base, rng)
         self.stability_ = float(np.mean(self.stability_scores_)) if self.stability_scores_ else np.nan
         return self
 

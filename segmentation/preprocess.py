@@ -28,6 +28,23 @@ DEFAULT_PATTERNS = (
 )
 _HEAVY = re.compile(r"(_count_|_cost_|_days_|^cost_total|^count_total)")
 
+#: Blocks of a use profile: each carries a different kind of information (recorded conditions, which
+#: service lines a client uses and how much, who the client is: age and functional capacity). A column goes to the first block
+#: whose pattern it matches; columns matching none form the block ``other``.
+DEFAULT_BLOCKS = (
+    ("conditions", r"^(dx_|chronic_conditions$|charlson_index$)"),
+    ("service_use", r"(_count_365d|_days_365d|^cost_total_365d|^service_lines_365d)$"),
+    ("person", r"^(age|rai_.+)$"),
+)
+#: The same with the level of use (total cost, number of service lines) as a block of its own.
+FOUR_BLOCKS = (
+    ("conditions", r"^(dx_|chronic_conditions$|charlson_index$)"),
+    ("service_mix", r"^(?!cost_total|count_total).+_(count|days)_365d$"),
+    ("level", r"^(cost_total_365d|count_total_365d|service_lines_365d)$"),
+    ("person", r"^(age|rai_.+)$"),
+)
+BLOCK_SCALINGS = ("none", "equal", "pca")
+
 
 def select_columns(columns: list[str], patterns: tuple[str, ...]) -> list[str]:
     """Columns matching any of the regular expressions, in table order."""
@@ -45,6 +62,21 @@ class UseProfileTransformer(TransformerMixin, BaseEstimator):
     tail
         ``"log"`` (log1p of counts, costs and days) or ``"rank"`` (empirical
         quantile learned in ``fit``).
+    block_scaling
+        How the blocks of the profile (``blocks``) are weighed against each
+        other. ``"none"``: every standardised column counts the same, so the
+        block with the most columns (the service lines) dominates the
+        distances. ``"equal"``: each block's columns are divided by the square
+        root of the block's number of columns, so every block has the same
+        total variance. ``"pca"``: each block is reduced to at most
+        ``block_components`` principal components (fitted per block, on the
+        standardised columns) and then given the same total variance.
+    blocks
+        ``(name, regular expression)`` pairs assigning profile columns to
+        blocks (first match wins; the rest form ``other``); a missingness
+        column belongs to its column's block.
+    block_components
+        Components kept per block with ``block_scaling="pca"``.
 
     Missing values (an RAI scale of a client never assessed) take the column's
     fitted median after transformation, and a 0/1 missingness column is added
@@ -66,11 +98,21 @@ class UseProfileTransformer(TransformerMixin, BaseEstimator):
         Which columns got the heavy-tail transform.
     center_, scale_ : ndarray
         Standardisation learned in ``fit``.
+    block_of_ : list of str
+        Block of each output column before block scaling (profile columns, then missingness columns).
+    block_sizes_ : dict
+        Block name -> number of columns.
+    block_pca_ : dict
+        With ``block_scaling="pca"``: block name -> (column indices, fitted PCA).
     """
 
-    def __init__(self, patterns: tuple[str, ...] = DEFAULT_PATTERNS, tail: str = "log"):
+    def __init__(self, patterns: tuple[str, ...] = DEFAULT_PATTERNS, tail: str = "log", block_scaling: str = "none",
+                 blocks: tuple[tuple[str, str], ...] = DEFAULT_BLOCKS, block_components: int = 4):
         self.patterns = patterns
         self.tail = tail
+        self.block_scaling = block_scaling
+        self.blocks = blocks
+        self.block_components = block_components
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -113,6 +155,8 @@ class UseProfileTransformer(TransformerMixin, BaseEstimator):
         """Learn the profile columns, the heavy-tail transform, the imputation and the scaling."""
         if self.tail not in ("log", "rank"):
             raise ValueError(f"tail must be 'log' or 'rank', got {self.tail!r}")
+        if self.block_scaling not in BLOCK_SCALINGS:
+            raise ValueError(f"block_scaling must be one of {BLOCK_SCALINGS}, got {self.block_scaling!r}")
         X = self._table(X, reset=True)
         self.columns_ = select_columns(list(X.columns), self.patterns)
         if not self.columns_:
@@ -129,21 +173,54 @@ class UseProfileTransformer(TransformerMixin, BaseEstimator):
         self.center_ = filled.mean(axis=0)
         scale = filled.std(axis=0)
         self.scale_ = np.where(scale > 0, scale, 1.0)
+        blocks = [(name, re.compile(pattern)) for name, pattern in self.blocks]
+        col_block = [next((name for name, r in blocks if r.search(c)), "other") for c in self.columns_]
+        self.block_of_ = col_block + [b for b, m in zip(col_block, self.has_missing_) if m]
+        self.block_sizes_ = {b: self.block_of_.count(b) for b in dict.fromkeys(self.block_of_)}
+        self.block_pca_ = {}
+        if self.block_scaling == "pca":
+            from sklearn.decomposition import PCA
+
+            Z = self._standardised(filled, np.isnan(shaped))
+            for b in self.block_sizes_:
+                idx = np.flatnonzero(np.array(self.block_of_) == b)
+                n = int(min(self.block_components, len(idx), len(Z)))
+                self.block_pca_[b] = (idx, PCA(n_components=n, random_state=0).fit(Z[:, idx]))
         return self
 
-    def transform(self, X: pd.DataFrame) -> np.ndarray:
-        """The standardised profile, then a 0/1 missingness column per column that had gaps in ``fit``."""
-        check_is_fitted(self, "columns_")
-        shaped = self._shape(self._raw(self._table(X, reset=False)))
-        missing = np.isnan(shaped)
-        filled = np.where(missing, self.fill_, shaped)
+    def _standardised(self, filled: np.ndarray, missing: np.ndarray) -> np.ndarray:
         out = (filled - self.center_) / self.scale_
         if self.has_missing_.any():
             out = np.hstack([out, missing[:, self.has_missing_].astype(float)])
         return out
 
-    def get_feature_names_out(self, input_features=None) -> np.ndarray:
-        """Profile columns, then ``missing_<column>`` for each missingness column."""
+    def _weigh_blocks(self, Z: np.ndarray) -> np.ndarray:
+        """Apply ``block_scaling``: every block the same total variance (or reduced per block first)."""
+        if self.block_scaling == "none":
+            return Z
+        if self.block_scaling == "equal":
+            weights = np.array([1.0 / np.sqrt(self.block_sizes_[b]) for b in self.block_of_])
+            return Z * weights
+        parts = []
+        for idx, pca in self.block_pca_.values():
+            P = pca.transform(Z[:, idx])
+            total = float(pca.explained_variance_.sum())
+            parts.append(P / np.sqrt(total) if total > 0 else P)
+        return np.hstack(parts)
+
+    def transform(self, X: pd.DataFrame) -> np.ndarray:
+        """The standardised profile, then a 0/1 missingness column per column that had gaps in ``fit``, blocks weighed."""
         check_is_fitted(self, "columns_")
+        shaped = self._shape(self._raw(self._table(X, reset=False)))
+        missing = np.isnan(shaped)
+        filled = np.where(missing, self.fill_, shaped)
+        return self._weigh_blocks(self._standardised(filled, missing))
+
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        """Profile columns, then ``missing_<column>`` for each missingness column (``<block>_pc<i>`` with ``pca``)."""
+        check_is_fitted(self, "columns_")
+        if self.block_scaling == "pca":
+            return np.array([f"{b}_pc{i}" for b, (_, pca) in self.block_pca_.items()
+                             for i in range(pca.n_components_)], dtype=object)
         names = list(self.columns_) + [f"missing_{c}" for c, m in zip(self.columns_, self.has_missing_) if m]
         return np.array(names, dtype=object)

@@ -78,8 +78,16 @@ def _table(frame: pd.DataFrame) -> str:
 
 
 def segmentation_html(result: SegmentationResult, features: pd.DataFrame, as_of: str,
-                      next_year_cost: pd.Series | None = None) -> str:
-    """The whole report as one HTML string (plots embedded)."""
+                      next_year_cost: pd.Series | None = None, comparison: pd.DataFrame | None = None) -> str:
+    """The whole report as one HTML string (plots embedded).
+
+    Parameters
+    ----------
+    result, features, as_of, next_year_cost
+        The segmentation, its feature table, the index date and the cost over the following year.
+    comparison
+        Optional method-comparison table (:func:`segmentation.compare.compare_methods`).
+    """
     model = result.model
     names = result.profiles.set_index("segment")["segment_name"].to_dict()
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>Segments {escape(as_of)}</title>"
@@ -89,10 +97,21 @@ def segmentation_html(result: SegmentationResult, features: pd.DataFrame, as_of:
     if hasattr(model, "stability_"):
         parts.append(f" Bootstrap stability (adjusted Rand index): <b>{model.stability_:.3f}</b>.")
     parts.append("</p>")
-    if getattr(model, "scores_", None) is not None and len(model.scores_):
-        parts += ["<h2>Choice of k</h2>", _table(model.scores_)]
     if result.selection is not None:
-        parts += ["<h2>Choice of method</h2>", _table(result.selection)]
+        parts += ["<h2>Choice of method and k</h2>",
+                  "<p class='note'>Every candidate with the planner criteria: bootstrap stability, the smallest "
+                  "segment's share of clients and the η² of next-year cost (out of time) against as many bands of "
+                  "last year's cost; the largest k meeting all of them is kept.</p>", _table(result.selection)]
+    elif getattr(model, "scores_", None) is not None and len(model.scores_):
+        parts += ["<h2>Choice of k</h2>", _table(model.scores_)]
+    if comparison is not None and len(comparison):
+        parts += ["<h2>Methods compared</h2>",
+                  "<p class='note'>η²: share of the variance of next year's cost between segments; cost bands: "
+                  "as many bands of last year's cost (no cost, then quantiles). ARI against the synthetic "
+                  "county's true groups, where known, is a measurement only.</p>", _table(comparison)]
+    cost_cols = [c for c in ("segment_name", "clients", "cost_per_client_eur", "next_year_cost_per_client_eur",
+                             "next_year_cost_share") if c in result.profiles]
+    parts += ["<h2>Cost per client (kustannukset per asiakas)</h2>", _table(result.profiles[cost_cols])]
     parts += ["<h2>Profiles</h2>", _table(result.profiles.drop(columns=["distinguishing"], errors="ignore")),
               "<h2>What sets each segment apart</h2>",
               profile_heatmap(features, result.assignments["segment"], names),

@@ -51,6 +51,33 @@ def next_year_covered(events: pd.DataFrame, as_of, *, data_end=None, days: int =
     return bool(last >= t + pd.Timedelta(days=days - 1))
 
 
+def cohort_clients(tables, as_of, cohort: str, *, targets: str | Path | None = None) -> pd.Index:
+    """Client ids (as text) of the cohort of target ``cohort`` at ``as_of`` (``features.targets``).
+
+    Parameters
+    ----------
+    tables
+        Validated tables or a mapping of table name to DataFrame.
+    as_of
+        Index date; the cohort uses only records before it.
+    cohort
+        Name of a target in ``targets.yaml`` (e.g. ``young_adult_mhsu``) whose cohort is wanted.
+    targets
+        Another targets file (the packaged one when None).
+
+    Raises
+    ------
+    features.targets.spec.TargetError
+        (a ``ValueError``) if no target has that name; the message lists the declared ones.
+    """
+    from features.targets.labels import cohort_members
+    from features.targets.spec import get_target
+
+    frames = tables.tables if hasattr(tables, "tables") else tables
+    target = get_target(cohort, targets)
+    return pd.Index(cohort_members(frames, pd.Timestamp(as_of).normalize(), target.cohort).index.astype(str))
+
+
 def features_at(tables, as_of, *, histories=None, spec: FeatureSpec | str | Path | None = None) -> pd.DataFrame:
     """Client-history features of the residents at ``as_of`` (from ``histories`` when given, to reuse its cache).
 
@@ -86,12 +113,15 @@ class SegmentsAt:
     next_year_cost
         Each client's cost in the year after ``as_of`` (aligned with ``features``),
         or None when the data do not cover that whole year.
+    cohort
+        Name of the target whose cohort was segmented, or None for all residents.
     """
 
     as_of: pd.Timestamp
     features: pd.DataFrame
     result: SegmentationResult
     next_year_cost: pd.Series | None
+    cohort: str | None = None
 
     def names(self) -> pd.Series:
         """Segment name of each client of :attr:`features`, indexed by ``client_id``."""
@@ -102,7 +132,8 @@ class SegmentsAt:
 
 def segment_at(tables, as_of, method: str = "kmeans", k: int | str = "auto", *, features: pd.DataFrame | None = None,
                histories=None, spec: FeatureSpec | str | Path | None = None, data_end=None, random_state: int = 0,
-               lang: str = "fi", grid_config: str | Path | None = None, **segmenter_kw) -> SegmentsAt:
+               lang: str = "fi", grid_config: str | Path | None = None, cohort: str | None = None,
+               targets: str | Path | None = None, **segmenter_kw) -> SegmentsAt:
     """Segment the clients resident at ``as_of``.
 
     Parameters
@@ -120,23 +151,32 @@ def segment_at(tables, as_of, method: str = "kmeans", k: int | str = "auto", *, 
     data_end
         Declared last day of the data; the next-year cost is used only when the
         data reach ``as_of + 364 days`` (see :func:`next_year_covered`).
+    cohort, targets
+        Segment only the cohort of this target (:func:`cohort_clients`), e.g.
+        ``young_adult_mhsu``: the profiles then describe the group's own use.
 
     Raises
     ------
     ValueError
-        If no client is resident at ``as_of``, or the method or k is not valid.
+        If no client is resident at ``as_of`` (or in the cohort), the method or k is not valid,
+        or ``cohort`` names no target.
     """
     t = pd.Timestamp(as_of).normalize()
     if features is None:
         features = features_at(tables, t, histories=histories, spec=spec)
     elif features.empty:
         raise ValueError(f"no client is resident at {t.date()}; is the date inside the data?")
+    if cohort is not None:
+        members = cohort_clients(tables, t, cohort, targets=targets)
+        features = features[features["client_id"].astype(str).isin(members)].reset_index(drop=True)
+        if features.empty:
+            raise ValueError(f"the cohort of {cohort} is empty at {t.date()}")
     events = _events(tables)
     next_cost = (horizon_cost(events, features["client_id"], t, NEXT_YEAR_DAYS)
                  if next_year_covered(events, t, data_end=data_end) else None)
     result = segment_clients(features, method, k, next_year_cost=next_cost, random_state=random_state,
                              grid_config=grid_config, lang=lang, **segmenter_kw)
-    return SegmentsAt(t, features, result, next_cost)
+    return SegmentsAt(t, features, result, next_cost, cohort)
 
 
 @dataclass
@@ -180,7 +220,10 @@ def transitions_between(fitted: SegmentsAt, other_as_of, *, features: pd.DataFra
     resident at ``other_as_of``, which may be earlier (the demo: segments of the
     validation date, clients of the training date) or later (``sote
     segment-transitions``: segments of ``--from``, clients of ``--to``); the
-    result is always ordered from the earlier to the later date.
+    result is always ordered from the earlier to the later date. When
+    ``fitted`` segmented a cohort, the same clients are followed: at the other
+    date only they are assigned, and those no longer resident show as
+    ``(not present)``.
 
     Parameters
     ----------
@@ -206,6 +249,9 @@ def transitions_between(fitted: SegmentsAt, other_as_of, *, features: pd.DataFra
         features = features_at(tables, other, histories=histories, spec=spec)
     elif features.empty:
         raise ValueError(f"no client is resident at {other.date()}; is the date inside the data?")
+    if fitted.cohort is not None:
+        followed = fitted.features["client_id"].astype(str)
+        features = features[features["client_id"].astype(str).isin(followed)].reset_index(drop=True)
     at_fitted, at_other = fitted.names(), fitted.result.assign(features)
     if other > fitted.as_of:
         date_from, date_to, before, after = fitted.as_of, other, at_fitted, at_other

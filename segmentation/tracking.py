@@ -78,6 +78,15 @@ def segmentation_metrics(result: SegmentationResult) -> dict[str, float]:
         chosen = scores.loc[scores["k"] == getattr(model, "k_", None), "silhouette"]
         if len(chosen) and pd.notna(chosen.iloc[0]):
             out["silhouette"] = float(chosen.iloc[0])
+    chosen = None
+    if result.selection is not None and "chosen" in result.selection:
+        chosen = result.selection[result.selection["chosen"]]
+    elif scores is not None and "chosen" in scores:
+        chosen = scores[scores["chosen"].astype(bool)]
+    if chosen is not None and len(chosen):
+        for col in ("eta2", "eta2_bands", "min_share"):
+            if col in chosen and pd.notna(chosen[col].iloc[0]):
+                out[f"chosen_{col}"] = float(chosen[col].iloc[0])
     stability = getattr(model, "stability_", np.nan)
     if stability is not None and np.isfinite(stability):
         out["stability_ari"] = float(stability)
@@ -88,7 +97,8 @@ def segmentation_metrics(result: SegmentationResult) -> dict[str, float]:
 
 
 def log_segmentation(result: SegmentationResult, features: pd.DataFrame, *, as_of: str,
-                     report_html: str | None = None, run_name: str | None = None) -> str:
+                     report_html: str | None = None, run_name: str | None = None,
+                     comparison: pd.DataFrame | None = None) -> str:
     """Log one segmentation as an MLflow run in the active experiment; return the run id.
 
     :func:`track_segmentation` picks the store and experiment first.
@@ -104,12 +114,16 @@ def log_segmentation(result: SegmentationResult, features: pd.DataFrame, *, as_o
     report_html
         The HTML report (:func:`segmentation.report.segmentation_html`), logged as
         ``segments.html`` when given.
+    comparison
+        Method-comparison table (:func:`segmentation.compare.compare_methods`),
+        logged as ``segments/method_comparison.csv``.
     """
     import mlflow
 
     model = result.model
     params = {"method": result.method, "as_of": as_of, "features_digest": frame_digest(features)}
-    for name in ("k", "k_range", "sample_size", "n_bootstrap", "min_cluster_share", "random_state"):
+    for name in ("k", "k_range", "sample_size", "n_bootstrap", "min_cluster_share", "select", "min_segment_share",
+                 "min_stability", "random_state"):
         if hasattr(model, name):
             params[name] = getattr(model, name)
     with mlflow.start_run(run_name=run_name or f"segments {result.method} {as_of}") as run:
@@ -122,6 +136,8 @@ def log_segmentation(result: SegmentationResult, features: pd.DataFrame, *, as_o
             mlflow.log_text(scores.to_csv(index=False), "segments/k_selection.csv")
         if result.selection is not None:
             mlflow.log_text(result.selection.to_csv(index=False), "segments/method_selection.csv")
+        if comparison is not None and len(comparison):
+            mlflow.log_text(comparison.to_csv(index=False), "segments/method_comparison.csv")
         if result.concentration:
             figures = {k: float(v) for k, v in result.concentration.items() if not isinstance(v, pd.DataFrame)}
             mlflow.log_text(json.dumps(figures, indent=2), "segments/concentration.json")
@@ -135,11 +151,11 @@ def log_segmentation(result: SegmentationResult, features: pd.DataFrame, *, as_o
 
 def track_segmentation(result: SegmentationResult, features: pd.DataFrame, as_of: str,
                        report_html: str | None = None, experiment: str = "sote-segments",
-                       tracking_uri: str | None = None) -> str:
+                       tracking_uri: str | None = None, comparison: pd.DataFrame | None = None) -> str:
     """Log a segmentation's aggregates and report as a run of ``experiment``; return the run id.
 
     The store is ``tracking_uri``, the environment's setting or the local
     ``./mlruns`` (:func:`use_experiment`).
     """
     use_experiment(experiment, tracking_uri)
-    return log_segmentation(result, features, as_of=as_of, report_html=report_html)
+    return log_segmentation(result, features, as_of=as_of, report_html=report_html, comparison=comparison)

@@ -50,11 +50,15 @@ def _features_at(tables, as_of: pd.Timestamp) -> pd.DataFrame:
 def segment(
     data: Path = typer.Option(..., help="Folder with the canonical tables."),
     as_of: str = typer.Option(..., "--as-of", help="Index date (YYYY-MM-DD)."),
-    method: str = typer.Option("kmeans", help="auto | kmeans | gmm | hdbscan | grid"),
+    method: str = typer.Option("kmeans", help="auto | kmeans | gmm | hdbscan | grid | needs"),
     k: str = typer.Option("auto", help="Number of segments or 'auto'."),
-    out: Path = typer.Option(..., help="Segment file (.parquet or .csv): client_id, segment, segment_name."),
+    out: Path = typer.Option(..., help="Segment file (.parquet or .csv): client_id, segment, segment_name "
+                                       "(and rule, for needs: which rule placed the client)."),
+    cohort: Optional[str] = typer.Option(None, help="Segment only this target's cohort (e.g. young_adult_mhsu)."),
+    needs_config: Optional[Path] = typer.Option(None, "--needs-config",
+                                                help="Need-based segments YAML for --method needs."),
     report: Optional[Path] = typer.Option(None, help="Write a readable HTML report here."),
-    lang: str = typer.Option("fi", help="Label language of the grid segments: fi | sv | en."),
+    lang: str = typer.Option("fi", help="Label language of the grid and need-based segments: fi | sv | en."),
     seed: int = typer.Option(0, help="Seed of every random step."),
     track: bool = typer.Option(False, help="Log the segmentation (aggregates only) as an MLflow run."),
     experiment: str = typer.Option("sote-segments", help="MLflow experiment for --track."),
@@ -83,16 +87,33 @@ def segment(
         features = _features_at(tables, t)
     with console.status(f"segmenting {len(features):,} clients ({method})"):
         try:  # the next-year cost enters the profiles only when the data cover that whole year
-            segments = segment_at(tables, t, method, _k(k), features=features, random_state=seed, lang=lang)
+            segments = segment_at(tables, t, method, _k(k), features=features, random_state=seed, lang=lang,
+                                  cohort=cohort, needs_config=needs_config)
         except ValueError as err:
             fail(str(err))
-    result, next_cost = segments.result, segments.next_year_cost
-    write_table(result.assignments, out)
-    html = segmentation_html(result, features, str(t.date()), next_cost) if (report or track) else None
+    result, next_cost, features = segments.result, segments.next_year_cost, segments.features
+    assignments = result.assignments
+    if method == "needs":
+        assignments = assignments.assign(rule=result.model.rules(features)["conditions"].to_numpy())
+    write_table(assignments, out)
+    comparison = None
+    if report or track:
+        from segmentation.compare import compare_methods, synthetic_archetypes
+        from segmentation.segments import segment_clients
+
+        label = f"auto ({result.method})" if method == "auto" else method
+        results = {label: result}
+        for rule in ("needs", "grid"):  # the declared segmentations beside the chosen one
+            if rule != method:
+                results[rule] = segment_clients(features, rule, lang=lang)
+        comparison = compare_methods(features, results, next_cost,
+                                     synthetic_archetypes(data, t, features["client_id"]))
+    html = segmentation_html(result, features, str(t.date()), next_cost, comparison) if (report or track) else None
     if report is not None:
         write_html(html, report)
     if track:
-        run_id = track_segmentation(result, features, str(t.date()), html, experiment, tracking_uri)
+        run_id = track_segmentation(result, features, str(t.date()), html, experiment, tracking_uri,
+                                    comparison=comparison)
         console.print(f"logged to MLflow run {run_id} (experiment {experiment})")
     cols = [c for c in ("segment", "segment_name", "clients", "client_share", "next_year_cost_share")
             if c in result.profiles]
@@ -106,8 +127,10 @@ def segment_transitions(
     date_from: str = typer.Option(..., "--from", help="Earlier index date (segments are defined here)."),
     date_to: str = typer.Option(..., "--to", help="Later index date."),
     out: Path = typer.Option(..., help="HTML report (Sankey diagram, transition matrix, flows)."),
-    method: str = typer.Option("kmeans", help="kmeans | gmm | hdbscan | grid"),
+    method: str = typer.Option("kmeans", help="auto | kmeans | gmm | hdbscan | grid | needs"),
     k: str = typer.Option("auto", help="Number of segments or 'auto'."),
+    cohort: Optional[str] = typer.Option(None, help="Follow only this target's cohort at --from "
+                                                    "(e.g. young_adult_mhsu)."),
     flows_out: Optional[Path] = typer.Option(None, "--flows", help="Also write the flows table (.csv/.parquet)."),
     seed: int = typer.Option(0, help="Seed of every random step."),
 ) -> None:
@@ -129,7 +152,7 @@ def segment_transitions(
     with console.status("building client histories at both dates"):
         f0, f1 = _features_at(tables, t0), _features_at(tables, t1)
     try:
-        fitted = segment_at(tables, t0, method, _k(k), features=f0, random_state=seed, lang="fi")
+        fitted = segment_at(tables, t0, method, _k(k), features=f0, random_state=seed, lang="fi", cohort=cohort)
         moves = transitions_between(fitted, t1, features=f1)
     except ValueError as err:
         fail(str(err))

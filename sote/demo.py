@@ -22,6 +22,10 @@ from features.config.loader import build, load_config
 
 #: The demo's targets: every built-in target (the packaged targets.yaml).
 TARGETS = BUILTIN_TARGETS
+#: The list the case-manager reports show by default: rising risk (not yet heavy users), for preventive work.
+REPORT_TARGET = "rising_high_use" if "rising_high_use" in TARGETS else TARGETS[0]
+#: The whole-population list kept for capacity planning (its reports are labelled so, under reports/capacity/).
+CAPACITY_TARGET = "high_use"
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,12 @@ class DemoConfig:
         Built-in targets to train and score.
     explain_share
         Share of each risk list (from the top) that gets SHAP reasons.
+    report_target
+        The list behind the case-manager reports (``reports/<target>_<unit>``):
+        by default the rising-risk list ``rising_high_use`` (when it is not
+        trained, the first target trained, with a message). The ``high_use``
+        list, when trained, also gets reports, under ``reports/capacity/``,
+        labelled as a capacity-planning list.
     tracking_uri
         MLflow tracking URI (None: the local store ``./mlruns``).
     """
@@ -55,6 +65,7 @@ class DemoConfig:
     targets: tuple[str, ...] = field(default=TARGETS, metadata={"choices": TARGETS, "non_empty": True})
     truth_reps: int = field(default=32, metadata={"ge": 1})
     explain_share: float = field(default=0.2, metadata={"gt": 0, "le": 1})
+    report_target: str = field(default=REPORT_TARGET, metadata={"choices": TARGETS})
     tracking_uri: str | None = None
 
     def __post_init__(self):
@@ -115,7 +126,7 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig(), say=print) -> D
     from features.synth import SynthConfig, generate_county
     from features.synth.realism import realism_report
     from models.scoring import score
-    from models.train import TrainConfig, train
+    from models.train import TrainConfig, top_metrics, train
     from segmentation.report import segmentation_html, write_html
     from segmentation.segments import segment_clients
     from segmentation.snapshots import segment_at, transitions_between
@@ -152,10 +163,21 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig(), say=print) -> D
     segmented = segment_at(tables, t_valid, "kmeans", "auto", features=f_valid, random_state=config.seed)
     segs, next_cost = segmented.result, segmented.next_year_cost
     write_table(segs.assignments, out / "segments.parquet")
-    html = segmentation_html(segs, f_valid, str(t_valid.date()), next_cost)
-    write_html(html, out / "segments.html")
-    track_segmentation(segs, f_valid, str(t_valid.date()), html, tracking_uri=config.tracking_uri)
     grid = segment_clients(f_valid, "grid", next_year_cost=next_cost)
+    # need-based (rule) segments beside the data-driven ones, with the rule that placed each client
+    needs = segment_clients(f_valid, "needs", next_year_cost=next_cost)
+    write_table(needs.assignments.assign(rule=needs.model.rules(f_valid)["conditions"].to_numpy()),
+                out / "segments_needs.parquet")
+    from segmentation.compare import compare_methods, synthetic_archetypes
+
+    comparison = compare_methods(f_valid, {segs.method: segs, "needs": needs, "grid": grid}, next_cost,
+                                 synthetic_archetypes(data, t_valid, f_valid["client_id"]))
+    html = segmentation_html(segs, f_valid, str(t_valid.date()), next_cost, comparison)
+    write_html(html, out / "segments.html")
+    track_segmentation(segs, f_valid, str(t_valid.date()), html, tracking_uri=config.tracking_uri,
+                       comparison=comparison)
+    write_html(segmentation_html(needs, f_valid, str(t_valid.date()), next_cost, comparison),
+               out / "segments_needs.html")
     write_html(segmentation_html(grid, f_valid, str(t_valid.date()), next_cost), out / "segments_grid.html")
     # segments of the validation date applied to the clients of the training date: migration 2023 -> 2024
     moves = transitions_between(segmented, t_train, histories=histories)
@@ -176,10 +198,15 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig(), say=print) -> D
             continue
         trained.append(target)
         m = result.metrics.set_index("model")
+        top = top_metrics(result.top_calibration, result.top)
         rows.append({"target": target, **{f"{name}_auroc": m.loc[name, "auroc"] for name in m.index},
+                     **{f"{name}_precision_top2pct": m.loc[name, "precision_top2pct"] for name in m.index},
                      "calibration_error": m.loc["lightgbm", "calibration_error"],
-                     "precision_top5pct": m.loc["lightgbm", "precision_top5pct"], "version": result.version,
-                     "champion": result.promoted})
+                     "precision_top5pct": m.loc["lightgbm", "precision_top5pct"],
+                     **{key.removeprefix("valid_"): top.get(key) for key in (
+                         "valid_top2pct_calibration_gap", "valid_top5pct_calibration_gap",
+                         "valid_top5pct_prior_high_use_share", "valid_top5pct_reason_change_share")},
+                     "version": result.version, "champion": result.promoted})
         say(f"   {target}: AUROC {m.loc['lightgbm', 'auroc']:.3f}; {result.decision}")
     metrics = pd.DataFrame(rows)
     write_table(metrics, out / "model_metrics.csv")
@@ -187,22 +214,57 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig(), say=print) -> D
 
     say(f"5/6 risk lists as of {config.score_as_of}")
     lists = out / "risklists"
+    summaries = []
     for target in trained:
-        score(f"models:/{target}@champion", tables, config.score_as_of, lists / f"{target}.parquet",
-              tracking_uri=config.tracking_uri, histories=histories, explain_share=config.explain_share)
+        sidecar = score(f"models:/{target}@champion", tables, config.score_as_of, lists / f"{target}.parquet",
+                        tracking_uri=config.tracking_uri, histories=histories, explain_share=config.explain_share)
+        summaries.append(list_summary(sidecar))
         say(f"   {target}: scored ({time.perf_counter() - clock:.0f} s into this step)")
-    # the previous list only tells which clients are new on the current one: no reasons needed
-    score("models:/high_use@champion", tables, config.valid_as_of, lists / f"high_use_{config.valid_as_of}.parquet",
-          tracking_uri=config.tracking_uri, histories=histories, reasons=0)
+    write_table(pd.DataFrame(summaries), out / "list_summary.csv")
+    # reports go to the rising-risk list; the whole-population list stays for capacity planning
+    report_target = config.report_target if config.report_target in trained else (trained[0] if trained else None)
+    if report_target != config.report_target:
+        say(f"   {config.report_target} was not trained; the reports show {report_target}")
+    reported = [(report_target, out / "reports")] if report_target else []
+    if CAPACITY_TARGET in trained and CAPACITY_TARGET != report_target:
+        reported.append((CAPACITY_TARGET, out / "reports" / "capacity"))
+    # the previous lists only tell which clients are new on the current ones: no reasons needed
+    for target, _ in reported:
+        score(f"models:/{target}@champion", tables, config.valid_as_of,
+              lists / f"{target}_{config.valid_as_of}.parquet", tracking_uri=config.tracking_uri,
+              histories=histories, reasons=0)
     lap("scoring")
 
-    say("6/6 case-manager reports")
-    risk = pd.read_parquet(lists / "high_use.parquet", columns=["unit"])
-    for unit in sorted(risk["unit"].unique()):
-        write_report(lists / "high_use.parquet", out / "reports" / f"high_use_{unit}.html",
-                     previous=lists / f"high_use_{config.valid_as_of}.parquet", unit=unit, top=50, lang="fi")
+    say("6/6 case-manager reports" + (f" ({report_target}; {CAPACITY_TARGET} for capacity planning)"
+                                      if len(reported) > 1 else ""))
+    for target, folder in reported:
+        risk = pd.read_parquet(lists / f"{target}.parquet", columns=["unit"])
+        for unit in sorted(risk["unit"].unique()):
+            write_report(lists / f"{target}.parquet", folder / f"{target}_{unit}.html",
+                         previous=lists / f"{target}_{config.valid_as_of}.parquet", unit=unit, top=50, lang="fi")
     lap("reports")
     (out / "demo_summary.json").write_text(json.dumps({"seconds": seconds, "clients": config.clients,
-                                                        "metrics": metrics.to_dict("records")}, indent=2,
-                                                       default=str))
+                                                        "metrics": metrics.to_dict("records"),
+                                                        "lists": summaries, "report_target": report_target},
+                                                       indent=2, default=str))
     return DemoResult(out, metrics, seconds)
+
+
+def list_summary(sidecar: dict) -> dict:
+    """One row of ``list_summary.csv`` from a risk list's sidecar: who its top 5 % are and why.
+
+    Columns: target, list_kind, rows, top5pct_clients, the top 5 %'s shares in
+    last year's top decile of cost (``top5pct_prior_high_use``), in an
+    intensive episode (``top5pct_intensive``) or either, the reason-type mix of
+    their top-3 reasons (``top5pct_reason_change`` / ``_level`` / ``_demographic``),
+    and how many clients' probabilities are shown as over / under a bound.
+    """
+    top = sidecar.get("top") or {}
+    mix = top.get("reason_types") or {}
+    bounds = sidecar.get("probability_bounds") or {}
+    return {"target": sidecar.get("target"), "list_kind": sidecar.get("list_kind"), "rows": sidecar.get("rows"),
+            "top5pct_clients": top.get("clients"), "top5pct_prior_high_use": top.get("prior_high_use"),
+            "top5pct_intensive": top.get("intensive_ongoing"), "top5pct_either": top.get("either"),
+            **{f"top5pct_reason_{kind}": mix.get(kind) for kind in ("change", "level", "demographic")},
+            "shown_over": bounds.get("over_rows"), "shown_under": bounds.get("under_rows"),
+            "over_bound": bounds.get("over")}

@@ -22,7 +22,8 @@ def _pre():
 @pytest.mark.parametrize("method", ["kmeans", "gmm", "hdbscan"])
 def test_auto_k_recovers_known_clusters(blobs, method):
     X, y = blobs
-    seg = Segmenter(method=method, k="auto", k_range=(2, 9), preprocess=_pre(), n_bootstrap=2).fit(X)
+    seg = Segmenter(method=method, k="auto", k_range=(2, 9), preprocess=_pre(), n_bootstrap=2,
+                    select="silhouette").fit(X)
     assert seg.k_ == 5
     assert adjusted_rand_score(y, seg.labels_) > 0.95
     assert seg.stability_ > 0.9 and len(seg.stability_scores_) == 2
@@ -31,10 +32,10 @@ def test_auto_k_recovers_known_clusters(blobs, method):
 
 def test_k_choice_can_be_read_back(blobs):
     X, _ = blobs
-    km = Segmenter(method="kmeans", k_range=(2, 8), preprocess=_pre(), n_bootstrap=0).fit(X)
+    km = Segmenter(method="kmeans", k_range=(2, 8), preprocess=_pre(), n_bootstrap=0, select="silhouette").fit(X)
     assert list(km.scores_["k"]) == list(range(2, 9))
     assert km.scores_.loc[km.scores_["silhouette"].idxmax(), "k"] == km.k_
-    gm = Segmenter(method="gmm", k_range=(2, 8), preprocess=_pre(), n_bootstrap=0).fit(X)
+    gm = Segmenter(method="gmm", k_range=(2, 8), preprocess=_pre(), n_bootstrap=0, select="silhouette").fit(X)
     assert gm.scores_.loc[gm.scores_["bic"].idxmin(), "k"] == gm.k_
 
 
@@ -73,3 +74,56 @@ def test_heavy_tailed_use_is_log_scaled_and_missing_kept_visible():
 def test_unknown_method_is_an_error(blobs):
     with pytest.raises(ValueError, match="method must be one of"):
         Segmenter(method="spectral", k=3, preprocess=_pre()).fit(blobs[0])
+
+
+def test_eta_squared_and_cost_bands_by_hand():
+    from segmentation.cluster import cost_bands, eta_squared
+
+    # groups {0: [1, 3], 1: [10, 14]}: mean 7, total SS 36+16+9+49 = 110, between 2*25 + 2*25 = 100
+    assert eta_squared(np.array([0, 0, 1, 1]), np.array([1.0, 3.0, 10.0, 14.0])) == pytest.approx(100 / 110)
+    assert np.isnan(eta_squared(np.array([0, 1]), np.array([5.0, 5.0])))
+    bands = cost_bands(np.array([0, 0, 10, 20, 30, 40, 50, 60]), 4)  # no cost, then 3 quantile bands
+    assert bands.tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
+
+
+def test_planner_selection_keeps_candidates_figures_and_applies_each_rule(blobs):
+    X, y = blobs
+    rng = np.random.default_rng(0)
+    X = X.assign(cost_total_365d=rng.exponential(100, len(X)))  # last year's cost: unrelated to the blobs
+    next_cost = y * 1000.0 + rng.normal(0, 50, len(X))           # next year's cost: follows the blobs
+    pre = UseProfileTransformer(patterns=(r"^f\d$",))
+    seg = Segmenter(k_range=(3, 7), preprocess=pre, n_bootstrap=2, min_segment_share=0.15).fit(X, next_cost)
+    s = seg.scores_.set_index("k")
+    assert {"stability", "min_share", "eta2", "eta2_bands", "eligible", "chosen"} <= set(s.columns)
+    assert s["chosen"].sum() == 1 and seg.k_ == 5 and s.loc[5, "eligible"]
+    assert not s.loc[6, "passes_share"] and not s.loc[7, "passes_share"]  # a blob split in two: < 15 % each
+    assert s.loc[5, "eta2"] > 0.99 and s.loc[5, "eta2"] > s.loc[5, "eta2_bands"]
+    assert adjusted_rand_score(y, seg.labels_) > 0.95
+    # η² must beat the bands: a cost unrelated to the blobs and the same both years, no clustering can
+    cost = rng.lognormal(5, 1, len(X))
+    same = Segmenter(k_range=(3, 5), preprocess=pre, n_bootstrap=0).fit(X.assign(cost_total_365d=cost), cost)
+    assert not same.scores_["passes_eta2"].any()
+    assert not same.scores_["eligible"].any() and same.scores_["chosen"].sum() == 1
+    with pytest.raises(ValueError, match="y has"):
+        Segmenter(k_range=(3, 4), preprocess=pre, n_bootstrap=0).fit(X, next_cost[:10])
+    with pytest.raises(ValueError, match="select must be one of"):
+        Segmenter(k_range=(3, 4), preprocess=pre, select="elbow").fit(X)
+
+
+def test_block_scaling_gives_each_block_the_same_weight():
+    rng = np.random.default_rng(1)
+    X = pd.DataFrame(rng.normal(size=(500, 6)), columns=["dx_a", "dx_b", "dx_c", "dx_d", "age", "cost_total_365d"])
+    X["cost_total_365d"] = np.abs(X["cost_total_365d"]) * 100
+    eq = UseProfileTransformer(block_scaling="equal").fit(X)
+    Z = eq.transform(X)
+    assert eq.block_sizes_ == {"conditions": 4, "person": 1, "service_use": 1}
+    block = np.array(eq.block_of_)
+    variances = {b: Z[:, block == b].var(axis=0).sum() for b in eq.block_sizes_}
+    assert all(v == pytest.approx(1.0) for v in variances.values())
+    pca = UseProfileTransformer(block_scaling="pca", block_components=2).fit(X)
+    Zp = pca.transform(X)
+    assert Zp.shape == (500, 4)
+    assert list(pca.get_feature_names_out()) == ["conditions_pc0", "conditions_pc1", "person_pc0", "service_use_pc0"]
+    assert Zp[:, :2].var(axis=0, ddof=1).sum() == pytest.approx(1.0)  # the kept components carry the block's weight
+    with pytest.raises(ValueError, match="block_scaling must be one of"):
+        UseProfileTransformer(block_scaling="both").fit(X)

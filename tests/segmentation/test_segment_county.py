@@ -67,3 +67,67 @@ def test_assign_applies_the_fitted_segments_to_another_date(county):
         later = result.assign(after)
         assert later.index.tolist() == after["client_id"].tolist()
         assert set(later.unique()) <= set(result.profiles["segment_name"])
+
+
+@pytest.fixture(scope="module")
+def at_2023(county):
+    tables = load_tables(county)
+    X = build_features(tables, "2023-01-01")
+    cost = horizon_cost(tables.tables["events"], X["client_id"], "2023-01-01")
+    return tables, X, cost
+
+
+def test_auto_chooses_by_planner_criteria_and_beats_cost_bands(county, at_2023):
+    """The fast variant of the bar (the 20,000-client bar is in test_segmentation_bar.py, slow)."""
+    from segmentation.compare import compare_methods, synthetic_archetypes
+
+    tables, X, cost = at_2023
+    auto = segment_clients(X, "auto", next_year_cost=cost, n_bootstrap=3, k_range=(4, 9))
+    sel = auto.selection
+    assert set(sel["method"]) == {"kmeans", "gmm"} and sel["chosen"].sum() == 1
+    chosen = sel[sel["chosen"]].iloc[0]
+    assert chosen["method"] == auto.method and chosen["k"] == auto.model.k_
+    # the planner criteria, without the truth: eligible, so stable, no tiny segment, and η² above the bands
+    assert chosen["eligible"] and chosen["stability"] >= 0.8 and chosen["min_share"] >= 0.01
+    assert chosen["eta2"] >= chosen["eta2_bands"]
+    arch = synthetic_archetypes(county, "2023-01-01", X["client_id"])
+    needs = segment_clients(X, "needs", next_year_cost=cost)
+    table = compare_methods(X, {"auto": auto, "needs": needs}, cost, arch).set_index("method")
+    assert table.loc["auto", "k"] == auto.model.k_ and table.loc["needs", "k"] == 10
+    assert table.loc["auto", "eta2_next_year_cost"] == pytest.approx(chosen["eta2"], abs=1e-9)
+    for method in ("auto", "needs"):
+        assert table.loc[method, "eta2_next_year_cost"] > table.loc[method, "eta2_cost_bands"]
+        assert table.loc[method, "ari_archetypes"] > 0.3, table
+    assert auto.profiles["next_year_cost_per_client_eur"].notna().all()
+
+
+def test_cohort_segments_only_the_target_group_and_follows_it(county, at_2023):
+    from features.targets.labels import cohort_members
+    from features.targets.spec import get_target
+    from segmentation.snapshots import segment_at, transitions_between
+
+    tables, X, _ = at_2023
+    seg = segment_at(tables, "2023-01-01", "needs", features=X, cohort="young_adult_mhsu")
+    members = cohort_members(tables.tables, pd.Timestamp("2023-01-01"), get_target("young_adult_mhsu").cohort)
+    assert sorted(seg.features["client_id"].astype(str)) == sorted(members.index.astype(str))
+    assert seg.features["age"].between(18, 29).all() and seg.cohort == "young_adult_mhsu"
+    assert seg.result.profiles["clients"].sum() == len(members) > 0
+    moves = transitions_between(seg, "2024-01-01", tables=tables)
+    assert set(moves.after.index) <= set(members.index.astype(str))  # the same clients, followed
+    assert moves.flows["clients"].sum() == len(members)
+    with pytest.raises(ValueError, match="unknown target"):
+        segment_at(tables, "2023-01-01", "needs", features=X, cohort="no_such_target")
+
+
+def test_cli_needs_writes_the_rule_and_the_comparison(county, tmp_path):
+    runner = CliRunner()
+    res = runner.invoke(app, ["segment", "--data", str(county), "--as-of", "2023-01-01", "--method", "needs",
+                              "--lang", "en", "--cohort", "young_adult_mhsu", "--out", str(tmp_path / "n.csv"),
+                              "--report", str(tmp_path / "n.html")])
+    assert res.exit_code == 0, res.output
+    seg = pd.read_csv(tmp_path / "n.csv", keep_default_na=False)
+    assert {"client_id", "segment", "segment_name", "rule"} <= set(seg.columns)
+    assert seg.loc[seg["segment_name"] == "Mental health and substance use", "rule"].str.len().gt(0).all()
+    html = (tmp_path / "n.html").read_text()
+    assert "Methods compared" in html and "ari_archetypes" in html and "Cost per client" in html
+    assert not any(cid in html for cid in seg["client_id"].head(50))

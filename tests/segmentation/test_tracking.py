@@ -28,8 +28,12 @@ def segmented(tmp_path_factory):
 def test_run_records_choice_stability_profiles_and_no_client_ids(segmented, tmp_path):
     X, cost, result = segmented
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    html = segmentation_html(result, X, "2023-01-01", cost)
-    run_id = track_segmentation(result, X, "2023-01-01", html, experiment="seg-test", tracking_uri=uri)
+    from segmentation.compare import compare_methods
+
+    comparison = compare_methods(X, {"kmeans": result, "needs": segment_clients(X, "needs")}, cost)
+    html = segmentation_html(result, X, "2023-01-01", cost, comparison)
+    run_id = track_segmentation(result, X, "2023-01-01", html, experiment="seg-test", tracking_uri=uri,
+                                comparison=comparison)
     run = mlflow.MlflowClient(uri).get_run(run_id)
     assert run.data.params["method"] == "kmeans" and run.data.params["features_digest"] == frame_digest(X)
     m = run.data.metrics
@@ -38,11 +42,18 @@ def test_run_records_choice_stability_profiles_and_no_client_ids(segmented, tmp_
     chosen = result.model.scores_.set_index("k").loc[result.model.k_, "silhouette"]
     assert m["silhouette"] == pytest.approx(chosen)
     assert m["cost_gini"] == pytest.approx(result.concentration["gini"])
+    picked = result.model.scores_[result.model.scores_["chosen"].astype(bool)].iloc[0]
+    assert m["chosen_eta2"] == pytest.approx(picked["eta2"]) and m["chosen_eta2_bands"] == pytest.approx(
+        picked["eta2_bands"])
+    assert run.data.params["select"] == "planner" and run.data.params["min_segment_share"] == "0.01"
     local = Path(mlflow.artifacts.download_artifacts(run_id=run_id, dst_path=str(tmp_path / "a"),
                                                      tracking_uri=uri))
     files = {p.relative_to(local).as_posix() for p in local.rglob("*") if p.is_file()}
     assert {"segments/profiles.csv", "segments/k_selection.csv", "segments/segments.html",
-            "segments/concentration.json", "segments/cost_share_by_segment.csv"} <= files
+            "segments/concentration.json", "segments/cost_share_by_segment.csv", "segments/method_comparison.csv"} <= files
+    k_sel = pd.read_csv(local / "segments/k_selection.csv")
+    assert {"stability", "min_share", "eta2", "eta2_bands", "eligible", "chosen"} <= set(k_sel.columns)
+    assert list(pd.read_csv(local / "segments/method_comparison.csv")["method"]) == ["kmeans", "needs"]
     profiles = pd.read_csv(local / "segments/profiles.csv")
     assert profiles["clients"].sum() == len(X)
     text = "\n".join((local / f).read_text(errors="ignore") for f in files)

@@ -1,0 +1,56 @@
+"""The bar of issue 15 on 20,000-client counties (slow: generates each county, about 15 minutes in all).
+
+``--method auto`` must reach an adjusted Rand index of at least 0.6 against the
+true latent groups with at least 6 segments and bootstrap stability of at
+least 0.8, and its out-of-time η² of next-year cost must be at least that of
+as many bands of last year's cost — on two seeds and on the ``ita-uusimaa``
+preset, with the same settings. The truth is read here to measure only.
+
+Run with ``.venv/bin/python -m pytest -m slow tests/segmentation/test_segmentation_bar.py``.
+Set ``SOTE_SEGMENTATION_COUNTIES=/tmp/seg20k`` to reuse counties generated as
+``<dir>_<case>`` (e.g. ``/tmp/seg20k_s1``) instead of generating them.
+"""
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from features.contract.load import load_tables
+from features.histories.build import build_features
+from features.synth import SynthConfig, generate_county
+from segmentation.compare import compare_methods, synthetic_archetypes
+from segmentation.segments import horizon_cost, segment_clients
+
+AS_OF = "2024-01-01"
+#: case -> (preset, seed). The ita-uusimaa preset shares its clinical model with keski-uusimaa and
+#: differs in municipalities and units, so it gets its own seed: with seed 1 it is the s1 county again.
+CASES = {"s1": ("keski-uusimaa", 1), "s2": ("keski-uusimaa", 2), "ita3": ("ita-uusimaa", 3)}
+#: Measured on 2026-12-01 (docs/segmentation.md): the bar is not reached; the figures that fail are named.
+NOT_REACHED = "ARI vs archetypes below 0.6 at a stable k >= 6 (see docs/segmentation.md, 'The bar')"
+
+
+def _county(case: str, tmp_path_factory) -> Path:
+    reuse = os.environ.get("SOTE_SEGMENTATION_COUNTIES")
+    if reuse and Path(f"{reuse}_{case}").exists():
+        return Path(f"{reuse}_{case}")
+    preset, seed = CASES[case]
+    path = tmp_path_factory.mktemp(f"bar_{case}") / "county"
+    generate_county(path, SynthConfig(clients=20_000, seed=seed, county=preset, truth_reps=1))
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.xfail(reason=NOT_REACHED, strict=False)
+def test_auto_reaches_the_bar(case, tmp_path_factory):
+    path = _county(case, tmp_path_factory)
+    tables = load_tables(path)
+    X = build_features(tables, AS_OF)
+    cost = horizon_cost(tables.tables["events"], X["client_id"], AS_OF)
+    auto = segment_clients(X, "auto", next_year_cost=cost)
+    row = compare_methods(X, {"auto": auto}, cost, synthetic_archetypes(path, AS_OF, X["client_id"])).iloc[0]
+    assert row["k"] >= 6, row.to_dict()
+    assert row["stability"] >= 0.8, row.to_dict()
+    assert row["eta2_next_year_cost"] >= row["eta2_cost_bands"], row.to_dict()
+    assert row["ari_archetypes"] >= 0.6, row.to_dict()
