@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from features.config.defaults import DEFAULT_TARGET, TRAIN_AS_OF, VALID_AS_OF
+from models.calibration import calibration_at_top
 from models.baselines import AGE_SEX_COMORBIDITY_COLUMNS, PriorCostBaseline, age_sex_comorbidity_model
 from models.estimator import ServiceNeedClassifier, TooFewOutcomesError
 from models.gate import GateResult, QualityGateError
@@ -87,6 +88,10 @@ class TrainResult:
     ``metrics`` and ``groups`` are the analysts' full tables; MLflow receives
     them with small cells suppressed (:func:`models.metrics.disclosed_groups`).
     ``model`` is the logged :class:`~models.pyfunc.ServiceNeedModel`; ``gate`` the quality gate's verdict.
+    ``top_calibration`` is :func:`models.calibration.calibration_at_top` of the
+    model on the validation date (top 2 % and 5 %); ``top`` describes the
+    validation date's top 5 % (:func:`top_of_validation`): who they are and the
+    reason-type mix of their top-3 reasons.
     """
 
     config: TrainConfig
@@ -102,6 +107,8 @@ class TrainResult:
     digests: dict = field(default_factory=dict)
     tuning: pd.DataFrame | None = None
     gate: GateResult | None = None
+    top_calibration: pd.DataFrame | None = None
+    top: dict = field(default_factory=dict)
 
 
 def _spec_text(path: str | None) -> str:
@@ -274,16 +281,73 @@ def train(data, config: TrainConfig = TrainConfig(), *, experiment: str | None =
     oracle = _oracle(truth_path, validation["client_id"], t_valid, config.target)
     metrics, groups, scores = evaluate(model, training, validation, oracle, config.seed)
     gate = quality_gate(validation["label"].to_numpy(int), scores)
+    top_calibration = calibration_at_top(validation["label"].to_numpy(int), scores["lightgbm"])
+    top = top_of_validation(model, validation, scores["lightgbm"], tables, t_valid)
     sample = validation.sample(min(len(validation), config.shap_sample), random_state=config.seed)
     contrib, _ = contributions(model.booster, model.frame(sample))
     importance = global_importance(contrib)
     digests = {"training_rows": frame_digest(training), "validation_rows": frame_digest(validation)}
-    result = TrainResult(config, metrics, groups, importance, model, digests=digests, tuning=tuning, gate=gate)
+    result = TrainResult(config, metrics, groups, importance, model, digests=digests, tuning=tuning, gate=gate,
+                         top_calibration=top_calibration, top=top)
     if log:
         _log_run(result, training, validation, scores, target, experiment, register, tracking_uri, truth_path, say)
     if register and not gate.passed:
         raise QualityGateError(f"{config.target}: not registered; {gate.summary()}", result)
     return result
+
+
+def top_of_validation(model: ServiceNeedModel, validation: pd.DataFrame, p: np.ndarray, tables, as_of,
+                      share: float = 0.05, reasons: int = 3) -> dict:
+    """Who the validation date's top ``share`` by the model are, and why the model ranks them there.
+
+    Returns
+    -------
+    dict
+        ``clients``; ``prior_high_use`` and ``intensive_ongoing``: shares of
+        them in last year's top decile of cost or in an intensive episode at the
+        date (:func:`features.targets.labels.current_use_flags`; both 0 by
+        construction for ``rising_high_use``); ``reason_types``: the mix of
+        change, level and demographic features among their first ``reasons``
+        SHAP reasons (:func:`models.explain.reason_type_mix`).
+    """
+    from features.targets.labels import current_use_flags
+    from models.explain import contributions, reason_features, reason_type_mix, top_share_rows
+
+    rows = top_share_rows(p, share, validation["client_id"].astype(str).to_numpy())
+    ids = validation["client_id"].astype(str).to_numpy()[rows]
+    flags = current_use_flags(tables, as_of).set_index("client_id")
+    contrib, _ = contributions(model.booster, model.frame(validation.iloc[rows]))
+    return {"clients": len(rows),
+            "prior_high_use": float(flags["prior_top"].reindex(ids).fillna(False).astype(bool).mean()),
+            "intensive_ongoing": float(flags["intensive_ongoing"].reindex(ids).fillna(False).astype(bool).mean()),
+            "reason_types": reason_type_mix(reason_features(contrib, reasons), model.dictionary, top=reasons)}
+
+
+def top_metrics(top_calibration: pd.DataFrame | None, top: dict) -> dict[str, float]:
+    """MLflow metrics of the top of the validation list; nothing about a small cell (under 50 clients or 5 outcomes).
+
+    ``valid_top2pct_predicted`` / ``_observed`` / ``_calibration_gap`` (and 5 %),
+    ``valid_top5pct_prior_high_use_share``, ``valid_top5pct_intensive_share``,
+    ``valid_top5pct_reason_change_share`` (and ``_level_``, ``_demographic_``),
+    ``valid_top5pct_clients_with_change_reason``.
+    """
+    from features.disclosure import MIN_GROUP_CLIENTS
+
+    out = {}
+    if top_calibration is not None:
+        for r in top_calibration.itertuples(index=False):
+            if r.small_cell:
+                continue
+            tag = f"valid_top{round(r.share * 100):g}pct"
+            out.update({f"{tag}_predicted": r.predicted, f"{tag}_observed": r.observed,
+                        f"{tag}_calibration_gap": r.gap})
+    if top and top.get("clients", 0) >= MIN_GROUP_CLIENTS:
+        out.update(valid_top5pct_prior_high_use_share=top["prior_high_use"],
+                   valid_top5pct_intensive_share=top["intensive_ongoing"])
+        mix = top["reason_types"]
+        out.update({f"valid_top5pct_reason_{kind}_share": mix[kind] for kind in ("change", "level", "demographic")},
+                   valid_top5pct_clients_with_change_reason=mix["clients_with_change"])
+    return {k: float(v) for k, v in out.items() if v is not None and np.isfinite(v)}
 
 
 def _typical_row(model: ServiceNeedModel, training: pd.DataFrame) -> pd.DataFrame:
@@ -315,6 +379,7 @@ def _log_run(result: TrainResult, training, validation, scores, target, experime
     from models.card import model_card
     from models.metrics import disclosed_groups, disclosed_metrics
     from models.registry import champion_challenger
+    from models.risklists import cohort_text
     from segmentation.tracking import use_experiment
 
     config, gate = result.config, result.gate
@@ -333,6 +398,7 @@ def _log_run(result: TrainResult, training, validation, scores, target, experime
         for row in metrics.to_dict("records"):
             prefix = "valid" if row["model"] == "lightgbm" else f"valid_{row['model']}"
             mlflow.log_metrics({f"{prefix}_{k}": float(v) for k, v in row.items() if k != "model" and pd.notna(v)})
+        mlflow.log_metrics(top_metrics(result.top_calibration, result.top))
         if pd.notna(metrics.set_index("model").loc["lightgbm", "auroc"]) and np.isfinite(gate.auroc_lower):
             mlflow.log_metrics({"valid_auroc_lower95": gate.auroc_lower, "valid_auroc_upper95": gate.auroc_upper})
         if truth_path is not None and truth_path.exists():
@@ -359,7 +425,9 @@ def _log_run(result: TrainResult, training, validation, scores, target, experime
                                    train_as_of=config.train_as_of, valid_as_of=config.valid_as_of,
                                    horizon_days=target.horizon_days, n_train=len(training), n_valid=len(validation),
                                    metrics=metrics, groups=groups, importance=result.importance,
-                                   params=params, gate=gate.summary()), "model_card.md")
+                                   params=params, gate=gate.summary(),
+                                   top=top_metrics(result.top_calibration, result.top),
+                                   cohort_plain=cohort_text(target.cohort, "en")), "model_card.md")
         example = _typical_row(result.model, training)
         signature = infer_signature(example, result.model.predict(None, example))
         registered_name = config.target if register and gate.passed else None

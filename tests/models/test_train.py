@@ -110,3 +110,29 @@ def test_a_model_failing_the_gate_is_not_registered_and_a_worse_challenger_keeps
                                              validation["label"].to_numpy(int), weak.gate.auroc)
     assert not promoted and "champion kept" in decision
     assert str(client.get_model_version_by_alias("high_use", "champion").version) == "1"
+
+
+def test_calibration_at_the_top_and_the_reason_mix_are_logged_and_in_the_card(trained):
+    from models.calibration import calibration_at_top
+
+    result, uri = trained
+    mlflow.set_tracking_uri(uri)
+    run = mlflow.get_run(result.run_id)
+    top = result.top_calibration.set_index("share")
+    assert list(top.index) == [0.02, 0.05] and (top["n"] > 0).all()
+    assert top.loc[0.05, "gap"] == pytest.approx(top.loc[0.05, "predicted"] - top.loc[0.05, "observed"])
+    for pct, share in ((2, 0.02), (5, 0.05)):
+        assert run.data.metrics[f"valid_top{pct}pct_observed"] == pytest.approx(top.loc[share, "observed"])
+        assert run.data.metrics[f"valid_top{pct}pct_calibration_gap"] == pytest.approx(top.loc[share, "gap"])
+    # the observed rate within the top 5 % is the model's precision there (same ranking, same rows)
+    assert top.loc[0.05, "observed"] == pytest.approx(result.metrics.set_index("model").loc["lightgbm",
+                                                                                             "precision_top5pct"])
+    mix = result.top["reason_types"]
+    assert mix["reasons"] <= 3 * mix["clients"] and mix["clients"] == result.top["clients"]
+    assert mix["change"] + mix["level"] + mix["demographic"] == pytest.approx(1.0)
+    assert run.data.metrics["valid_top5pct_reason_change_share"] == pytest.approx(mix["change"])
+    assert 0 <= run.data.metrics["valid_top5pct_prior_high_use_share"] <= 1
+    card = mlflow.artifacts.load_text(f"runs:/{result.run_id}/model_card.md")
+    assert "## Where the list is read" in card and "top 2 %: predicted" in card and "change features" in card
+    assert "In plain words:** On this list: every resident" in card
+    assert calibration_at_top([0, 1], [0.2, 0.8], shares=(0.5,))["observed"].iloc[0] == 1.0
