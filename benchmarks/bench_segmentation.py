@@ -73,6 +73,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache", type=Path, default=None)
     parser.add_argument("--no-auto", action="store_true", help="Skip the --method auto / needs comparison.")
+    parser.add_argument("--no-ablation", action="store_true", help="Only the --method auto / needs comparison.")
     parser.add_argument("--tag", default="", help="Suffix of the result files (parallel runs do not overwrite).")
     args = parser.parse_args()
     RESULTS.mkdir(exist_ok=True)
@@ -86,7 +87,7 @@ def main() -> None:
         features, next_cost, arch = (features[known].reset_index(drop=True), next_cost[known].reset_index(drop=True),
                                      arch[known].astype(str))
         prior = features["cost_total_365d"].to_numpy(float)
-        for variant in args.variants.split(","):
+        for variant in ([] if args.no_ablation else args.variants.split(",")):
             Z = UseProfileTransformer(**VARIANTS[variant]).fit_transform(features)
             for method in args.methods.split(","):
                 seg = Segmenter(method=method, n_bootstrap=args.bootstrap, random_state=args.seed)

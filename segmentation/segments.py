@@ -165,13 +165,17 @@ def _candidate_rows(method: str, seg: Segmenter) -> pd.DataFrame:
 
 
 def _best_candidate(selection: pd.DataFrame):
-    """Index of the candidate kept: each method's own choice, then the largest k, higher η², higher stability.
+    """Index of the candidate kept among each method's own choice.
 
-    An eligible candidate (meets every planner criterion) beats one that is not.
+    Eligible ones (meeting every planner criterion) first, by the largest k, then
+    higher η², then higher stability; when no method has an eligible k, the
+    most stable of the methods' fall-backs.
     """
     own = selection[selection["chosen_within_method"]].copy()
-    own["_eligible"] = own["eligible"].fillna(False).astype(bool)
-    return own.sort_values(["_eligible", "k", "eta2", "stability"], ascending=False, na_position="last").index[0]
+    eligible = own[own["eligible"].fillna(False).astype(bool)]
+    if len(eligible):
+        return eligible.sort_values(["k", "eta2", "stability"], ascending=False, na_position="last").index[0]
+    return own.sort_values(["stability", "k"], ascending=False, na_position="last").index[0]
 
 
 def method_figures(features: pd.DataFrame, segments: np.ndarray, next_year_cost: pd.Series | np.ndarray | None,
