@@ -96,8 +96,8 @@ class DataPeriod:
         t = pd.Timestamp(as_of).normalize()
         after_end = self.end + pd.Timedelta(days=1)
         if t <= self.start:
-            raise PeriodError(f"{option} {t:%Y-%m-%d} is not after the first day of the data "
-                              f"({self.describe()}): there is no history before it")
+            raise PeriodError(f"{option} {t:%Y-%m-%d} is not after the first day of the data period "
+                              f"{self.describe()}: there is no history before it")
         if t > after_end:
             raise PeriodError(f"{option} {t:%Y-%m-%d} is after the data period {self.describe()}; "
                               f"the latest index date is {after_end:%Y-%m-%d}")
@@ -106,8 +106,8 @@ class DataPeriod:
             need = f" {purpose}" if purpose else ""
             raise PeriodError(
                 f"{option} {t:%Y-%m-%d}{need} needs outcomes up to "
-                f"{t + pd.Timedelta(days=horizon_days - 1):%Y-%m-%d} ({horizon_days} days) but the data end "
-                f"{self.end:%Y-%m-%d} ({self.describe()}); the latest such date is {latest:%Y-%m-%d}")
+                f"{t + pd.Timedelta(days=horizon_days - 1):%Y-%m-%d} ({horizon_days} days) but the data period "
+                f"{self.describe()} ends before that; the latest such date is {latest:%Y-%m-%d}")
         return t
 
 
