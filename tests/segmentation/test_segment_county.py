@@ -139,3 +139,11 @@ def test_cli_needs_writes_the_rule_and_the_comparison(county, tmp_path):
     html = (tmp_path / "n.html").read_text()
     assert "Methods compared" in html and "ari_archetypes" in html and "Cost per client" in html
     assert not any(cid in html for cid in seg["client_id"].head(50))
+    res = runner.invoke(app, ["segment-transitions", "--data", str(county), "--from", "2023-01-01", "--to",
+                              "2024-01-01", "--method", "needs", "--cohort", "young_adult_mhsu",
+                              "--out", str(tmp_path / "t.html"), "--flows", str(tmp_path / "f.csv")])
+    assert res.exit_code == 0, res.output
+    assert pd.read_csv(tmp_path / "f.csv")["clients"].sum() == len(seg)  # the cohort's clients, followed
+    res = runner.invoke(app, ["segment", "--data", str(county), "--as-of", "2023-01-01", "--method", "needs",
+                              "--cohort", "nobody", "--out", str(tmp_path / "x.csv")])
+    assert res.exit_code != 0 and "unknown target" in res.output
