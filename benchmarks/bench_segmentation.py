@@ -28,13 +28,14 @@ from sklearn.metrics import adjusted_rand_score
 
 from segmentation.cluster import Segmenter, cost_bands, eta_squared
 from segmentation.compare import compare_methods, synthetic_archetypes
-from segmentation.preprocess import FOUR_BLOCKS, UseProfileTransformer
+from segmentation.preprocess import FOUR_BLOCKS, TWO_BLOCKS, UseProfileTransformer
 from segmentation.segments import segment_clients
 
 VARIANTS = {
     "none": {},                                                  # every standardised column the same weight
     "equal": {"block_scaling": "equal"},                         # conditions / service use / person equal
     "equal4": {"block_scaling": "equal", "blocks": FOUR_BLOCKS},  # level of use a block of its own
+    "equal2": {"block_scaling": "equal", "blocks": TWO_BLOCKS},   # conditions / use and person
     "pca": {"block_scaling": "pca", "block_components": 6},      # per-block PCA, then equal
     "rank": {"tail": "rank"},                                    # quantiles instead of log1p
 }

@@ -9,7 +9,7 @@ from sklearn.metrics import adjusted_rand_score, silhouette_score
 from sklearn.mixture import GaussianMixture
 from sklearn.utils.validation import check_is_fitted
 
-from segmentation.preprocess import UseProfileTransformer
+from segmentation.preprocess import TWO_BLOCKS, UseProfileTransformer
 
 METHODS = ("kmeans", "gmm", "hdbscan")
 SELECTIONS = ("planner", "silhouette")
@@ -65,8 +65,10 @@ class Segmenter(ClusterMixin, BaseEstimator):
     preprocess
         Transformer from the feature table to the clustering space; by
         default a :class:`~segmentation.preprocess.UseProfileTransformer`
-        with ``block_scaling="equal"`` (conditions, service use and the
-        person weigh the same; see ``benchmarks/bench_segmentation.py``).
+        with ``block_scaling="equal"`` over two blocks, recorded conditions
+        and use-and-person (:data:`~segmentation.preprocess.TWO_BLOCKS`), so
+        the many heavy-tailed use columns weigh as much as the conditions and
+        no more; see ``benchmarks/bench_segmentation.py`` and docs/segmentation.md.
     sample_size
         Clients used for model selection scores and for HDBSCAN fitting
         (all clients are still assigned); keeps large counties fast.
@@ -237,7 +239,7 @@ class Segmenter(ClusterMixin, BaseEstimator):
         """
         rng = np.random.default_rng(self.random_state)
         self.preprocess_ = (clone(self.preprocess) if self.preprocess is not None
-                            else UseProfileTransformer(block_scaling="equal"))
+                            else UseProfileTransformer(block_scaling="equal", blocks=TWO_BLOCKS))
         Z_all = _finite(self.preprocess_.fit_transform(X))
         self.n_features_in_ = self.preprocess_.n_features_in_
         if hasattr(self.preprocess_, "feature_names_in_"):

@@ -36,6 +36,11 @@ DEFAULT_BLOCKS = (
     ("service_use", r"(_count_365d|_days_365d|^cost_total_365d|^service_lines_365d)$"),
     ("person", r"^(age|rai_.+)$"),
 )
+#: Two blocks: recorded conditions, and everything about use and the person together.
+TWO_BLOCKS = (
+    ("conditions", r"^(dx_|chronic_conditions$|charlson_index$)"),
+    ("use_and_person", r"(_count_365d|_days_365d|^cost_total_365d|^service_lines_365d|^age|^rai_.+)$"),
+)
 #: The same with the level of use (total cost, number of service lines) as a block of its own.
 FOUR_BLOCKS = (
     ("conditions", r"^(dx_|chronic_conditions$|charlson_index$)"),

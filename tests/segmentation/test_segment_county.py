@@ -91,12 +91,7 @@ def test_auto_chooses_by_planner_criteria_and_beats_cost_bands(county, at_2023):
     eligible = sel[sel["eligible"]]
     ok = ((sel["stability"] >= 0.8) & (sel["min_share"] >= 0.01) & (sel["eta2"] >= sel["eta2_bands"]))
     assert (sel["eligible"] == ok).all()
-    if len(eligible):
-        assert chosen["eligible"] and chosen["k"] == eligible["k"].max()
-    else:  # on 3,000 clients no k of 4-9 is that stable (measured): the most stable fall-back is kept
-        own = sel[sel["chosen_within_method"]]
-        assert chosen["stability"] == own["stability"].max()
-        assert chosen["method"] == "kmeans" and chosen["k"] == 4 and chosen["stability"] > 0.75
+    assert chosen["eligible"] and chosen["k"] == eligible["k"].max()
     assert (sel["eta2"] > sel["eta2_bands"]).all()  # every candidate separates next-year cost better than bands
     arch = synthetic_archetypes(county, "2023-01-01", X["client_id"])
     needs = segment_clients(X, "needs", next_year_cost=cost)
@@ -105,7 +100,10 @@ def test_auto_chooses_by_planner_criteria_and_beats_cost_bands(county, at_2023):
     assert table.loc["auto", "eta2_next_year_cost"] == pytest.approx(chosen["eta2"], abs=1e-9)
     for method in ("auto", "needs"):
         assert table.loc[method, "eta2_next_year_cost"] > table.loc[method, "eta2_cost_bands"]
-        assert table.loc[method, "ari_archetypes"] > 0.3, table
+        assert table.loc[method, "ari_archetypes"] > 0.35, table
+    # the bar on this small county (measured: k-means, k 9, stability 0.89, ARI 0.69, η² 0.38 vs 0.25)
+    auto_row = table.loc["auto"]
+    assert auto_row["k"] >= 6 and auto_row["stability"] >= 0.8 and auto_row["ari_archetypes"] >= 0.6, auto_row
     assert auto.profiles["next_year_cost_per_client_eur"].notna().all()
 
 
