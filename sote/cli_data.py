@@ -109,17 +109,26 @@ def demo(
     config: Optional[Path] = typer.Option(None, "--config", help="Demo configuration YAML (sample: docs/demo.yaml); "
                                                              "options given on the command line win over it."),
     tracking_uri: Optional[str] = typer.Option(None, help="MLflow tracking URI (default: local store ./mlruns)."),
+    overwrite: bool = typer.Option(False, help="Write into a folder that holds other files (only sote's own "
+                                               "files are ever replaced)."),
 ) -> None:
     """The main job end to end on the built-in synthetic county.
 
     Synthetic county → validation → client histories → segments → models for
     the four targets (tracked and registered in MLflow) → risk lists → reports.
     """
+    from features.contract.outputs import OutputRefused, check_store_outside
     from sote.demo import load_demo_config, run_demo
+    from sote.options import guard_dir
 
     try:
         settings = load_demo_config(config, clients=clients, seed=seed, workers=workers, tracking_uri=tracking_uri)
     except (ValueError, FileNotFoundError) as err:  # the file, the key and the value named
+        fail(str(err), ExitCode.USER_ERROR)
+    guard_dir(out, "--out", overwrite=overwrite)
+    try:
+        check_store_outside(settings.tracking_uri, out, "--out")
+    except OutputRefused as err:
         fail(str(err), ExitCode.USER_ERROR)
     quiet_libraries()
     try:
