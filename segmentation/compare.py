@@ -30,8 +30,9 @@ def synthetic_archetypes(data: str | Path, as_of, client_ids: pd.Series) -> np.n
     truth = truth[truth["as_of"] == pd.Timestamp(as_of).normalize()]
     if truth.empty:
         return None
-    arch = truth.drop_duplicates("client_id").set_index(truth.drop_duplicates("client_id")["client_id"].astype(str))
-    return arch["archetype"].astype(object).reindex(client_ids.astype(str).to_numpy()).to_numpy()
+    first = truth.drop_duplicates("client_id")  # one row per client and target: the archetype is the same
+    arch = pd.Series(first["archetype"].astype(object).to_numpy(), index=first["client_id"].astype(str).to_numpy())
+    return arch.reindex(client_ids.astype(str).to_numpy()).to_numpy()
 
 
 def compare_methods(features: pd.DataFrame, results: Mapping[str, SegmentationResult],
