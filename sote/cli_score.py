@@ -56,6 +56,16 @@ def score(
     console.print(f"risk list of {sidecar['rows']:,} clients written to {out} "
                   f"(model {sidecar['model_name']} v{sidecar['model_version']}, {sidecar['seconds']} s){outside}",
                   markup=False, highlight=False)
+    console.print(sidecar["cohort"]["en"], markup=False, highlight=False)
+    flagged = [f"{sidecar[key]:,} {what}" for key, what in (
+        ("intensive_ongoing", "already in intensive services"), ("prior_high_use", "in last year's top decile of cost"))
+        if sidecar.get(key)]
+    if flagged:
+        console.print("flagged: " + "; ".join(flagged), markup=False, highlight=False)
+    over = sidecar.get("probability_bounds", {})
+    if over.get("over_rows"):
+        console.print(f"{over['over_rows']:,} probabilities in the top calibration bin are shown as over "
+                      f"{100 * over['over']:g} %, not as the capped value", markup=False, highlight=False)
 
 
 @app.command()
