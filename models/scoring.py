@@ -427,7 +427,7 @@ def score(model_uri: str, data, as_of, out: str | Path, *, chunk_size: int = 50_
     if features.empty:
         raise ScoringError(f"no client of {ref.name or model_uri}'s cohort is resident at {as_of.date()}")
     from features.targets.labels import current_use_flags
-    from models.risklists import list_description
+    from models.listinfo import list_description
 
     flags = current_use_flags(tables, as_of)
     risk = score_features(ref, features, as_of, segments=segments, chunk_size=chunk_size, reasons=reasons,

@@ -379,7 +379,7 @@ def _log_run(result: TrainResult, training, validation, scores, target, experime
     from models.card import model_card
     from models.metrics import disclosed_groups, disclosed_metrics
     from models.registry import champion_challenger
-    from models.risklists import cohort_text
+    from models.listinfo import cohort_text
     from segmentation.tracking import use_experiment
 
     config, gate = result.config, result.gate
