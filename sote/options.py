@@ -38,7 +38,8 @@ def check_period(data: Path, dates: Iterable[tuple[pd.Timestamp, str, int, str]]
         ``(date, option, horizon_days, purpose)`` per date option; ``horizon_days``
         is 0 for a date that needs no outcome period after it.
     """
-    from features.contract.dataset import PeriodError, data_period
+    from features.contract.dataset import PeriodError
+    from features.contract.io import data_period
 
     if not Path(data).is_dir():
         return None  # the command's own reading names the missing folder

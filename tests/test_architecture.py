@@ -33,15 +33,6 @@ FEATURE_ROOMS = {
 }
 #: Folders at the top that are not part of the package graph.
 NOT_PACKAGES = {"tests", "notebooks", "benchmarks", "docs", "mlruns", "out", "build", ".venv"}
-#: Loops known to be on their way out, with the reason; each has a strict xfail test below, which turns into a
-#: failure as soon as the loop is gone, so that its entry is removed here. (models.train <-> models.tune, the loop
-#: issue 12 named, is gone: both use models/estimator.py.)
-KNOWN_LOOPS: dict[frozenset[str], str] = {
-    frozenset({"features.contract.dataset", "features.contract.io"}):
-        "issue 11 (data safety) added it: io reads each folder's declaration from dataset (read_declaration), "
-        "dataset.data_period reads date columns back through io (find_table, read_column, in a function); "
-        "to remove it, the readers dataset needs move below both (or the declaration moves out of dataset)",
-}
 
 
 @dataclass(frozen=True)
@@ -210,17 +201,8 @@ def test_every_layer_and_room_imports_only_downwards(graph):
 
 def test_no_import_loops(graph):
     _, imports = graph
-    loops = [(g, e) for g, e in import_loops(imports) if g not in KNOWN_LOOPS]
+    loops = import_loops(imports)
     assert not loops, "\n".join(_loop_message(g, e) for g, e in loops)
-
-
-@pytest.mark.parametrize("loop", sorted(KNOWN_LOOPS, key=sorted), ids=lambda g: "<->".join(sorted(g)))
-def test_known_loop_is_gone(graph, loop, request):
-    """A known loop is an expected failure until it is removed; then this passes and the entry must go."""
-    request.applymarker(pytest.mark.xfail(reason=KNOWN_LOOPS[loop], strict=True))
-    _, imports = graph
-    still = [(g, e) for g, e in import_loops(imports) if g == loop]
-    assert not still, "\n".join(_loop_message(g, e) for g, e in still)
 
 
 # ------------------------------------------------------------------ the checker itself, on a small made-up tree

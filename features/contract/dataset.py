@@ -222,23 +222,3 @@ def infer_period(tables: dict[str, pd.DataFrame]) -> DataPeriod | None:
     if not lows:
         return None
     return DataPeriod(pd.Timestamp(min(lows)).normalize(), pd.Timestamp(max(highs)).normalize(), "inferred")
-
-
-def data_period(data_dir: str | Path) -> DataPeriod | None:
-    """The period of a data folder, cheaply: declared, else inferred from the service-record dates.
-
-    Reads only the date columns (Parquet) or the date column of each table
-    (CSV, strictly parsed; unreadable values are left to validation).
-    """
-    from features.contract.io import find_table, read_column
-
-    decl = read_declaration(data_dir)
-    if decl.period is not None:
-        return decl.period
-    columns = {}
-    for table, col in SERVICE_DATES.items():
-        path = find_table(data_dir, table)
-        if path is None:
-            continue
-        columns[table] = pd.DataFrame({col: read_column(path, col, table, decl)})
-    return infer_period(columns)

@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from features.contract.codes import normalise_codes, normalise_system
-from features.contract.dataset import Declaration, read_declaration
+from features.contract.dataset import SERVICE_DATES, DataPeriod, Declaration, infer_period, read_declaration
 from features.contract.dates import date_rule, parse_date_column
 from features.contract.distinct import categorical_to_string, per_unique
 from features.contract.outputs import (
@@ -461,3 +461,21 @@ def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
         else:
             frame.to_parquet(tmp, index=False)
     return path
+
+
+def data_period(data_dir: str | Path) -> DataPeriod | None:
+    """The period of a data folder, cheaply: declared, else inferred from the service-record dates.
+
+    Reads only the date columns (Parquet) or the date column of each table
+    (CSV, strictly parsed; unreadable values are left to validation).
+    """
+    decl = read_declaration(data_dir)
+    if decl.period is not None:
+        return decl.period
+    columns = {}
+    for table, col in SERVICE_DATES.items():
+        path = find_table(data_dir, table)
+        if path is None:
+            continue
+        columns[table] = pd.DataFrame({col: read_column(path, col, table, decl)})
+    return infer_period(columns)

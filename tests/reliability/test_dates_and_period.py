@@ -7,7 +7,8 @@ import pytest
 from typer.testing import CliRunner
 
 from reliability_data import csv_tables, write_csv
-from features.contract.dataset import DataPeriod, DeclarationError, PeriodError, data_period, read_declaration
+from features.contract.dataset import DataPeriod, DeclarationError, PeriodError, read_declaration
+from features.contract.io import data_period
 from features.contract.dates import DateError, parse_cli_date, parse_date_column
 from features.contract.load import load_tables
 from features.contract.validation import ContractError
