@@ -19,6 +19,7 @@ from features.config.defaults import (
     VALID_AS_OF,
 )
 from features.config.loader import build, load_config
+from features.contract.io import atomic_path
 
 #: The demo's targets: every built-in target (the packaged targets.yaml).
 TARGETS = BUILTIN_TARGETS
@@ -243,10 +244,10 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig(), say=print) -> D
             write_report(lists / f"{target}.parquet", folder / f"{target}_{unit}.html",
                          previous=lists / f"{target}_{config.valid_as_of}.parquet", unit=unit, top=50, lang="fi")
     lap("reports")
-    (out / "demo_summary.json").write_text(json.dumps({"seconds": seconds, "clients": config.clients,
-                                                        "metrics": metrics.to_dict("records"),
-                                                        "lists": summaries, "report_target": report_target},
-                                                       indent=2, default=str))
+    with atomic_path(out / "demo_summary.json") as tmp:  # recorded as sote's own, so a rerun may replace it
+        tmp.write_text(json.dumps({"seconds": seconds, "clients": config.clients,
+                                   "metrics": metrics.to_dict("records"),
+                                   "lists": summaries, "report_target": report_target}, indent=2, default=str))
     return DemoResult(out, metrics, seconds)
 
 
