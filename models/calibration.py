@@ -166,9 +166,10 @@ class ProbabilityCalibrator(BaseEstimator):
         -------
         numpy.ndarray
             Per score, :data:`OVER` (1) if it falls in the top isotonic bin
-            (at or above its lowest held-out score: shown as "over ``over_``"),
-            :data:`UNDER` (-1) in the bottom bin (at or below its highest
-            held-out score: "under ``under_``"), else :data:`MEASURED` (0).
+            or in the interpolated gap just below it (above the highest
+            held-out score of the second-highest bin: shown as "over
+            ``over_``"), :data:`UNDER` (-1) likewise at the bottom ("under
+            ``under_``"), else :data:`MEASURED` (0).
             All 0 for Platt scaling, for a fit with a single step and for a
             calibrator fitted before bins were kept.
         """
@@ -178,8 +179,11 @@ class ProbabilityCalibrator(BaseEstimator):
         bins = getattr(self, "bins_", None)
         if bins is None or len(bins) < 2:
             return codes
-        codes[scores <= bins["upper"].iloc[0]] = UNDER
-        codes[scores >= bins["lower"].iloc[-1]] = OVER
+        # Between two bins the isotonic function interpolates linearly, so a score just short of the top
+        # bin gets a value on the way to the capped top (0.996 where the bin above reads 0.999): it is a
+        # boundary value too. The same holds below the second bin.
+        codes[scores < bins["lower"].iloc[1]] = UNDER
+        codes[scores > bins["upper"].iloc[-2]] = OVER
         return codes
 
     def predict(self, scores: np.ndarray) -> np.ndarray:

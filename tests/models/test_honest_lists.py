@@ -235,3 +235,16 @@ def test_calibration_at_the_top_and_top_rows():
     assert table.loc[0.05, "observed"] == pytest.approx(26 / 50) and not table.loc[0.05, "small_cell"]
     rows = top_share_rows(np.array([0.1, 0.5, 0.5, 0.9]), 0.5, ids=np.array(["d", "c", "b", "a"]))
     assert rows.tolist() == [3, 2]  # 0.9 first, then the tie at 0.5 broken by id ("b" before "c")
+
+
+def test_a_score_in_the_gap_below_the_top_bin_is_a_boundary_value_too():
+    # isotonic interpolates between bins: a score between the second bin's highest and the top bin's lowest
+    # held-out score got 0.996 in a demo list, printed as a measured "99.6 %"
+    scores = np.r_[np.linspace(0.0, 0.4, 300), np.linspace(0.6, 0.7, 300), np.linspace(0.9, 1.0, 300)]
+    y = np.r_[np.zeros(300, int), np.arange(300) % 2, np.ones(300, int)]
+    cal = ProbabilityCalibrator("isotonic").fit(scores, y)
+    gap_high = (cal.bins_["upper"].iloc[-2] + cal.bins_["lower"].iloc[-1]) / 2
+    gap_low = (cal.bins_["upper"].iloc[0] + cal.bins_["lower"].iloc[1]) / 2
+    p = cal.predict(np.array([gap_high, gap_low]))
+    assert 0.5 < p[0] < 0.999 and 0.001 < p[1] < 0.5  # interpolated toward the capped ends
+    assert cal.bounds(np.array([gap_high, gap_low, 0.65])).tolist() == [OVER, UNDER, MEASURED]
