@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from features.contract.tables import SERVICE_LINES
+from features.disclosure import MIN_GROUP_CLIENTS, small_cell, suppress_small_cells
 from features.contract.io import atomic_path
 from segmentation.concentration import lorenz_curve
 from segmentation.segments import SegmentationResult
@@ -40,6 +41,10 @@ def profile_heatmap(features: pd.DataFrame, segments: pd.Series, names: dict) ->
     cols += [c for c in ("cost_total_365d", "age", "chronic_conditions", "rai_maple_last") if c in features]
     data = features[cols].astype(float)
     z = (data.groupby(segments.to_numpy()).mean() - data.mean()) / data.std().replace(0, np.nan)
+    sizes = segments.value_counts()
+    z = z[~small_cell(sizes.reindex(z.index).to_numpy())]  # a segment under the small-cell limit is not drawn
+    if z.empty:
+        return f"<p class='note'>Every segment has under {MIN_GROUP_CLIENTS} clients: nothing to draw.</p>"
     fig, ax = _subplots(figsize=(1.0 + 0.5 * len(cols), 0.8 + 0.45 * len(z)))
     im = ax.imshow(z.fillna(0).to_numpy(), cmap="RdBu_r", vmin=-2, vmax=2, aspect="auto")
     ax.set_xticks(range(len(cols)), [c.replace("_count_365d", "") for c in cols], rotation=60, ha="right")
@@ -109,34 +114,47 @@ def segmentation_html(result: SegmentationResult, features: pd.DataFrame, as_of:
                   "<p class='note'>η²: share of the variance of next year's cost between segments; cost bands: "
                   "as many bands of last year's cost (no cost, then quantiles). ARI against the synthetic "
                   "county's true groups, where known, is a measurement only.</p>", _table(comparison)]
+    # figures about a segment under the small-cell limit do not leave the machine (features/disclosure.py)
+    profiles = suppress_small_cells(result.profiles.drop(columns=["distinguishing"], errors="ignore"),
+                                    n="clients", outcomes=None, keep=("segment", "segment_name"))
+    hidden = int(profiles["suppressed"].sum())
+    if hidden:
+        parts.append(f"<p class='note'>{hidden} segment(s) with under {MIN_GROUP_CLIENTS} clients: their figures "
+                     "are suppressed (small cells) and they are left out of the charts.</p>")
     cost_cols = [c for c in ("segment_name", "clients", "cost_per_client_eur", "next_year_cost_per_client_eur",
-                             "next_year_cost_share") if c in result.profiles]
-    parts += ["<h2>Cost per client (kustannukset per asiakas)</h2>", _table(result.profiles[cost_cols])]
-    parts += ["<h2>Profiles</h2>", _table(result.profiles.drop(columns=["distinguishing"], errors="ignore")),
+                             "next_year_cost_share", "suppressed") if c in profiles]
+    parts += ["<h2>Cost per client (kustannukset per asiakas)</h2>", _table(profiles[cost_cols])]
+    parts += ["<h2>Profiles</h2>", _table(profiles),
               "<h2>What sets each segment apart</h2>",
               profile_heatmap(features, result.assignments["segment"], names),
-              "<h2>Share of clients and of cost</h2>", cost_share_chart(result.profiles)]
+              "<h2>Share of clients and of cost</h2>",
+              cost_share_chart(result.profiles[~profiles["suppressed"].to_numpy()])]
     if next_year_cost is not None and result.concentration:
         c = result.concentration
         parts += ["<h2>Cost concentration (next year)</h2>",
                   f"<p>Gini {c['gini']:.3f}; top 1 % use {c['top_1pct']:.1%}, top 5 % {c['top_5pct']:.1%}, "
                   f"top 10 % {c['top_10pct']:.1%} of the cost.</p>", lorenz_chart(next_year_cost),
-                  _table(c["by_segment"].reset_index())]
+                  _table(suppress_small_cells(c["by_segment"].reset_index(), n="clients", outcomes=None,
+                                              keep=("segment",)))]
     parts.append("<p class='note'>No client identifiers appear in this report.</p></body></html>")
     return "".join(parts)
 
 
 def transitions_html(flows: pd.DataFrame, matrix: pd.DataFrame, date_from: str, date_to: str) -> str:
     """Segment migration between two dates: Sankey diagram, transition matrix (row shares) and flows."""
-    shares = matrix.div(matrix.sum(axis=1), axis=0).reset_index()
+    # a flow or a cell of under MIN_GROUP_CLIENTS clients is a small cell: blanked, and not drawn
+    shares = matrix.div(matrix.sum(axis=1), axis=0).where(~small_cell(matrix.to_numpy())).reset_index()
+    shown = flows[~small_cell(flows["clients"].to_numpy())]
     return "".join([
         f"<!doctype html><html><head><meta charset='utf-8'><title>Segment migration</title><style>{_CSS}</style>"
         f"</head><body><h1>Segment migration {escape(date_from)} → {escape(date_to)}</h1>",
-        sankey_svg(flows, title=f"{date_from} → {date_to}"),
+        sankey_svg(shown, title=f"{date_from} → {date_to}") if len(shown) else "",
         "<h2>Transition matrix (share of each earlier segment, clients present at both dates)</h2>",
-        _table(shares), "<h2>Flows</h2>", _table(flows),
-        "<p class='note'>(not present): born or moved in after the first date, or died or moved out "
-        "before the second.</p></body></html>"])
+        _table(shares), "<h2>Flows</h2>",
+        _table(suppress_small_cells(flows, n="clients", outcomes=None, keep=("from_segment", "to_segment"))),
+        f"<p class='note'>(not present): born or moved in after the first date, or died or moved out "
+        f"before the second. Flows and cells of under {MIN_GROUP_CLIENTS} clients are suppressed (small cells) "
+        "and not drawn.</p></body></html>"])
 
 
 def write_html(html: str, path: str | Path) -> Path:

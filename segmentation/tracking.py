@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from features.disclosure import suppress_small_cells
 from features.provenance import frame_digest
 from segmentation.segments import SegmentationResult
 
@@ -130,7 +131,9 @@ def log_segmentation(result: SegmentationResult, features: pd.DataFrame, *, as_o
         mlflow.log_params(params)
         mlflow.set_tags({"kind": "segmentation", "as_of": as_of})
         mlflow.log_metrics(segmentation_metrics(result))
-        mlflow.log_text(result.profiles.to_csv(index=False), "segments/profiles.csv")
+        # per-segment figures leave the machine: a segment under the small-cell limit is blanked
+        profiles = suppress_small_cells(result.profiles, n="clients", outcomes=None, keep=("segment", "segment_name"))
+        mlflow.log_text(profiles.to_csv(index=False), "segments/profiles.csv")
         scores = getattr(model, "scores_", None)
         if scores is not None and len(scores):
             mlflow.log_text(scores.to_csv(index=False), "segments/k_selection.csv")
@@ -143,6 +146,8 @@ def log_segmentation(result: SegmentationResult, features: pd.DataFrame, *, as_o
             mlflow.log_text(json.dumps(figures, indent=2), "segments/concentration.json")
             by_segment = result.concentration.get("by_segment")
             if isinstance(by_segment, pd.DataFrame):
+                by_segment = suppress_small_cells(by_segment.reset_index() if "segment" not in by_segment
+                                                  else by_segment, n="clients", outcomes=None, keep=("segment",))
                 mlflow.log_text(by_segment.to_csv(index=False), "segments/cost_share_by_segment.csv")
         if report_html is not None:
             mlflow.log_text(report_html, "segments/segments.html")

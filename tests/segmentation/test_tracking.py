@@ -1,4 +1,7 @@
 """A segmentation logged to MLflow: choice, stability, profiles and report, and never a client id."""
+import dataclasses
+import re
+from xml.etree import ElementTree
 from pathlib import Path
 
 import mlflow
@@ -55,7 +58,10 @@ def test_run_records_choice_stability_profiles_and_no_client_ids(segmented, tmp_
     assert {"stability", "min_share", "eta2", "eta2_bands", "eligible", "chosen"} <= set(k_sel.columns)
     assert list(pd.read_csv(local / "segments/method_comparison.csv")["method"]) == ["kmeans", "needs"]
     profiles = pd.read_csv(local / "segments/profiles.csv")
-    assert profiles["clients"].sum() == len(X)
+    full = result.profiles.set_index("segment")["clients"]
+    assert profiles["suppressed"].tolist() == (full < 50).tolist()  # small cells blanked, the rest as computed
+    assert profiles.loc[~profiles["suppressed"], "clients"].tolist() == full[full >= 50].tolist()
+    assert profiles.loc[profiles["suppressed"], "clients"].isna().all()
     text = "\n".join((local / f).read_text(errors="ignore") for f in files)
     assert not any(cid in text for cid in X["client_id"])
 
@@ -87,3 +93,32 @@ def test_one_set_up_creates_the_experiment_once_with_artifacts_beside_the_store(
     assert experiment.name == "setup-test"
     assert experiment.artifact_location == (tmp_path / "store" / "artifacts").as_uri()
     assert mlflow.get_experiment_by_name("setup-test").experiment_id == first  # the active store is that one
+
+
+def _tables(html: str) -> list[pd.DataFrame]:
+    """The HTML tables of a report as frames of strings (the page itself is HTML, each table well-formed XML)."""
+    frames = []
+    for text in re.findall(r"<table.*?</table>", html, flags=re.S):
+        root = ElementTree.fromstring(text)
+        rows = [[(cell.text or "").strip() for cell in tr] for tr in root.iter("tr")]
+        frames.append(pd.DataFrame(rows[1:], columns=rows[0]))
+    return frames
+
+
+def test_reports_suppress_segments_and_flows_under_the_small_cell_limit(segmented):
+    from segmentation.report import transitions_html
+
+    X, cost, result = segmented
+    profiles = result.profiles.copy()
+    profiles.loc[profiles.index[0], "clients"] = 7  # one segment made small
+    html = segmentation_html(dataclasses.replace(result, profiles=profiles), X, "2023-01-01", cost)
+    assert "under 50 clients: their figures are suppressed" in html
+    cost_rows = next(f for f in _tables(html) if "cost_per_client_eur" in f.columns and "suppressed" in f.columns)
+    hidden = cost_rows[cost_rows["suppressed"] == "True"]
+    assert len(hidden) == 1 and set(hidden[["clients", "cost_per_client_eur"]].to_numpy().ravel()) <= {"NaN", "<NA>"}
+    assert (cost_rows.loc[cost_rows["suppressed"] == "False", "cost_per_client_eur"] != "NaN").all()
+    flows = pd.DataFrame({"from_segment": ["a", "a", "b"], "to_segment": ["a", "b", "b"], "clients": [120, 3, 80]})
+    matrix = pd.DataFrame([[120, 3], [0, 80]], index=pd.Index(["a", "b"], name="from_segment"), columns=["a", "b"])
+    shares, flow_table = _tables(transitions_html(flows, matrix, "2023-01-01", "2024-01-01"))
+    assert shares.set_index("from_segment").loc["a", "b"] == "NaN" and shares.set_index("from_segment").loc["a", "a"] != "NaN"
+    assert flow_table["clients"].tolist() == ["120", "<NA>", "80"]
