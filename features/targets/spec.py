@@ -203,6 +203,17 @@ def _outcome(raw, source: str, where: str) -> Outcome:
     return Outcome(kind, of=tuple(_outcome(s, source, f"{where}.of[{i}]") for i, s in enumerate(subs)))
 
 
+def _read_targets_file(path: str | Path | None):
+    """The targets file (packaged when None) as read and checked, and its source name."""
+    try:
+        raw, source = read_yaml(path, "targets.yaml")
+    except FileNotFoundError:
+        raise
+    except ConfigError as err:
+        raise TargetError(f"targets {err}", source=err.source) from err
+    return _build(_TargetsFile, raw, source, ""), source
+
+
 def load_targets(path: str | Path | None = None) -> dict[str, Target]:
     """Read and validate a targets YAML (``features/config/targets.yaml`` by default).
 
@@ -219,13 +230,7 @@ def load_targets(path: str | Path | None = None) -> dict[str, Target]:
     FileNotFoundError
         If ``path`` does not exist.
     """
-    try:
-        raw, source = read_yaml(path, "targets.yaml")
-    except FileNotFoundError:
-        raise
-    except ConfigError as err:
-        raise TargetError(f"targets {err}", source=err.source) from err
-    parsed = _build(_TargetsFile, raw, source, "")
+    parsed, source = _read_targets_file(path)
     intensive = parsed.intensive_services or (intensive_services() if path is not None else None)
     if not intensive:  # a broken installation, not a user error
         raise _err(source, "intensive_services", "the packaged targets file must declare intensive_services")
@@ -276,13 +281,7 @@ def intensive_services(path: str | Path | None = None) -> tuple[str, ...]:
     TargetError
         If the list names something other than an episode service, or the file cannot be read.
     """
-    try:
-        raw, source = read_yaml(path, "targets.yaml")
-    except FileNotFoundError:
-        raise
-    except ConfigError as err:
-        raise TargetError(f"targets {err}", source=err.source) from err
-    parsed = _build(_TargetsFile, raw, source, "")
+    parsed, source = _read_targets_file(path)
     if parsed.intensive_services:
         return parsed.intensive_services
     if path is None:  # a broken installation, not a user error
