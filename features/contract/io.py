@@ -304,6 +304,17 @@ def _unregister(path: Path) -> None:
             _restore()
 
 
+@contextmanager
+def _guarded(path: Path) -> Iterator[Path]:
+    """Hold ``path`` as a live temporary: removed on SIGTERM/SIGINT while held, and when the block ends."""
+    _register(path)
+    try:
+        yield path
+    finally:
+        _remove(path)
+        _unregister(path)
+
+
 def _alive(pid: int) -> bool:
     if pid == os.getpid():
         return True
@@ -367,16 +378,11 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
                             "another name")
     make_dirs(path.parent)
     sweep_stale(path.parent)
-    tmp_path = path.parent / temp_name(path.name)
-    _register(tmp_path)
-    try:
+    with _guarded(path.parent / temp_name(path.name)) as tmp_path:
         tmp_path.touch()
         yield tmp_path
         os.replace(tmp_path, path)
         record(path.parent, [path.name])
-    finally:
-        _remove(tmp_path)
-        _unregister(tmp_path)
 
 
 def _entries(folder: Path) -> list[str]:
@@ -406,9 +412,7 @@ def atomic_dir(path: str | Path, *, overwrite: bool = False, option: str = "outp
     check_output_dir(path, option, overwrite=overwrite)
     make_dirs(path.parent)
     sweep_stale(path.parent)
-    tmp = path.parent / temp_name(path.name)
-    _register(tmp)
-    try:
+    with _guarded(path.parent / temp_name(path.name)) as tmp:
         tmp.mkdir()
         yield tmp
         new = _entries(tmp)
@@ -418,14 +422,9 @@ def atomic_dir(path: str | Path, *, overwrite: bool = False, option: str = "outp
         else:
             foreign = foreign_entries(path)
             if not foreign:
-                old = path.parent / temp_name(path.name, "old")
-                _register(old)
-                try:
+                with _guarded(path.parent / temp_name(path.name, "old")) as old:
                     os.replace(path, old)
                     os.replace(tmp, path)
-                finally:
-                    _remove(old)
-                    _unregister(old)
             else:
                 if not overwrite:
                     check_output_dir(path, option, overwrite=False)
@@ -447,9 +446,6 @@ def atomic_dir(path: str | Path, *, overwrite: bool = False, option: str = "outp
                     _remove(path / name)
                 record(path, new, exact=True)
         record(path.parent, [path.name])
-    finally:
-        _remove(tmp)
-        _unregister(tmp)
 
 
 def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
