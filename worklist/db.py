@@ -1,0 +1,279 @@
+"""The worklist database: tables (SQLAlchemy 2 ORM), engines for SQLite and PostgreSQL, migrations.
+
+One schema serves SQLite (the default, a file kept outside every output
+folder, in WAL mode) and PostgreSQL (``postgresql+psycopg://…``). The schema
+is created and upgraded only by Alembic migrations (``worklist/migrations``),
+never by ``create_all``: :func:`migrate` brings any database to the newest
+revision.
+
+Tables
+------
+users, user_units, sessions
+    Local accounts (Argon2 hashes), the units each may see, server-side sessions.
+risk_lists, list_rows
+    Imported risk lists (one row per list, idempotent by the file's digest)
+    and their client rows; the newest list per target is the current one.
+client_directory, client_segments
+    Who a pseudonymous id is (name, phone, municipality; shown only to the
+    client's own unit) and the client's data-driven segment.
+actions
+    Append-only history of what a case manager did for a client on a list;
+    the current status is the latest row.
+access_log, access_log_clients, audit_head
+    The hash-chained access log (703/2023), the client ids of each row (an
+    index for "who processed my data"), and the chain head used as a lock.
+"""
+from __future__ import annotations
+
+import os
+from datetime import date, datetime
+from pathlib import Path
+
+from sqlalchemy import (Boolean, Date, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint,
+                        create_engine, event)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+
+#: Roles of a worklist user (see docs/worklist.md, "Who sees what").
+ROLES = ("case_manager", "unit_lead", "analyst", "admin")
+#: Roles that see client rows of their own units.
+CLIENT_ROLES = ("case_manager", "unit_lead")
+#: What a case manager can record for a client on a list; ``not_appropriate`` needs a reason.
+STATUSES = ("reviewed_confirmed", "reviewed_not_needed", "contacted", "enrolled", "declined", "not_reachable",
+            "not_appropriate")
+#: Longest note kept with an action (characters).
+NOTE_MAX = 1000
+
+#: Where the default SQLite database lives: ``$SOTE_WORKLIST_DB`` or ``var/worklist.db`` under the working
+#: folder — never inside an output folder, so a rerun of the demo or ``--overwrite`` cannot touch it.
+DEFAULT_DB_ENV = "SOTE_WORKLIST_DB"
+
+
+def default_url() -> str:
+    """The default database URL: ``$SOTE_WORKLIST_DB`` if set, else the SQLite file ``var/worklist.db``."""
+    given = os.environ.get(DEFAULT_DB_ENV)
+    if given:
+        return given
+    return f"sqlite:///{Path('var/worklist.db').resolve()}"
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(20))
+    password_hash: Mapped[str] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    lang: Mapped[str] = mapped_column(String(2), default="fi")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    password_set_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class UserUnit(Base):
+    __tablename__ = "user_units"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    unit: Mapped[str] = mapped_column(String(100), primary_key=True)
+
+
+class Session(Base):
+    """A server-side login session; the cookie carries only a signed random token whose hash is ``id``."""
+
+    __tablename__ = "sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    source: Mapped[str | None] = mapped_column(String(100), nullable=True)
+
+
+class RiskListRecord(Base):
+    __tablename__ = "risk_lists"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    target: Mapped[str] = mapped_column(String(100), index=True)
+    list_kind: Mapped[str | None] = mapped_column(String(30), nullable=True)
+    as_of: Mapped[date] = mapped_column(Date)
+    model_name: Mapped[str] = mapped_column(String(100))
+    model_version: Mapped[str] = mapped_column(String(30))
+    run_id: Mapped[str] = mapped_column(String(64))
+    rows: Mapped[int] = mapped_column(Integer)
+    source_name: Mapped[str] = mapped_column(String(300))
+    sidecar: Mapped[str] = mapped_column(Text)  # the list's JSON sidecar (cohort and purpose texts, counts)
+    imported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    imported_by: Mapped[str] = mapped_column(String(64))
+
+
+class ListRow(Base):
+    __tablename__ = "list_rows"
+    __table_args__ = (UniqueConstraint("list_id", "client_id"),
+                      Index("ix_list_rows_list_unit_rank", "list_id", "unit", "unit_rank"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    list_id: Mapped[int] = mapped_column(ForeignKey("risk_lists.id"))
+    client_id: Mapped[str] = mapped_column(String(64), index=True)
+    unit: Mapped[str] = mapped_column(String(100))
+    rank: Mapped[int] = mapped_column(Integer)  # rank on the whole list
+    unit_rank: Mapped[int] = mapped_column(Integer)  # rank inside the client's unit
+    percentile: Mapped[float] = mapped_column(Float)
+    probability: Mapped[float] = mapped_column(Float)
+    probability_bound: Mapped[str | None] = mapped_column(String(5), nullable=True)
+    probability_limit: Mapped[float | None] = mapped_column(Float, nullable=True)
+    band: Mapped[str] = mapped_column(String(10))  # models.risklists.BANDS code: usual / raised / high
+    segment: Mapped[str | None] = mapped_column(String(200), nullable=True)  # need × resources cell
+    reasons_fi: Mapped[str | None] = mapped_column(Text, nullable=True)
+    reasons_sv: Mapped[str | None] = mapped_column(Text, nullable=True)
+    reasons_en: Mapped[str | None] = mapped_column(Text, nullable=True)
+    reason_types: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    intensive_ongoing: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    prior_high_use: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    new_on_list: Mapped[bool] = mapped_column(Boolean)  # not on the previous list of the same target
+
+
+class ClientDirectory(Base):
+    __tablename__ = "client_directory"
+
+    client_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    unit: Mapped[str] = mapped_column(String(100), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    phone: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    municipality: Mapped[str] = mapped_column(String(100))
+    language: Mapped[str] = mapped_column(String(10))
+    birth_date: Mapped[date] = mapped_column(Date)
+    sex: Mapped[str] = mapped_column(String(1))
+
+
+class ClientSegment(Base):
+    __tablename__ = "client_segments"
+
+    client_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    method: Mapped[str] = mapped_column(String(30), primary_key=True)  # e.g. "data" (kmeans), "needs"
+    segment: Mapped[str] = mapped_column(String(300))
+    as_of: Mapped[date | None] = mapped_column(Date, nullable=True)
+
+
+class Action(Base):
+    """One recorded action; never updated or deleted (the current status is the newest row)."""
+
+    __tablename__ = "actions"
+    __table_args__ = (Index("ix_actions_list_client", "list_id", "client_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    list_id: Mapped[int] = mapped_column(ForeignKey("risk_lists.id"))
+    client_id: Mapped[str] = mapped_column(String(64), index=True)
+    unit: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(30))
+    reason: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    follow_up: Mapped[date | None] = mapped_column(Date, nullable=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AccessLog(Base):
+    """One access-log row; ``hash`` = sha256 of the row's canonical text and ``prev_hash`` (see accesslog.py)."""
+
+    __tablename__ = "access_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[str] = mapped_column(String(40))  # ISO 8601 UTC text, hashed as stored
+    username: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(20))
+    units: Mapped[str] = mapped_column(Text)  # comma-separated
+    what: Mapped[str] = mapped_column(String(40), index=True)
+    purpose: Mapped[str] = mapped_column(String(100))
+    client_ids: Mapped[str] = mapped_column(Text)  # comma-separated, in the order shown
+    client_count: Mapped[int] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(String(100))
+    detail: Mapped[str] = mapped_column(Text)  # canonical JSON
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AccessLogClient(Base):
+    __tablename__ = "access_log_clients"
+
+    log_id: Mapped[int] = mapped_column(ForeignKey("access_log.id"), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+
+
+class AuditHead(Base):
+    """The single row (id 1) holding the chain's newest id and hash; locked while a row is appended."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_id: Mapped[int] = mapped_column(Integer)
+    last_hash: Mapped[str] = mapped_column(String(64))
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+    # pysqlite's own transaction handling is switched off; _sqlite_begin starts every transaction as a writer
+    dbapi_conn.isolation_level = None
+
+
+def _sqlite_begin(conn) -> None:
+    # BEGIN IMMEDIATE: a transaction takes the write lock at its start, so two requests never both read the
+    # chain head and then fail to upgrade to writers (SQLITE_BUSY); reads in WAL mode are not blocked by it
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_engine(url: str | None = None) -> Engine:
+    """An engine for ``url`` (default :func:`default_url`); SQLite gets WAL mode and a created parent folder.
+
+    Parameters
+    ----------
+    url
+        ``sqlite:///path/to/file.db`` or ``postgresql+psycopg://user@host/db``.
+    """
+    url = url or default_url()
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[1] if "///" in url else ""
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+def session_factory(engine: Engine) -> sessionmaker:
+    """A ``sessionmaker`` whose objects stay readable after commit (``expire_on_commit=False``)."""
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+def migrate(url_or_engine: str | Engine | None = None, revision: str = "head") -> None:
+    """Bring the database to ``revision`` (default the newest) with the Alembic migrations in this package."""
+    from alembic import command
+    from alembic.config import Config
+
+    engine = url_or_engine if isinstance(url_or_engine, Engine) else make_engine(url_or_engine)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(__file__).with_name("migrations")))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+
+
+__all__ = ["Action", "AccessLog", "AccessLogClient", "AuditHead", "Base", "CLIENT_ROLES", "ClientDirectory",
+           "ClientSegment", "ListRow", "NOTE_MAX", "ROLES", "RiskListRecord", "STATUSES", "Session", "User",
+           "UserUnit", "default_url", "make_engine", "migrate", "session_factory"]
