@@ -85,7 +85,7 @@ def report(
     = + - @, tab or carriage return) get a leading apostrophe.
     """
     from sote.app import check_writable
-    from sote.report import report_paths, write_report
+    from worklist.report import report_paths, write_report
 
     if lang not in ("fi", "sv", "en"):
         fail(f"--lang must be fi, sv or en, got {lang!r}")

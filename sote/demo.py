@@ -131,7 +131,7 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig(), say=print) -> D
     from segmentation.report import segmentation_html, write_html
     from segmentation.segments import segment_clients
     from segmentation.snapshots import segment_at, transitions_between
-    from sote.report import write_report
+    from worklist.report import write_report
     from segmentation.tracking import track_segmentation
 
     out = Path(out)

@@ -17,7 +17,7 @@ from models.explain import reason_features, reason_type_mix, top_share_rows
 from models.risklists import (cohort_text, export_frame, list_about, list_description, list_kind, probability_text,
                               read_risklist, unit_view)
 from models.scoring import RiskList, bound_columns, top_summary
-from sote.report import write_report
+from worklist.report import write_report
 
 RISING = get_target("rising_high_use").cohort
 HIGH_USE = get_target("high_use").cohort

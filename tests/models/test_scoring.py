@@ -19,7 +19,7 @@ from models.risklists import unit_view
 from models.scoring import RiskList, ScoringError, score
 from models.train import TrainConfig, train
 from sote.cli import app
-from sote.report import write_report
+from worklist.report import write_report
 
 
 @pytest.fixture(scope="module")

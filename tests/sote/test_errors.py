@@ -66,12 +66,12 @@ def test_exceptions_map_to_exit_statuses_and_messages():
 
 
 def test_an_internal_error_is_one_message_and_debug_shows_the_traceback(county, tmp_path, monkeypatch):
-    import sote.report
+    import worklist.report
 
     def broken(*args, **kwargs):
         raise KeyError("rank")
 
-    monkeypatch.setattr(sote.report, "write_report", broken)
+    monkeypatch.setattr(worklist.report, "write_report", broken)
     args = ["report", "--risklist", str(county / "risk.parquet"), "--out", str(tmp_path / "r")]
     res = runner.invoke(app, args)
     assert res.exit_code == ExitCode.FAILED
@@ -84,14 +84,14 @@ def test_an_internal_error_is_one_message_and_debug_shows_the_traceback(county, 
 
 
 def test_a_contract_error_lists_the_problems_then_one_message(county, tmp_path, monkeypatch):
-    import sote.report
+    import worklist.report
 
     problems = [Problem("events", "cost_eur", "finite number >= 0", pd.Index([3, 9]).to_numpy())]
 
     def invalid(*args, **kwargs):
         raise ContractError(ValidationReport(problems, {"events": 10}, {"events": 8}))
 
-    monkeypatch.setattr(sote.report, "write_report", invalid)
+    monkeypatch.setattr(worklist.report, "write_report", invalid)
     res = runner.invoke(app, ["report", "--risklist", str(county / "risk.parquet"), "--out", str(tmp_path / "r")])
     assert res.exit_code == ExitCode.DATA_INVALID
     _one_error(res, "table 'events', column 'cost_eur': finite number >= 0 (2 row(s))",

@@ -13,7 +13,7 @@ from models.risklists import (FORMULA_STARTS, RiskListError, band, band_codes, e
                               read_risklist, unit_view)
 from risklist_data import EVIL, make_risklist
 from sote.cli import app
-from sote.report import report_paths, write_report
+from worklist.report import report_paths, write_report
 
 runner = CliRunner()
 MARKUP_UNIT = "tuusula [kotihoito]"
@@ -119,9 +119,9 @@ def test_a_failed_export_writes_nothing_and_keeps_the_previous_report(lists, tmp
     def broken(*args, **kwargs):
         raise OSError(28, "No space left on device", str(tmp_path / ".r.xlsx.abc123.tmp"))
 
-    import sote.report
+    import worklist.report
 
-    monkeypatch.setattr(sote.report, "write_xlsx", broken)
+    monkeypatch.setattr(worklist.report, "write_xlsx", broken)
     with pytest.raises(OSError):
         write_report(root / "risk.parquet", tmp_path / "r.html", unit="tuusula_hyrylä", top=20)
     assert {kind: path.read_bytes() for kind, path in first.items()} == before
