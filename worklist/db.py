@@ -26,13 +26,14 @@ access_log, access_log_clients, audit_head
 from __future__ import annotations
 
 import os
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 from sqlalchemy import (Boolean, Date, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint,
                         create_engine, event)
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+from sqlalchemy.types import TypeDecorator
 
 #: Roles of a worklist user (see docs/worklist.md, "Who sees what").
 ROLES = ("case_manager", "unit_lead", "analyst", "admin")
@@ -57,8 +58,25 @@ def default_url() -> str:
     return f"sqlite:///{Path('var/worklist.db').resolve()}"
 
 
+class UTCDateTime(TypeDecorator):
+    """A timezone-aware UTC time on every database: SQLite returns naive values, which are read back as UTC."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            raise ValueError(f"a time without a timezone cannot be stored: {value!r}")
+        return value.astimezone(timezone.utc) if value is not None else None
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
 class Base(DeclarativeBase):
-    pass
+    type_annotation_map = {datetime: UTCDateTime}
 
 
 class User(Base):
@@ -71,10 +89,10 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(200))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
-    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     lang: Mapped[str] = mapped_column(String(2), default="fi")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    password_set_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    password_set_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class UserUnit(Base):
@@ -92,9 +110,9 @@ class Session(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     csrf_token: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     source: Mapped[str | None] = mapped_column(String(100), nullable=True)
 
 
@@ -112,7 +130,7 @@ class RiskListRecord(Base):
     rows: Mapped[int] = mapped_column(Integer)
     source_name: Mapped[str] = mapped_column(String(300))
     sidecar: Mapped[str] = mapped_column(Text)  # the list's JSON sidecar (cohort and purpose texts, counts)
-    imported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    imported_at: Mapped[datetime] = mapped_column(UTCDateTime())
     imported_by: Mapped[str] = mapped_column(String(64))
 
 
@@ -179,7 +197,7 @@ class Action(Base):
     note: Mapped[str | None] = mapped_column(Text, nullable=True)
     follow_up: Mapped[date | None] = mapped_column(Date, nullable=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class AccessLog(Base):
