@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test bench clean
+.PHONY: install demo serve test bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,11 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/sote demo --out out $(DEMO_ARGS)
+
+# the worklist web app on the demo's database (var/worklist.db; demo users and passwords in var/demo-users.txt):
+# http://127.0.0.1:8000/ ; `make clean` leaves var/ alone (its actions and access log outlive every rerun)
+serve: $(STAMP)
+	$(BIN)/sote serve --data out/county $(SERVE_ARGS)
 
 # the default suite on 2 cores, then the integration tests (a real PostgreSQL server and headless Chromium;
 # each skipped with the reason when missing, or failing when CI=true); the last line counts what ran

@@ -11,6 +11,8 @@ from sote import cli_ingest  # noqa: F401  (sote ingest)
 from sote import cli_models  # noqa: F401  (sote train)
 from sote import cli_score  # noqa: F401  (sote score, report)
 from sote import cli_segment  # noqa: F401  (sote segment, segment-transitions)
+from sote import cli_worklist  # noqa: F401  (sote serve, worklist import)
+from sote import cli_worklist_admin  # noqa: F401  (sote worklist users, audit, reset)
 from sote.app import app
 
 __all__ = ["app", "main"]

@@ -109,20 +109,26 @@ def demo(
     config: Optional[Path] = typer.Option(None, "--config", help="Demo configuration YAML (sample: docs/demo.yaml); "
                                                              "options given on the command line win over it."),
     tracking_uri: Optional[str] = typer.Option(None, help="MLflow tracking URI (default: local store ./mlruns)."),
+    worklist_db: Optional[str] = typer.Option(None, "--worklist-db",
+                                              help="Worklist database the lists and demo users go to (default: "
+                                                   "$SOTE_WORKLIST_DB or sqlite:///var/worklist.db; never inside "
+                                                   "--out)."),
     overwrite: bool = typer.Option(False, help="Write into a folder that holds other files (only sote's own "
                                                "files are ever replaced)."),
 ) -> None:
     """The main job end to end on the built-in synthetic county.
 
     Synthetic county → validation → client histories → segments → models for
-    the four targets (tracked and registered in MLflow) → risk lists → reports.
+    the targets (tracked and registered in MLflow) → risk lists → reports → the worklist database
+    (lists, client directory, demo users; see docs/worklist.md).
     """
     from features.contract.outputs import OutputRefused, check_store_outside
     from sote.demo import load_demo_config, run_demo
     from sote.options import guard_dir
 
     try:
-        settings = load_demo_config(config, clients=clients, seed=seed, workers=workers, tracking_uri=tracking_uri)
+        settings = load_demo_config(config, clients=clients, seed=seed, workers=workers, tracking_uri=tracking_uri,
+                                    worklist_db=worklist_db)
     except (ValueError, FileNotFoundError) as err:  # the file, the key and the value named
         fail(str(err), ExitCode.USER_ERROR)
     guard_dir(out, "--out", overwrite=overwrite)
@@ -130,6 +136,15 @@ def demo(
         check_store_outside(settings.tracking_uri, out, "--out")
     except OutputRefused as err:
         fail(str(err), ExitCode.USER_ERROR)
+    from sote.cli_worklist import open_database
+    from sote.demo_worklist import check_outside
+    from worklist.db import default_url
+
+    try:
+        check_outside(settings.worklist_db or default_url(), out)
+    except ValueError as err:
+        fail(str(err), ExitCode.USER_ERROR)
+    open_database(settings.worklist_db)[1].dispose()  # a bad URL or an unreachable database fails now, not at the end
     quiet_libraries()
     try:
         result = run_demo(out, settings,
@@ -142,3 +157,8 @@ def demo(
     console.print("time per step (s): " + ", ".join(f"{k} {v}" for k, v in result.seconds.items()), soft_wrap=True)
     console.print(f"outputs in {out}/ (see README: What the demo writes); MLflow UI: "
                   "mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db", soft_wrap=True)
+    serve = ("make serve" if out.resolve() == Path("out").resolve() and settings.worklist_db is None
+             else f"sote serve --data {out / 'county'}" + (f" --db {settings.worklist_db}" if settings.worklist_db
+                                                            else ""))
+    console.print(f"open the worklist: {serve}, then http://127.0.0.1:8000/ (demo users and passwords: "
+                  f"{result.worklist['users_file']})", highlight=False, soft_wrap=True)

@@ -1,4 +1,4 @@
-"""The main job end to end on the synthetic county: data → segments → models → risk lists → reports."""
+"""The main job end to end on the synthetic county: data → segments → models → risk lists → reports → worklist."""
 from __future__ import annotations
 
 import json
@@ -55,6 +55,10 @@ class DemoConfig:
         labelled as a capacity-planning list.
     tracking_uri
         MLflow tracking URI (None: the local store ``./mlruns``).
+    worklist_db
+        The worklist database the lists are imported into (None:
+        :func:`worklist.db.default_url`, the SQLite file ``var/worklist.db``);
+        never inside the output folder.
     """
 
     clients: int = field(default=COUNTY_CLIENTS, metadata={"ge": 1})
@@ -68,6 +72,7 @@ class DemoConfig:
     explain_share: float = field(default=0.2, metadata={"gt": 0, "le": 1})
     report_target: str = field(default=REPORT_TARGET, metadata={"choices": TARGETS})
     tracking_uri: str | None = None
+    worklist_db: str | None = None
 
     def __post_init__(self):
         dates = {}
@@ -117,6 +122,7 @@ class DemoResult:
     out: Path
     metrics: pd.DataFrame
     seconds: dict[str, float] = field(default_factory=dict)
+    worklist: dict = field(default_factory=dict)
 
 
 def run_demo(out: str | Path, config: DemoConfig = DemoConfig(), say=print) -> DemoResult:
@@ -133,8 +139,12 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig(), say=print) -> D
     from segmentation.snapshots import segment_at, transitions_between
     from worklist.report import write_report
     from segmentation.tracking import track_segmentation
+    from sote.demo_worklist import check_outside, load_demo_worklist
+    from worklist.db import default_url
 
     out = Path(out)
+    worklist_db = config.worklist_db or default_url()
+    check_outside(worklist_db, out)  # before anything is written
     out.mkdir(parents=True, exist_ok=True)
     data = out / "county"
     seconds: dict[str, float] = {}
@@ -146,12 +156,12 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig(), say=print) -> D
         seconds[step] = round(now - clock, 1)
         clock = now
 
-    say(f"1/6 synthetic county of {config.clients:,} residents")
+    say(f"1/7 synthetic county of {config.clients:,} residents")
     generate_county(data, SynthConfig(clients=config.clients, seed=config.seed, workers=config.workers,
                                       truth_reps=config.truth_reps))
     lap("synthetic county")
 
-    say("2/6 validation, realism and client histories")
+    say("2/7 validation, realism and client histories")
     tables = load_tables(data)
     years = list(range(pd.Timestamp(config.train_as_of).year - 2, pd.Timestamp(config.score_as_of).year))
     write_table(realism_report(tables.tables, years), out / "realism.csv")
@@ -160,7 +170,7 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig(), say=print) -> D
     f_valid = histories.features(t_valid)
     lap("validation and features")
 
-    say("3/6 segments")
+    say("3/7 segments")
     segmented = segment_at(tables, t_valid, "kmeans", "auto", features=f_valid, random_state=config.seed)
     segs, next_cost = segmented.result, segmented.next_year_cost
     write_table(segs.assignments, out / "segments.parquet")
@@ -185,7 +195,7 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig(), say=print) -> D
     write_html(moves.html(), out / "segment_transitions.html")
     lap("segments")
 
-    say(f"4/6 models for {len(config.targets)} targets (train {t_train.date()}, validate {t_valid.date()})")
+    say(f"4/7 models for {len(config.targets)} targets (train {t_train.date()}, validate {t_valid.date()})")
     rows = []
     trained = []
     for target in config.targets:
@@ -213,7 +223,7 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig(), say=print) -> D
     write_table(metrics, out / "model_metrics.csv")
     lap("models")
 
-    say(f"5/6 risk lists as of {config.score_as_of}")
+    say(f"5/7 risk lists as of {config.score_as_of}")
     lists = out / "risklists"
     summaries = []
     for target in trained:
@@ -236,7 +246,7 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig(), say=print) -> D
               histories=histories, reasons=0)
     lap("scoring")
 
-    say("6/6 case-manager reports" + (f" ({report_target}; {CAPACITY_TARGET} for capacity planning)"
+    say("6/7 case-manager reports" + (f" ({report_target}; {CAPACITY_TARGET} for capacity planning)"
                                       if len(reported) > 1 else ""))
     for target, folder in reported:
         risk = pd.read_parquet(lists / f"{target}.parquet", columns=["unit"])
@@ -244,11 +254,25 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig(), say=print) -> D
             write_report(lists / f"{target}.parquet", folder / f"{target}_{unit}.html",
                          previous=lists / f"{target}_{config.valid_as_of}.parquet", unit=unit, top=50, lang="fi")
     lap("reports")
+
+    say("7/7 worklist database")
+    loaded = load_demo_worklist(worklist_db, [lists / f"{target}{suffix}.parquet" for target, _ in reported
+                                              for suffix in (f"_{config.valid_as_of}", "")],
+                                data, out / "segments.parquet")
+    say(f"   {loaded['imported']} lists imported ({loaded['already']} already there), "
+        f"{loaded['directory']:,} clients in the directory; users created: "
+        f"{', '.join(loaded['users_created']) or 'none'}; kept: {', '.join(loaded['users_kept']) or 'none'}")
+    say(f"   demo users and their passwords: {loaded['users_file']} (new users only; existing ones keep theirs)")
+    lap("worklist")
     with atomic_path(out / "demo_summary.json") as tmp:  # recorded as sote's own, so a rerun may replace it
         tmp.write_text(json.dumps({"seconds": seconds, "clients": config.clients,
                                    "metrics": metrics.to_dict("records"),
-                                   "lists": summaries, "report_target": report_target}, indent=2, default=str))
-    return DemoResult(out, metrics, seconds)
+                                   "lists": summaries, "report_target": report_target,
+                                   "worklist": {"imported": loaded["imported"], "already": loaded["already"],
+                                                "users_created": loaded["users_created"],
+                                                "users_file": str(loaded["users_file"])}},
+                                  indent=2, default=str))
+    return DemoResult(out, metrics, seconds, loaded)
 
 
 def list_summary(sidecar: dict) -> dict:

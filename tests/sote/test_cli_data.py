@@ -47,8 +47,9 @@ def test_synth_rejects_a_bad_start_date(tmp_path):
 def test_demo_runs_end_to_end_on_a_small_county(tmp_path):
     out = tmp_path / "out"
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    worklist = f"sqlite:///{tmp_path / 'var' / 'worklist.db'}"
     res = runner.invoke(app, ["demo", "--out", str(out), "--clients", "2500", "--workers", "1",
-                              "--tracking-uri", uri])
+                              "--tracking-uri", uri, "--worklist-db", worklist])
     assert res.exit_code == 0, res.output
     realism = pd.read_csv(out / "realism.csv")
     assert {"any_contact_share", "top10_cost_share", "cost_per_resident_eur"} <= set(realism["figure"])
@@ -64,3 +65,10 @@ def test_demo_runs_end_to_end_on_a_small_county(tmp_path):
         assert len(sorted((out / "reports" / "capacity").glob("high_use_*.html"))) == risk["unit"].nunique()
     for name in ("segments.html", "segments_grid.html", "segment_transitions.html", "segments.parquet"):
         assert (out / name).exists(), name
+    # the worklist step: both lists of each reported target in the database (outside --out), users, passwords
+    reported = 1 + (shown != "high_use")
+    assert summary["worklist"]["imported"] == 2 * reported
+    users = tmp_path / "var" / "demo-users.txt"
+    assert summary["worklist"]["users_file"] == str(users) and users.stat().st_mode & 0o777 == 0o600
+    assert {"admin_demo", "analyst_demo", "lead_demo"} <= set(summary["worklist"]["users_created"])
+    assert f"demo users and their passwords: {users}" in res.output
