@@ -1,7 +1,7 @@
 """Shared worklist fixtures: one small synthetic county, two risk lists over its residents, a migrated database.
 
 The county (600 residents) and the lists are built once per session; each test that writes gets its own
-migrated SQLite file (``db_url``), or shares the session's imported database read-only (``loaded_db``).
+migrated SQLite file (``db_url``), or shares the session's imported database read-only (``loaded_url``).
 """
 import json
 
@@ -94,4 +94,31 @@ def db_url(tmp_path):
 
     url = f"sqlite:///{tmp_path / 'worklist.db'}"
     migrate(url)
+    return url
+
+
+def load_lists(url: str, lists, county) -> None:
+    """Import ``lists`` (oldest first) and the directory of ``county``'s clients into the database at ``url``."""
+    from worklist.db import make_engine, session_factory
+    from worklist.directory import build_directory, load_directory, read_clients
+    from worklist.lists import import_risklist
+
+    engine = make_engine(url)
+    try:
+        with session_factory(engine).begin() as db:
+            for path in lists:
+                import_risklist(db, path, imported_by="test")
+            load_directory(db, build_directory(read_clients(county), seed=14))
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def loaded_url(wl_county, wl_lists, tmp_path_factory):
+    """A migrated SQLite database (session-wide; treat as read-only) with both lists and the directory imported."""
+    from worklist.db import migrate
+
+    url = f"sqlite:///{tmp_path_factory.mktemp('wl_loaded') / 'worklist.db'}"
+    migrate(url)
+    load_lists(url, wl_lists, wl_county)
     return url
