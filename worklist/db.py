@@ -137,7 +137,8 @@ class RiskListRecord(Base):
 class ListRow(Base):
     __tablename__ = "list_rows"
     __table_args__ = (UniqueConstraint("list_id", "client_id"),
-                      Index("ix_list_rows_list_unit_rank", "list_id", "unit", "unit_rank"))
+                      Index("ix_list_rows_list_unit_rank", "list_id", "unit", "unit_rank"),
+                      Index("ix_list_rows_list_unit_globalrank", "list_id", "unit", "rank"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     list_id: Mapped[int] = mapped_column(ForeignKey("risk_lists.id"))
@@ -162,6 +163,8 @@ class ListRow(Base):
 
 class ClientDirectory(Base):
     __tablename__ = "client_directory"
+    # covering index: sorting and filtering a worklist by name or age reads no table rows
+    __table_args__ = (Index("ix_client_directory_cover", "client_id", "birth_date", "name"),)
 
     client_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     unit: Mapped[str] = mapped_column(String(100), index=True)
