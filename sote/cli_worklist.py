@@ -17,7 +17,7 @@ from typing import Optional
 
 import typer
 
-from sote.app import ExitCode, app, console, fail, quiet_libraries
+from sote.app import app, console, fail, quiet_libraries
 
 DB_HELP = ("Database URL: sqlite:///path/to/worklist.db or postgresql+psycopg://user@host/db "
            "(default: $SOTE_WORKLIST_DB or sqlite:///var/worklist.db).")
@@ -32,7 +32,7 @@ worklist_app.add_typer(audit_app, name="audit")
 app.add_typer(worklist_app, name="worklist")
 
 
-def _operator() -> str:
+def operator_name() -> str:
     """Who runs a command, as recorded in the access log: ``cli:<login name>``."""
     try:
         name = getpass.getuser()
@@ -99,7 +99,7 @@ def log_cli(db, anchor: Path, what: str, *, client_ids=(), detail: dict | None =
     """Append an access-log row for a command run from the command line (inside ``db``'s transaction)."""
     from worklist.accesslog import record
 
-    record(db, user=_operator(), role="admin", units=(), what=what, client_ids=client_ids, purpose=purpose,
+    record(db, user=operator_name(), role="admin", units=(), what=what, client_ids=client_ids, purpose=purpose,
            source="cli", detail=detail, anchor=anchor)
 
 
@@ -194,7 +194,7 @@ def import_list(
     url, engine = open_database(db)
     where = anchor_of(url, anchor)
     with session_factory(engine)() as session:
-        result = lists.import_risklist(session, risklist, imported_by=_operator())
+        result = lists.import_risklist(session, risklist, imported_by=operator_name())
         done = {"list_id": result.list_id, "digest": result.digest, "rows": result.rows,
                 "created": result.created, "file": risklist.name}
         if segments is not None:

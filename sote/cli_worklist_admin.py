@@ -13,8 +13,8 @@ from typing import Optional
 import typer
 
 from sote.app import ExitCode, console, fail
-from sote.cli_worklist import (ANCHOR_HELP, DB_HELP, anchor_of, audit_app, log_cli, open_database, shown_url,
-                               users_app, worklist_app, _operator)
+from sote.cli_worklist import (ANCHOR_HELP, DB_HELP, anchor_of, audit_app, log_cli, open_database, operator_name,
+                               shown_url, users_app, worklist_app)
 
 ROLE_HELP = ("case_manager | unit_lead (see their units' clients; need --unit) | analyst (aggregates only) | "
              "admin (users and the access log)")
@@ -159,10 +159,11 @@ def audit_client(client_id: str = typer.Argument(..., help="The client's pseudon
     """Who processed a client's data and when (the client's right to know); this look-up is logged too."""
     from worklist.accesslog import client_report
 
+    from worklist.db import session_factory
+
     url, engine = open_database(db)
     frame = client_report(engine, client_id)
-    _, session = _session(db)
-    with session:
+    with session_factory(engine)() as session:
         log_cli(session, anchor_of(url, anchor), "view_log", client_ids=[client_id], purpose="right to know",
                 detail={"command": "audit client", "rows": len(frame)})
         session.commit()
@@ -196,7 +197,7 @@ def reset(yes: bool = typer.Option(False, "--yes", help="Really delete everythin
     where = anchor_of(url, anchor)
     with engine.connect() as conn:
         rows = int(conn.execute(select(func.count()).select_from(AccessLog)).scalar_one())
-    reset_marker(where, by=_operator(), rows=rows)
+    reset_marker(where, by=operator_name(), rows=rows)
     Base.metadata.drop_all(engine)
     with engine.begin() as conn:
         conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
