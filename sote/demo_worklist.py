@@ -87,10 +87,10 @@ def demo_users(units: Sequence[str]) -> list[dict]:
     """
     groups = unit_groups(units)
     users = [{"username": f"cm_{_slug(group[0])}", "role": "case_manager", "units": group,
-              "display_name": f"Demo case manager ({', '.join(group)})"} for group in groups]
+              "display_name": f"Demo case manager {i}"} for i, group in enumerate(groups, 1)]
     if groups:
         users.append({"username": "lead_demo", "role": "unit_lead", "units": groups[0],
-                      "display_name": f"Demo unit lead ({', '.join(groups[0])})"})
+                      "display_name": "Demo unit lead"})
     users += [{"username": "analyst_demo", "role": "analyst", "units": [], "display_name": "Demo analyst"},
               {"username": "admin_demo", "role": "admin", "units": [], "display_name": "Demo admin"}]
     return users
