@@ -15,3 +15,19 @@ def county_3000(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tables_3000(county_3000):
     return load_tables(county_3000)
+
+
+@pytest.fixture(scope="session")
+def trained_3000(county_3000, tables_3000, tmp_path_factory):
+    """``high_use`` trained (2023-01-01, judged 2024-01-01) and registered on the 3,000-client county.
+
+    A namespace with ``data`` (the county folder), ``tables``, ``uri`` (its own MLflow store) and ``result``
+    (:class:`models.train.TrainResult`). Shared by the monitoring, list-evaluation and label-bias tests.
+    """
+    from types import SimpleNamespace
+
+    from models.train import TrainConfig, train
+
+    uri = f"sqlite:///{tmp_path_factory.mktemp('trained3000') / 'mlflow.db'}"
+    result = train(tables_3000, TrainConfig(target="high_use"), register=True, tracking_uri=uri)
+    return SimpleNamespace(data=county_3000, tables=tables_3000, uri=uri, result=result)
