@@ -1,12 +1,12 @@
 """Benchmark: a bounded load on the live worklist app (uvicorn on 127.0.0.1), on SQLite and on PostgreSQL.
 
     .venv/bin/python benchmarks/bench_worklist_load.py --risklist out/risklists/high_use.parquet \\
-        --data out/county [--db sqlite postgresql] [--sessions 50] [--requests 200]
+        --data out/county [--db sqlite postgresql] [--sessions 50] [--requests 200] [--think 1 2] [--workers 2]
 
 For each database: a fresh database gets the list, the county's client directory and ``--users`` case
 managers of the list's largest unit (not timed); the app (:func:`worklist.web.create_app`, with
 ``--data`` for the client page's usage chart) runs under uvicorn in a child process, as ``sote serve``
-runs it. Then:
+runs it (``--workers N``: N server processes, as ``sote serve --workers N``). Then:
 
 ``single``
     one logged-in session asks for ``--single`` worklist pages of the largest unit, one at a time
@@ -15,7 +15,10 @@ runs it. Then:
     ``--sessions`` concurrent sessions (threads, each its own login and cookies) send ``--requests``
     requests each: worklist pages (random page, sort and filters), client pages and action posts, in
     the shares ``--mix``. Latency is measured per request (p50 / p95 / p99 / max per kind); an error is
-    any exception or unexpected status (a page must be 200, an action post 303).
+    any exception or unexpected status (a page must be 200, an action post 303). Without ``--think``
+    every session sends its next request as soon as the last one is answered (saturation: the
+    throughput is the server's); ``--think LOW HIGH`` makes each session wait a uniform LOW–HIGH
+    seconds between requests (a realistic pace: the latency a user sees).
 
 Afterwards every posted action must be in the ``actions`` table (by client and its unique note), every
 action row must have its access-log row (``what = action`` with that action's id), and the access log
@@ -49,13 +52,19 @@ SORTS = ("rank", "rank", "rank", "probability", "name", "age", "status")
 SECRET = "bench-worklist-load-secret-0123456789"
 
 
-def _serve(url: str, data: str | None, port: int, anchor: str) -> None:
+def _serve(url: str, data: str | None, port: int, anchor: str, workers: int = 1) -> None:
     import uvicorn
 
-    from worklist.web import create_app
+    from worklist.web import SERVE_ENV, create_app
 
-    app = create_app(url, Path(data) if data else None, secret=SECRET, anchor=Path(anchor))
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    if workers == 1:
+        app = create_app(url, Path(data) if data else None, secret=SECRET, anchor=Path(anchor))
+        uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+        return
+    os.environ["SOTE_WORKLIST_SECRET"] = SECRET
+    os.environ[SERVE_ENV] = json.dumps({"url": url, "data": data, "anchor": anchor})
+    uvicorn.run("worklist.web:app_from_env", factory=True, workers=workers, host="127.0.0.1", port=port,
+                log_level="warning", access_log=False)
 
 
 def _prepare(url: str, risklist: Path, data: Path | None, users: int) -> dict:
@@ -112,7 +121,7 @@ def _request(http, kind: str, rng: np.random.Generator, facts: dict, csrf: str, 
 
 
 def _session(base: str, account, facts: dict, kinds: list[str], seed: int, start: threading.Barrier,
-             out: dict) -> None:
+             out: dict, think: tuple[float, float] | None = None) -> None:
     import httpx
 
     from web_client import login
@@ -122,6 +131,8 @@ def _session(base: str, account, facts: dict, kinds: list[str], seed: int, start
         csrf = login(http, *account)
         start.wait()
         for i, kind in enumerate(kinds):
+            if think is not None:
+                time.sleep(rng.uniform(*think))
             tag = f"bench s{seed} r{i}"
             t0 = time.perf_counter()
             try:
@@ -134,6 +145,11 @@ def _session(base: str, account, facts: dict, kinds: list[str], seed: int, start
                 out["errors"].append(f"{kind}: {getattr(response, 'status_code', response)}")
             elif posted is not None:
                 out["posted"].append(posted)
+
+
+def _loadavg() -> str:
+    """The machine's 1-, 5- and 15-minute load averages (other work on a shared machine shows here)."""
+    return " ".join(f"{v:.1f}" for v in os.getloadavg())
 
 
 def _stats(latency: list[tuple[str, float, bool]]) -> dict:
@@ -180,7 +196,8 @@ def run(kind: str, url: str, args, tmp: Path) -> dict:
     anchor = tmp / f"{kind}.audit-anchor"
     port = free_port()
     ctx = mp.get_context("spawn")
-    server = ctx.Process(target=_serve, args=(url, str(args.data) if args.data else None, port, str(anchor)))
+    server = ctx.Process(target=_serve, args=(url, str(args.data) if args.data else None, port, str(anchor),
+                                              args.workers))
     server.start()
     base = f"http://127.0.0.1:{port}"
     try:
@@ -194,6 +211,7 @@ def run(kind: str, url: str, args, tmp: Path) -> dict:
             if time.monotonic() > deadline or not server.is_alive():
                 raise RuntimeError("the app did not start")
             time.sleep(0.2)
+        time.sleep(args.settle)  # users arrive some time after the start: the usage cache is warmed meanwhile
         rng = np.random.default_rng(0)
         with httpx.Client(base_url=base, timeout=120) as http:
             csrf = login(http, *facts["accounts"][0])
@@ -213,9 +231,11 @@ def run(kind: str, url: str, args, tmp: Path) -> dict:
         for s in range(args.sessions):
             kinds = list(np.random.default_rng(1000 + s).choice(KINDS, size=args.requests, p=shares))
             threads.append(threading.Thread(target=_session, args=(
-                base, facts["accounts"][s % len(facts["accounts"])], facts, kinds, 1000 + s, start, out)))
+                base, facts["accounts"][s % len(facts["accounts"])], facts, kinds, 1000 + s, start, out,
+                tuple(args.think) if args.think else None)))
         for t in threads:
             t.start()
+        load_before = _loadavg()
         start.wait()
         t0 = time.perf_counter()
         for t in threads:
@@ -227,8 +247,10 @@ def run(kind: str, url: str, args, tmp: Path) -> dict:
     check = _check(url, anchor, out["posted"])
     load = _stats(out["latency"])
     return {"db": kind, "unit": facts["unit"], "unit_rows": facts["unit_rows"], "prepare_s": facts["prepare_s"],
-            "first_client_page_s": round(warmup, 2), "single": _stats(single)["worklist"],
-            "sessions": args.sessions, "requests": args.requests, "wall_s": round(wall, 1),
+            "settle_s": args.settle, "first_client_page_s": round(warmup, 2), "single": _stats(single)["worklist"],
+            "sessions": args.sessions, "requests": args.requests, "workers": args.workers,
+            "think_s": "-".join(str(t) for t in args.think) if args.think else "0", "load_before": load_before,
+            "load_after": _loadavg(), "wall_s": round(wall, 1),
             "requests_per_s": round(len(out["latency"]) / wall, 1), "errors": len(out["errors"]),
             "error_examples": out["errors"][:5], "load": load, **check}
 
@@ -253,6 +275,11 @@ def main(argv=None) -> None:
     ap.add_argument("--mix", type=float, nargs=3, default=[0.5, 0.35, 0.15], metavar=("WORKLIST", "CLIENT", "ACTION"))
     ap.add_argument("--users", type=int, default=10, help="case managers of the largest unit sharing the sessions")
     ap.add_argument("--single", type=int, default=100, help="worklist pages of the unloaded single session")
+    ap.add_argument("--think", type=float, nargs=2, metavar=("LOW", "HIGH"),
+                    help="each session waits a uniform LOW-HIGH seconds before each request (default: no wait)")
+    ap.add_argument("--workers", type=int, default=1, help="server processes (sote serve --workers)")
+    ap.add_argument("--settle", type=float, default=0.0,
+                    help="seconds between the server answering and the first client page (default 0)")
     ap.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results" / "worklist_load.csv")
     args = ap.parse_args(argv)
 

@@ -139,15 +139,21 @@ def serve(
     allow_remote: bool = typer.Option(False, "--allow-remote",
                                       help="Listen on an address other machines can reach (put TLS in front)."),
     anchor: Optional[Path] = typer.Option(None, help=ANCHOR_HELP),
+    workers: int = typer.Option(1, min=1, max=64, help="Server processes sharing the port (on SQLite and "
+                                                        "PostgreSQL alike; each keeps its own usage cache)."),
 ) -> None:
     """Start the worklist web app (log in, work a unit's list, record actions; every access is logged).
 
     Access is not written to the server's own request log (it would carry client ids); the access log
     in the database is the record of who saw which client.
     """
+    import json
+    import os
+
     import uvicorn
 
-    from worklist.web import create_app
+    from worklist.security import load_secret
+    from worklist.web import SERVE_ENV, create_app
 
     if data is not None and not data.is_dir():
         fail(f"--data {data}: data directory not found")
@@ -161,10 +167,19 @@ def serve(
     url, engine = open_database(db)
     engine.dispose()
     where = anchor_of(url, anchor)
-    web = create_app(url, data, secure_cookies=secure_cookies, anchor=where)
-    console.print(f"worklist at http://{host}:{port}/ (database {shown_url(url)}; access-log anchor {where}); "
-                  "Ctrl-C stops it", highlight=False, soft_wrap=True)
-    uvicorn.run(web, host=host, port=port, access_log=False, log_level="warning")
+    if workers == 1:
+        web = create_app(url, data, secure_cookies=secure_cookies, anchor=where)
+    else:
+        # the secret file is created here, once, so that every worker reads the same one
+        load_secret(None, where)
+        os.environ[SERVE_ENV] = json.dumps({"url": url, "data": str(data.resolve()) if data else None,
+                                            "anchor": str(where.resolve()), "secure_cookies": secure_cookies})
+        web = "worklist.web:app_from_env"
+    console.print(f"worklist at http://{host}:{port}/ (database {shown_url(url)}; access-log anchor {where}"
+                  f"{f'; {workers} processes' if workers > 1 else ''}); Ctrl-C stops it",
+                  highlight=False, soft_wrap=True)
+    uvicorn.run(web, host=host, port=port, access_log=False, log_level="warning", workers=workers,
+                factory=workers > 1)
 
 
 @worklist_app.command("import")

@@ -30,7 +30,7 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 
 from sqlalchemy import (Boolean, Date, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint,
-                        create_engine, event)
+                        create_engine, event, text)
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -138,7 +138,12 @@ class ListRow(Base):
     __tablename__ = "list_rows"
     __table_args__ = (UniqueConstraint("list_id", "client_id"),
                       Index("ix_list_rows_list_unit_rank", "list_id", "unit", "unit_rank"),
-                      Index("ix_list_rows_list_unit_globalrank", "list_id", "unit", "rank"))
+                      Index("ix_list_rows_list_unit_globalrank", "list_id", "unit", "rank"),
+                      # covering index of a unit's rows in client-id order: sorting by name, age, probability,
+                      # status or follow-up, the filters, counts and the segment choices read no table rows, and
+                      # the directory and action lookups of a unit's rows go in client-id order (cache-friendly)
+                      Index("ix_list_rows_list_unit_cover", "list_id", "unit", "client_id", "unit_rank", "rank",
+                            "probability", "band", "new_on_list", "segment"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     list_id: Mapped[int] = mapped_column(ForeignKey("risk_lists.id"))
@@ -240,21 +245,38 @@ class AuditHead(Base):
     last_hash: Mapped[str] = mapped_column(String(64))
 
 
+#: Execution option naming how a SQLite transaction begins: ``"immediate"`` (the default: a writer from its
+#: start) or ``"deferred"`` (a reader; it must not write). PostgreSQL ignores it.
+BEGIN_OPTION = "worklist_begin"
+#: Execution options of a read-only transaction (``session_factory(engine, read_only=True)``).
+READ_ONLY = {BEGIN_OPTION: "deferred"}
+#: Execution options of a writing transaction (the default).
+WRITING = {BEGIN_OPTION: "immediate"}
+_MMAP_BYTES = 256 * 2**20
+
+
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.execute("PRAGMA synchronous=NORMAL")
+    # reads through a shared memory map: no read() call and no private page-cache copy per connection
+    cur.execute(f"PRAGMA mmap_size={_MMAP_BYTES}")
     cur.close()
-    # pysqlite's own transaction handling is switched off; _sqlite_begin starts every transaction as a writer
+    # pysqlite's own transaction handling is switched off; _sqlite_begin starts every transaction
     dbapi_conn.isolation_level = None
 
 
 def _sqlite_begin(conn) -> None:
-    # BEGIN IMMEDIATE: a transaction takes the write lock at its start, so two requests never both read the
-    # chain head and then fail to upgrade to writers (SQLITE_BUSY); reads in WAL mode are not blocked by it
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # BEGIN IMMEDIATE (default): a writing transaction takes the write lock at its start, so two writers never
+    # both read the chain head and then fail to upgrade (SQLITE_BUSY: a deferred reader cannot become a writer
+    # once another one committed). A read-only transaction (READ_ONLY) begins deferred: in WAL mode it holds
+    # no lock that writers wait for, and it sees one consistent snapshot.
+    if conn.get_execution_options().get(BEGIN_OPTION) == "deferred":
+        conn.exec_driver_sql("BEGIN")
+    else:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def make_engine(url: str | None = None) -> Engine:
@@ -277,9 +299,63 @@ def make_engine(url: str | None = None) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
 
-def session_factory(engine: Engine) -> sessionmaker:
-    """A ``sessionmaker`` whose objects stay readable after commit (``expire_on_commit=False``)."""
-    return sessionmaker(engine, expire_on_commit=False)
+def session_factory(engine: Engine, read_only: bool = False) -> sessionmaker:
+    """A ``sessionmaker`` whose objects stay readable after commit (``expire_on_commit=False``).
+
+    Parameters
+    ----------
+    read_only
+        Begin its transactions as readers (:data:`READ_ONLY`; on SQLite a deferred ``BEGIN`` that takes no
+        write lock). Such a session writes only in a transaction begun by :func:`begin_writing`.
+    """
+    return sessionmaker(engine, expire_on_commit=False, execution_options=dict(READ_ONLY) if read_only else None)
+
+
+def begin_writing(db) -> None:
+    """Make ``db``'s transaction a writing one (on SQLite ``BEGIN IMMEDIATE``), ending a reading one first.
+
+    A no-op when its transaction already writes. A reading transaction with unflushed changes is an error
+    (they would be written without the write lock); one without changes is committed (it wrote nothing), so
+    objects loaded in it stay readable (``expire_on_commit=False``).
+
+    Parameters
+    ----------
+    db
+        An ORM session, usually of ``session_factory(engine, read_only=True)``.
+
+    Raises
+    ------
+    RuntimeError
+        If a reading transaction holds unflushed changes.
+    """
+    if db.in_transaction():
+        if db.connection().get_execution_options().get(BEGIN_OPTION) != "deferred":
+            return
+        if db.new or db.dirty or db.deleted:
+            raise RuntimeError("changes made in a read-only transaction; call begin_writing before changing")
+        db.commit()
+    db.connection(execution_options=dict(WRITING))
+
+
+def refresh_statistics(conn) -> None:
+    """Update the query planner's statistics of the big tables (after an import; at server start).
+
+    SQLite: ``ANALYZE`` with a sampling limit (fast on millions of rows); PostgreSQL: ``ANALYZE`` of the
+    list, directory and action tables. Without them SQLite reads the directory through its primary key
+    instead of the covering index, and PostgreSQL plans a fresh import's rows blind.
+
+    Parameters
+    ----------
+    conn
+        A connection (or ORM session) inside a writing transaction.
+    """
+    dialect = conn.dialect if hasattr(conn, "dialect") else conn.get_bind().dialect
+    if dialect.name == "sqlite":
+        conn.execute(text("PRAGMA analysis_limit=1000"))
+        conn.execute(text("ANALYZE"))
+    else:
+        for table in ("list_rows", "client_directory", "actions"):
+            conn.execute(text(f"ANALYZE {table}"))
 
 
 def migrate(url_or_engine: str | Engine | None = None, revision: str = "head") -> None:
@@ -295,6 +371,7 @@ def migrate(url_or_engine: str | Engine | None = None, revision: str = "head") -
         command.upgrade(cfg, revision)
 
 
-__all__ = ["Action", "AccessLog", "AccessLogClient", "AuditHead", "Base", "CLIENT_ROLES", "ClientDirectory",
-           "ClientSegment", "ListRow", "NOTE_MAX", "ROLES", "RiskListRecord", "STATUSES", "Session", "User",
-           "UserUnit", "default_url", "make_engine", "migrate", "session_factory"]
+__all__ = ["Action", "AccessLog", "AccessLogClient", "AuditHead", "BEGIN_OPTION", "Base", "CLIENT_ROLES",
+           "ClientDirectory", "ClientSegment", "ListRow", "NOTE_MAX", "READ_ONLY", "ROLES", "RiskListRecord",
+           "STATUSES", "Session", "User", "UserUnit", "WRITING", "begin_writing", "default_url", "make_engine",
+           "migrate", "refresh_statistics", "session_factory"]

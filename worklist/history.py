@@ -126,6 +126,16 @@ class ServiceUse:
                 self._cache.popitem(last=False)
             return table
 
+    @staticmethod
+    def _window(as_of: date | str, months: int) -> tuple[pd.Timestamp, pd.Timestamp]:
+        stop = _month_floor(as_of)
+        return stop - pd.DateOffset(months=months), stop
+
+    def warm(self, as_of: date | str, months: int = 24) -> None:
+        """Build the aggregate that :meth:`monthly` of ``as_of`` and ``months`` reads, if not built yet
+        (e.g. for the current lists' dates in a background thread at server start)."""
+        self._table(*self._window(as_of, months))
+
     def monthly(self, client_id: str, as_of: date | str, months: int = 24) -> pd.DataFrame:
         """A client's use in the ``months`` whole calendar months before the month of ``as_of``.
 
@@ -138,8 +148,7 @@ class ServiceUse:
             recorded costs, missing ones as 0), oldest first. ``attrs["months"]``
             lists every month of the window (for a chart's axis).
         """
-        stop = _month_floor(as_of)
-        first = stop - pd.DateOffset(months=months)
+        first, stop = self._window(as_of, months)
         table = self._table(first, stop)
         lo, hi = table["index"].get(str(client_id), (0, 0))
         out = table["frame"].iloc[lo:hi].reset_index(drop=True)

@@ -32,7 +32,7 @@ from features.contract.dates import LOCAL_ZONE
 from models.risklists import BAND_LABELS, RiskListError, band_codes, neutralise_formula, read_risklist
 from models.listinfo import probability_text
 from worklist.db import (NOTE_MAX, STATUSES, Action, ClientDirectory, ClientSegment, ListRow, RiskListRecord,
-                         User)
+                         User, refresh_statistics)
 
 #: Age bands of the worklist filter: label -> (lowest, highest) whole years at the list date (None: no upper end).
 AGE_BANDS = {"0-17": (0, 17), "18-29": (18, 29), "30-49": (30, 49), "50-64": (50, 64), "65-74": (65, 74),
@@ -106,22 +106,27 @@ _PLACEHOLDER = {"qmark": "?", "format": "%s", "pyformat": "%s"}
 
 
 def bulk_insert(conn, table, frame: pd.DataFrame) -> int:
-    """Insert the rows of ``frame`` (columns named as ``table``'s) with the driver's ``executemany``, in chunks.
+    """Insert the rows of ``frame`` (columns named as ``table``'s): PostgreSQL ``COPY``, else ``executemany``.
 
-    A parameterised INSERT goes straight to the DB-API cursor: SQLAlchemy's
-    per-row parameter processing would take most of the time of a 200k-row
-    list. Values are passed as Python objects (missing as None; dates as ISO
-    text on SQLite, as SQLAlchemy stores them there).
+    On PostgreSQL with psycopg 3 the rows are streamed with ``COPY … FROM
+    STDIN`` on the transaction's own connection (several times faster than
+    an INSERT per row). Elsewhere a parameterised INSERT goes straight to the
+    DB-API cursor in chunks: SQLAlchemy's per-row parameter processing would
+    take most of the time of a 200k-row list. Values are passed as Python
+    objects (missing as None; dates as ISO text on SQLite, as SQLAlchemy
+    stores them there).
 
     Returns
     -------
     int
         Rows inserted.
     """
-    mark = _PLACEHOLDER[conn.dialect.paramstyle]
     cols = list(frame.columns)
-    sql = (f"INSERT INTO {table.name} ({', '.join(table.c[c].name for c in cols)}) "
-           f"VALUES ({', '.join([mark] * len(cols))})")
+    names = ", ".join(table.c[c].name for c in cols)
+    if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg":
+        return _copy_rows(conn, f"COPY {table.name} ({names}) FROM STDIN", _values(frame, cols))
+    mark = _PLACEHOLDER[conn.dialect.paramstyle]
+    sql = f"INSERT INTO {table.name} ({names}) VALUES ({', '.join([mark] * len(cols))})"
     sqlite = conn.dialect.name == "sqlite"
     values = []
     for col in cols:
@@ -140,6 +145,22 @@ def bulk_insert(conn, table, frame: pd.DataFrame) -> int:
         if sqlite:
             conn.exec_driver_sql(f"PRAGMA cache_size={int(cache)}")
     return len(rows)
+
+
+def _values(frame: pd.DataFrame, cols: list[str]):
+    """The rows of ``frame`` as tuples of Python objects (missing values None)."""
+    return zip(*(frame[c].astype(object).where(frame[c].notna(), None).tolist() for c in cols))
+
+
+def _copy_rows(conn, sql: str, rows) -> int:
+    """Stream ``rows`` into ``COPY … FROM STDIN`` on the psycopg connection under ``conn`` (same transaction)."""
+    raw = conn.connection.driver_connection
+    n = 0
+    with raw.cursor() as cur, cur.copy(sql) as copy:
+        for row in rows:
+            copy.write_row(row)
+            n += 1
+    return n
 
 
 def _list_rows(risk: pd.DataFrame, previous: set[str]) -> pd.DataFrame:
@@ -223,6 +244,7 @@ def import_risklist(db: DbSession, path: str | Path, *, imported_by: str, now: d
     rows.insert(0, "list_id", record.id)
     # in client-id order, the two client-id indexes grow at their ends instead of at random pages
     bulk_insert(db.connection(), ListRow.__table__, rows.sort_values("client_id", kind="stable"))
+    refresh_statistics(db.connection())  # the planner learns the new rows before the first worklist page
     return ImportResult(record.id, digest, len(rows), True, target, as_of)
 
 

@@ -26,7 +26,8 @@ from models.risklists import BANDS
 from worklist import lists
 from worklist.db import STATUSES, ListRow, RiskListRecord
 from worklist.i18n import label
-from worklist.web_common import LOCAL_TZ, Viewer, check_csrf, get_db, get_viewer, log, render, require_clients, state
+from worklist.web_common import (LOCAL_TZ, Viewer, check_csrf, get_db, get_viewer, log, render, require_clients, state,
+                                 writing)
 
 router = APIRouter()
 #: The list shown when the user picks none: the rising-risk list once it is imported.
@@ -97,10 +98,17 @@ def pick_list(db: OrmSession, target: str | None) -> tuple[RiskListRecord | None
     return (current[sorted(current)[0]] if current else None), current
 
 
-def _segments(db: OrmSession, list_id: int, units: list[str]) -> list[str]:
-    """The need × resources cells present among the units' rows of a list (the segment filter's choices)."""
-    return sorted(s for s in db.scalars(select(ListRow.segment).where(ListRow.list_id == list_id,
-                                                                      ListRow.unit.in_(units)).distinct()) if s)
+def _segments(request: Request, db: OrmSession, record: RiskListRecord, units: list[str]) -> list[str]:
+    """The need × resources cells present among the units' rows of a list (the segment filter's choices).
+
+    A list's rows never change after import, so the answer is kept per list (id and digest) and units
+    (:class:`worklist.web_common.Memo`).
+    """
+    def build() -> list[str]:
+        return sorted(s for s in db.scalars(select(ListRow.segment).where(ListRow.list_id == record.id,
+                                                                          ListRow.unit.in_(units)).distinct()) if s)
+
+    return state(request).memo.get(("segments", record.id, record.digest, tuple(sorted(units))), build)
 
 
 def _purpose(record: RiskListRecord | None) -> str:
@@ -131,7 +139,7 @@ def worklist(request: Request, viewer: Viewer = Depends(get_viewer), db: OrmSess
         except ValueError:
             about = None
     return render(request, "worklist", viewer, filters=filters, record=record, current=current, page=page,
-                  segments=_segments(db, record.id, viewer.client_units) if record else [],
+                  segments=_segments(request, db, record, viewer.client_units) if record else [],
                   bands=[b for b, _, _ in BANDS], statuses=(*STATUSES, "none"), age_bands=list(lists.AGE_BANDS),
                   sorts=lists.SORTS, about=about if isinstance(about, dict) else None)
 
@@ -246,6 +254,7 @@ def post_action(request: Request, client_id: str, csrf: str = Form(""), list_fie
     list_id = _list_param(list_field)
     if list_id is None:
         raise HTTPException(404, "no list")
+    writing(db)  # the action and its log row: one short writing transaction
     try:
         action = lists.record_action(db, list_id=list_id, client_id=client_id, units=viewer.client_units,
                                      user=viewer.user, status=status, reason=reason, note=note,

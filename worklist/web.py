@@ -19,7 +19,11 @@ same cookie; every other route depends only on that session.
 """
 from __future__ import annotations
 
+import json
+import logging
+import os
 import secrets
+import threading
 from datetime import timedelta
 from pathlib import Path
 
@@ -31,20 +35,23 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from worklist import auth
 from worklist.accesslog import default_anchor
-from worklist.db import default_url, make_engine, migrate, session_factory
+from worklist.db import default_url, make_engine, migrate, refresh_statistics, session_factory
 from worklist.i18n import LANGS, lang_or_default
 from worklist.security import (LOGIN_CSRF_COOKIE, SECURITY_HEADERS, SESSION_COOKIE, CookieSigner, load_secret,
                                same_token)
 from worklist.web_common import (NotLoggedIn, Viewer, WebState, check_csrf, get_db, get_viewer, load_viewer, log,
-                                 make_templates, render, safe_next, session_token, source_of, state)
+                                 make_templates, render, safe_next, session_token, source_of, state, writing)
 
+#: Environment variable carrying the settings of :func:`app_from_env` to the worker processes of ``sote serve``.
+SERVE_ENV = "SOTE_WORKLIST_SERVE"
 #: Where each role starts after login.
 HOME = {"case_manager": "/worklist", "unit_lead": "/worklist", "analyst": "/overview", "admin": "/admin/log"}
 _ERROR_KEYS = {400: "bad_request", 403: "forbidden", 404: "not_found"}
 
 
 def create_app(url: str | None = None, data: Path | None = None, *, secret: str | None = None,
-               secure_cookies: bool = False, idle_minutes: int = 30, anchor: Path | None = None) -> FastAPI:
+               secure_cookies: bool = False, idle_minutes: int = 30, anchor: Path | None = None,
+               warm: bool = True) -> FastAPI:
     """The worklist app on the database at ``url`` (migrated to the newest revision first).
 
     Parameters
@@ -63,12 +70,24 @@ def create_app(url: str | None = None, data: Path | None = None, *, secret: str 
         A session unused this long ends; the next request goes to the login page.
     anchor
         The access log's anchor file (default :func:`worklist.accesslog.default_anchor`).
+    warm
+        With ``data``: build the usage chart's cache for the current lists' dates in a background thread at
+        start, so the first client page does not wait for it.
+
+    Notes
+    -----
+    Requests read in transactions that take no write lock and write (access-log row, action, a session's
+    ``last_seen`` at most once a minute) in short separate ones; several server processes may share one
+    database, anchor file and secret (``sote serve --workers``).
     """
     url = url or default_url()
     engine = make_engine(url)
     migrate(engine)
+    with engine.begin() as conn:  # the planner's statistics, whatever loaded the data (import, demo, restore)
+        refresh_statistics(conn)
     anchor = Path(anchor) if anchor is not None else default_anchor(url)
-    wl = WebState(engine=engine, factory=session_factory(engine), signer=CookieSigner(load_secret(secret, anchor)),
+    wl = WebState(engine=engine, factory=session_factory(engine, read_only=True),
+                  signer=CookieSigner(load_secret(secret, anchor)),
                   templates=make_templates(), anchor=anchor, data=Path(data) if data is not None else None,
                   secure_cookies=secure_cookies, idle=timedelta(minutes=idle_minutes))
     app = FastAPI(title="sote worklist", docs_url=None, redoc_url=None, openapi_url=None)
@@ -89,7 +108,41 @@ def create_app(url: str | None = None, data: Path | None = None, *, secret: str 
 
     app.include_router(pages)
     app.include_router(admin)
+    if warm and data is not None:
+        threading.Thread(target=_warm_usage, args=(wl,), name="worklist-warm-usage", daemon=True).start()
     return app
+
+
+def app_from_env() -> FastAPI:
+    """The app described by ``$SOTE_WORKLIST_SERVE``: how each process of ``sote serve --workers N`` builds it.
+
+    The variable holds JSON with ``url``, ``data`` (or null), ``anchor``, ``secure_cookies`` and
+    ``idle_minutes``; the secret comes from ``$SOTE_WORKLIST_SECRET`` or the ``<anchor>.secret`` file, which
+    the parent process creates before it starts the workers (:func:`worklist.security.load_secret`).
+
+    Raises
+    ------
+    KeyError
+        If ``$SOTE_WORKLIST_SERVE`` is not set.
+    """
+    conf = json.loads(os.environ[SERVE_ENV])
+    return create_app(conf["url"], Path(conf["data"]) if conf.get("data") else None, anchor=Path(conf["anchor"]),
+                      secure_cookies=bool(conf.get("secure_cookies")), idle_minutes=int(conf.get("idle_minutes", 30)))
+
+
+def _warm_usage(wl: WebState) -> None:
+    """Build the usage cache of every current list's date (the client page's chart); failures only delay
+    the first client page, which builds it then."""
+    from worklist.lists import current_lists
+
+    try:
+        with wl.factory() as db:
+            dates = sorted({record.as_of for record in current_lists(db).values()}, reverse=True)
+        service = wl.service_use()
+        for as_of in dates[:service.keep]:
+            service.warm(as_of)
+    except Exception:  # noqa: BLE001 - a background convenience; the page builds the cache itself when needed
+        logging.getLogger(__name__).warning("warming the usage cache failed", exc_info=True)
 
 
 def _is_api(request: Request) -> bool:
@@ -158,6 +211,7 @@ def _auth_routes(app: FastAPI) -> None:
         if not same_token(csrf, expected):
             return _login_page(request, lang=lang, status=403, message="csrf")
         name = username.strip().lower()[:64]
+        writing(db)  # failed-login counts, the new session and the log row: one short writing transaction
         try:
             user = auth.authenticate(db, name, password)
         except auth.LockedOut:
@@ -181,6 +235,7 @@ def _auth_routes(app: FastAPI) -> None:
     def logout(request: Request, csrf: str = Form(""), viewer: Viewer = Depends(get_viewer),
                db: OrmSession = Depends(get_db)):
         check_csrf(viewer, csrf)
+        writing(db)
         auth.end_session(db, session_token(request))
         log(request, db, viewer, "logout")
         db.commit()
@@ -194,10 +249,11 @@ def _auth_routes(app: FastAPI) -> None:
         check_csrf(viewer, csrf)
         if lang not in LANGS:
             raise HTTPException(400, "language")
+        writing(db)
         viewer.user.lang = lang
         db.add(viewer.user)
         db.commit()
         return RedirectResponse(safe_next(next), status_code=303)
 
 
-__all__ = ["HOME", "create_app"]
+__all__ = ["HOME", "SERVE_ENV", "app_from_env", "create_app"]

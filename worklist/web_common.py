@@ -3,16 +3,25 @@
 - :class:`WebState` is created once per app (:func:`worklist.web.create_app`)
   and kept on ``app.state.wl``: engine, session factory, cookie signer,
   templates, settings; nothing module-level is mutable.
-- :func:`get_db` opens one ORM session per request; :func:`get_viewer` loads
+- :func:`get_db` opens one ORM session per request whose transactions begin
+  as readers (on SQLite a deferred ``BEGIN``: no write lock while a page is
+  queried); :func:`writing` turns it into a short writing transaction
+  (``BEGIN IMMEDIATE``) for what a request records. :func:`get_viewer` loads
   the server-side session named by the signed cookie (idle sessions end) and
-  raises :class:`NotLoggedIn` (→ login page, or 401 on ``/api/``).
+  raises :class:`NotLoggedIn` (→ login page, or 401 on ``/api/``); the
+  session's ``last_seen`` is written at most once per :data:`TOUCH_EVERY`.
 - :class:`Viewer` knows the user's units and which of them show client rows
   (:attr:`Viewer.client_units`: never for an analyst; an admin only with units).
-- :func:`log` writes one access-log row inside the request's transaction.
+- :func:`log` writes one access-log row inside the request's writing
+  transaction (begun if the request only read so far); the caller commits it
+  before the page leaves, together with any action it records.
+- :class:`Memo` keeps small, rebuildable answers per app (the segment
+  filter's choices of a list and units).
 """
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -27,7 +36,7 @@ from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import sessionmaker
 
 from worklist import accesslog, auth
-from worklist.db import NOTE_MAX, Session, User
+from worklist.db import NOTE_MAX, Session, User, begin_writing
 from worklist.i18n import LANG_NAMES, LANGS, label, lang_or_default, texts
 from worklist.security import SESSION_COOKIE, CookieSigner, same_token
 
@@ -35,6 +44,9 @@ from worklist.security import SESSION_COOKIE, CookieSigner, same_token
 LOCAL_TZ = ZoneInfo("Europe/Helsinki")
 #: Roles that may open each role page.
 PAGE_ROLES = {"team": ("unit_lead",), "overview": ("analyst", "admin"), "admin": ("admin",)}
+#: A session's ``last_seen`` is written again only when it is older than this (a write per request would
+#: serialise every page view on SQLite); the idle timeout is measured from it, so it may end up to this much early.
+TOUCH_EVERY = timedelta(seconds=60)
 
 
 class NotLoggedIn(Exception):
@@ -84,6 +96,7 @@ class WebState:
     data: Path | None = None
     secure_cookies: bool = False
     idle: timedelta = timedelta(minutes=30)
+    memo: "Memo" = field(default_factory=lambda: Memo())
     _service: object = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -97,6 +110,37 @@ class WebState:
 
                 self._service = ServiceUse(self.data)
             return self._service
+
+
+class Memo:
+    """A small thread-safe least-recently-used map of answers that never change for their key.
+
+    Keys must name everything the answer depends on (for a list: its id and digest, so a list deleted by
+    a reset and a new one with the same id never share an answer).
+
+    Parameters
+    ----------
+    size
+        Most answers kept.
+    """
+
+    def __init__(self, size: int = 256):
+        self.size = size
+        self._items: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key, build):
+        """The answer of ``key``, computed by ``build()`` (outside the lock) when not yet known."""
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        value = build()
+        with self._lock:
+            self._items[key] = value
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return value
 
 
 @dataclass
@@ -132,7 +176,11 @@ def state(request: Request) -> WebState:
 
 
 def get_db(request: Request) -> Iterator[OrmSession]:
-    """One ORM session per request, closed (rolled back if uncommitted) afterwards."""
+    """One ORM session per request, closed (rolled back if uncommitted) afterwards.
+
+    Its transactions begin as readers (``session_factory(engine, read_only=True)``); call :func:`writing`
+    before changing anything (:func:`log` does).
+    """
     db = state(request).factory()
     try:
         yield db
@@ -145,19 +193,43 @@ def session_token(request: Request) -> str | None:
     return state(request).signer.read(SESSION_COOKIE, request.cookies.get(SESSION_COOKIE))
 
 
+def writing(db: OrmSession) -> None:
+    """Begin the request's writing transaction (:func:`worklist.db.begin_writing`); keep it short: on
+    SQLite it holds the database's write lock until the caller commits."""
+    begin_writing(db)
+
+
+def _aware(when: datetime) -> datetime:
+    return when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when
+
+
 def load_viewer(request: Request, db: OrmSession) -> Viewer | None:
-    """The signed-in :class:`Viewer`, or None; ``last_seen`` is updated and committed."""
+    """The signed-in :class:`Viewer`, or None.
+
+    The session is checked in a reading transaction; only when its ``last_seen`` is older than
+    :data:`TOUCH_EVERY` (or the session must end: idle, user disabled) does
+    :func:`worklist.auth.load_session` run in a short writing transaction that moves ``last_seen`` (or ends
+    the session) and commits.
+    """
     token = session_token(request)
     if token is None:
         return None
-    found = auth.load_session(db, token, idle=state(request).idle)
+    wl = state(request)
+    now = datetime.now(timezone.utc)
+    sess = db.get(Session, auth._token_id(token))
+    user = db.get(User, sess.user_id) if sess is not None and sess.ended_at is None else None
+    found = None
+    if user is not None and user.active and now - _aware(sess.last_seen) <= min(TOUCH_EVERY, wl.idle):
+        found = sess, user  # recently seen: nothing to write
+    elif user is not None:
+        writing(db)
+        found = auth.load_session(db, token, now=now, idle=wl.idle)
+        db.commit()  # last_seen moved, or the idle session ended
     if found is None:
-        db.commit()  # an idle session is ended by load_session
         request.state.expired = True
         return None
     sess, user = found
     units = auth.units_of(db, user)
-    db.commit()
     viewer = Viewer(sess, user, units)
     request.state.lang = viewer.lang
     request.state.viewer = viewer
@@ -199,10 +271,14 @@ def source_of(request: Request) -> str:
 def log(request: Request, db: OrmSession, viewer: Viewer | None, what: str, *, client_ids=(),
         purpose: str = "worklist", detail: dict | None = None, user: str | None = None, role: str = "",
         units=()):
-    """Append one access-log row inside the request's open transaction (committed with the work it records).
+    """Append one access-log row in the request's writing transaction (committed with the work it records).
 
-    Without a signed-in ``viewer`` (login, failed login), ``user``, ``role`` and ``units`` name who it was.
+    A request that only read so far gets its writing transaction here (:func:`writing`); one that records
+    an action began it before the action, so the action and its row commit together. The caller commits
+    before the response leaves. Without a signed-in ``viewer`` (login, failed login), ``user``, ``role``
+    and ``units`` name who it was.
     """
+    writing(db)
     return accesslog.record(db, user=viewer.user.username if viewer else (user or ""),
                             role=viewer.role if viewer else role, units=viewer.units if viewer else units,
                             what=what, client_ids=list(client_ids), purpose=purpose, source=source_of(request),
@@ -226,6 +302,6 @@ def safe_next(value: str | None) -> str:
     return "/"
 
 
-__all__ = ["NotLoggedIn", "PAGE_ROLES", "Viewer", "WebState", "check_csrf", "get_db", "get_viewer", "load_viewer",
-           "log", "make_templates", "render", "require_clients", "require_role", "safe_next", "session_token",
-           "source_of", "state"]
+__all__ = ["Memo", "NotLoggedIn", "PAGE_ROLES", "TOUCH_EVERY", "Viewer", "WebState", "check_csrf", "get_db",
+           "get_viewer", "load_viewer", "log", "make_templates", "render", "require_clients", "require_role",
+           "safe_next", "session_token", "source_of", "state", "writing"]
