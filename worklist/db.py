@@ -26,6 +26,8 @@ access_log, access_log_clients, audit_head
 from __future__ import annotations
 
 import os
+import threading
+import time
 from datetime import date, datetime, timezone
 from pathlib import Path
 
@@ -337,6 +339,58 @@ def begin_writing(db) -> None:
     db.connection(execution_options=dict(WRITING))
 
 
+class WalKeeper:
+    """Keeps a SQLite database's write-ahead log from growing without bound under constant reading.
+
+    SQLite moves the WAL's pages into the database (a checkpoint) as it goes, but it can start the WAL
+    file over only at a moment no reader uses it; a busy web app, reading in overlapping transactions,
+    may never have one, and the file then grows by every commit (and reads slow down). At most every
+    ``every`` seconds, :meth:`maybe_checkpoint` looks at the file's size and, above ``limit_bytes``, runs
+    ``PRAGMA wal_checkpoint(TRUNCATE)``: it holds off writers until the readers of older snapshots are
+    done (a page read: well under a second), copies the pages and empties the file.
+
+    Parameters
+    ----------
+    engine
+        The engine of a SQLite file database (otherwise the keeper does nothing).
+    limit_bytes, every
+        Checkpoint when the WAL file is larger than this; look at most this often (seconds).
+    """
+
+    def __init__(self, engine: Engine, limit_bytes: int = 64 * 2**20, every: float = 2.0):
+        database = engine.url.database if engine.dialect.name == "sqlite" else None
+        self.engine = engine
+        self.wal = Path(f"{database}-wal") if database and database != ":memory:" else None
+        self.limit_bytes = limit_bytes
+        self.every = every
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def maybe_checkpoint(self) -> bool:
+        """Checkpoint and empty the WAL if it is due and too large; True when it did (one thread at a time)."""
+        now = time.monotonic()
+        if self.wal is None or now < self._next or not self._lock.acquire(blocking=False):
+            return False
+        try:
+            self._next = now + self.every
+            try:
+                if self.wal.stat().st_size <= self.limit_bytes:
+                    return False
+            except FileNotFoundError:
+                return False
+            raw = self.engine.raw_connection()  # autocommit (no BEGIN): a checkpoint runs outside transactions
+            try:
+                cur = raw.cursor()
+                cur.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                cur.fetchall()
+                cur.close()
+            finally:
+                raw.close()
+            return True
+        finally:
+            self._lock.release()
+
+
 def refresh_statistics(conn) -> None:
     """Update the query planner's statistics of the big tables (after an import; at server start).
 
@@ -373,5 +427,5 @@ def migrate(url_or_engine: str | Engine | None = None, revision: str = "head") -
 
 __all__ = ["Action", "AccessLog", "AccessLogClient", "AuditHead", "BEGIN_OPTION", "Base", "CLIENT_ROLES",
            "ClientDirectory", "ClientSegment", "ListRow", "NOTE_MAX", "READ_ONLY", "ROLES", "RiskListRecord",
-           "STATUSES", "Session", "User", "UserUnit", "WRITING", "begin_writing", "default_url", "make_engine",
+           "STATUSES", "Session", "User", "UserUnit", "WRITING", "WalKeeper", "begin_writing", "default_url", "make_engine",
            "migrate", "refresh_statistics", "session_factory"]

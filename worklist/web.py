@@ -35,7 +35,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from worklist import auth
 from worklist.accesslog import default_anchor
-from worklist.db import default_url, make_engine, migrate, refresh_statistics, session_factory
+from worklist.db import WalKeeper, default_url, make_engine, migrate, refresh_statistics, session_factory
 from worklist.i18n import LANGS, lang_or_default
 from worklist.security import (LOGIN_CSRF_COOKIE, SECURITY_HEADERS, SESSION_COOKIE, CookieSigner, load_secret,
                                same_token)
@@ -89,7 +89,7 @@ def create_app(url: str | None = None, data: Path | None = None, *, secret: str 
     wl = WebState(engine=engine, factory=session_factory(engine, read_only=True),
                   signer=CookieSigner(load_secret(secret, anchor)),
                   templates=make_templates(), anchor=anchor, data=Path(data) if data is not None else None,
-                  secure_cookies=secure_cookies, idle=timedelta(minutes=idle_minutes))
+                  secure_cookies=secure_cookies, idle=timedelta(minutes=idle_minutes), wal=WalKeeper(engine))
     app = FastAPI(title="sote worklist", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.wl = wl
 

@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import sessionmaker
 
 from worklist import accesslog, auth
-from worklist.db import NOTE_MAX, Session, User, begin_writing
+from worklist.db import NOTE_MAX, Session, User, WalKeeper, begin_writing
 from worklist.i18n import LANG_NAMES, LANGS, label, lang_or_default, texts
 from worklist.security import SESSION_COOKIE, CookieSigner, same_token
 
@@ -97,6 +97,7 @@ class WebState:
     secure_cookies: bool = False
     idle: timedelta = timedelta(minutes=30)
     memo: "Memo" = field(default_factory=lambda: Memo())
+    wal: WalKeeper | None = None
     _service: object = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -181,11 +182,14 @@ def get_db(request: Request) -> Iterator[OrmSession]:
     Its transactions begin as readers (``session_factory(engine, read_only=True)``); call :func:`writing`
     before changing anything (:func:`log` does).
     """
-    db = state(request).factory()
+    wl = state(request)
+    db = wl.factory()
     try:
         yield db
     finally:
         db.close()
+        if wl.wal is not None:  # SQLite: empty the write-ahead log now and then (see WalKeeper)
+            wl.wal.maybe_checkpoint()
 
 
 def session_token(request: Request) -> str | None:

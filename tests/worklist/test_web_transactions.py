@@ -7,7 +7,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
 from worklist import accesslog, auth
-from worklist.db import AccessLog, Session, User, begin_writing, make_engine, session_factory
+from worklist.db import AccessLog, Session, User, WalKeeper, begin_writing, make_engine, session_factory
 from worklist.web import create_app
 from worklist.web_common import TOUCH_EVERY, Memo
 
@@ -90,3 +90,20 @@ def test_memo_builds_once_per_key_and_forgets_the_least_recent():
     assert memo.get("c", build(3)) == 3  # "a" is dropped
     assert memo.get("a", build(4)) == 4
     assert calls == [1, 2, 3, 4]
+
+
+def test_wal_keeper_empties_a_large_write_ahead_log(db_url):
+    engine = make_engine(db_url)
+    keeper = WalKeeper(engine, limit_bytes=1, every=0.0)
+    reader = session_factory(engine, read_only=True)()
+    reader.scalars(select(User)).all()  # an older snapshot in use while others write
+    with session_factory(engine).begin() as db:
+        auth.add_user(db, "cm.two", "case_manager", ["u1"])
+    assert keeper.wal.stat().st_size > 0
+    reader.close()  # the checkpoint waits for readers of older snapshots; this one ends
+    assert keeper.maybe_checkpoint()
+    assert keeper.wal.stat().st_size == 0
+    assert not WalKeeper(engine, limit_bytes=1, every=60.0).maybe_checkpoint()  # nothing to do: empty
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(User)).scalar() == 1
+    engine.dispose()
