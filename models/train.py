@@ -88,6 +88,8 @@ class TrainResult:
     ``metrics`` and ``groups`` are the analysts' full tables; MLflow receives
     them with small cells suppressed (:func:`models.metrics.disclosed_groups`).
     ``model`` is the logged :class:`~models.pyfunc.ServiceNeedModel`; ``gate`` the quality gate's verdict.
+    ``reference`` is the drift reference stored with the model as ``reference/summary.json``
+    (:func:`models.drift_reference.model_reference`: binned summaries of the training rows, never rows).
     ``top_calibration`` is :func:`models.calibration.calibration_at_top` of the
     model on the validation date (top 2 % and 5 %); ``top`` describes the
     validation date's top 5 % (:func:`top_of_validation`): who they are and the
@@ -109,6 +111,7 @@ class TrainResult:
     gate: GateResult | None = None
     top_calibration: pd.DataFrame | None = None
     top: dict = field(default_factory=dict)
+    reference: dict = field(default_factory=dict)
 
 
 def _spec_text(path: str | None) -> str:
@@ -237,6 +240,7 @@ def train(data, config: TrainConfig = TrainConfig(), *, experiment: str | None =
     from features.provenance import frame_digest
     from features.targets.labels import build_training_set
     from features.targets.spec import load_targets
+    from models.drift_reference import model_reference
     from models.explain import contributions, global_importance
     from models.gate import quality_gate
 
@@ -287,8 +291,11 @@ def train(data, config: TrainConfig = TrainConfig(), *, experiment: str | None =
     contrib, _ = contributions(model.booster, model.frame(sample))
     importance = global_importance(contrib)
     digests = {"training_rows": frame_digest(training), "validation_rows": frame_digest(validation)}
+    # the drift reference (sote monitor): binned summaries of the training rows and their scores, never rows
+    reference = model_reference(model, training, {"target": config.target, "as_of": config.train_as_of,
+                                                  "digest": digests["training_rows"]})
     result = TrainResult(config, metrics, groups, importance, model, digests=digests, tuning=tuning, gate=gate,
-                         top_calibration=top_calibration, top=top)
+                         top_calibration=top_calibration, top=top, reference=reference)
     if log:
         _log_run(result, training, validation, scores, target, experiment, register, tracking_uri, truth_path, say)
     if register and not gate.passed:
@@ -377,6 +384,7 @@ def _log_run(result: TrainResult, training, validation, scores, target, experime
     from features.provenance import file_digest, versions
     from models import plots
     from models.card import model_card
+    from models.drift_reference import SUMMARY_ARTIFACT
     from models.metrics import disclosed_groups, disclosed_metrics
     from models.registry import champion_challenger
     from models.listinfo import cohort_text
@@ -408,6 +416,8 @@ def _log_run(result: TrainResult, training, validation, scores, target, experime
         mlflow.log_text(gate.summary(), "evaluation/quality_gate.txt")
         mlflow.log_text(result.importance.to_csv(index=False), "explanations/global_importance.csv")
         mlflow.log_text(result.model.spec_yaml, "model_spec/features.yaml")
+        if result.reference:
+            mlflow.log_text(json.dumps(result.reference, indent=1, ensure_ascii=False), SUMMARY_ARTIFACT)
         figures = {"roc_pr": plots.roc_pr(y_va, scores), "calibration": plots.calibration(y_va, scores),
                    "capacity_lift": plots.capacity(y_va, scores), "group_auroc": plots.group_auroc(groups),
                    "shap_summary": plots.shap_summary(result.importance)}

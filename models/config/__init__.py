@@ -1,0 +1,1 @@
+"""Packaged configuration of the models layer (read with features.config.loader)."""
