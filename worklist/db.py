@@ -255,6 +255,9 @@ READ_ONLY = {BEGIN_OPTION: "deferred"}
 #: Execution options of a writing transaction (the default).
 WRITING = {BEGIN_OPTION: "immediate"}
 _MMAP_BYTES = 256 * 2**20
+#: Connections per engine: one for each request thread of the server (anyio's default limit is 40), so a
+#: request never waits for a connection; PostgreSQL keeps 10 open, SQLite (cheap connections) up to 40.
+_POOL = 40
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
@@ -294,11 +297,13 @@ def make_engine(url: str | None = None) -> Engine:
         path = url.split("///", 1)[1] if "///" in url else ""
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        # as many connections as the server's request threads (40) and a few more: readers never wait for one
+        pool = {"pool_size": _POOL, "max_overflow": 10} if path and path != ":memory:" else {}
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **pool)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=_POOL - 10)
 
 
 def session_factory(engine: Engine, read_only: bool = False) -> sessionmaker:
