@@ -360,14 +360,18 @@ class WalKeeper:
         The engine of a SQLite file database (otherwise the keeper does nothing).
     limit_bytes, every
         Checkpoint when the WAL file is larger than this; look at most this often (seconds).
+    wait
+        Seconds the checkpoint waits for older readers (holding writers off meanwhile) before it gives up
+        until the next look.
     """
 
-    def __init__(self, engine: Engine, limit_bytes: int = 64 * 2**20, every: float = 2.0):
+    def __init__(self, engine: Engine, limit_bytes: int = 64 * 2**20, every: float = 2.0, wait: float = 1.0):
         database = engine.url.database if engine.dialect.name == "sqlite" else None
         self.engine = engine
         self.wal = Path(f"{database}-wal") if database and database != ":memory:" else None
         self.limit_bytes = limit_bytes
         self.every = every
+        self.wait = wait
         self._next = 0.0
         self._lock = threading.Lock()
 
@@ -386,12 +390,14 @@ class WalKeeper:
             raw = self.engine.raw_connection()  # autocommit (no BEGIN): a checkpoint runs outside transactions
             try:
                 cur = raw.cursor()
-                cur.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-                cur.fetchall()
+                # writers wait while it waits for older readers: give up after a second, try again later
+                cur.execute(f"PRAGMA busy_timeout={int(self.wait * 1000)}")
+                busy = cur.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+                cur.execute("PRAGMA busy_timeout=30000")
                 cur.close()
             finally:
                 raw.close()
-            return True
+            return not busy
         finally:
             self._lock.release()
 

@@ -24,9 +24,11 @@ import logging
 import os
 import secrets
 import threading
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 
+import anyio.to_thread
 from fastapi import Depends, FastAPI, Form, HTTPException, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy import text
@@ -44,6 +46,8 @@ from worklist.web_common import (NotLoggedIn, Viewer, WebState, check_csrf, get_
 
 #: Environment variable carrying the settings of :func:`app_from_env` to the worker processes of ``sote serve``.
 SERVE_ENV = "SOTE_WORKLIST_SERVE"
+#: Requests a server process handles at once (its thread pool; the rest wait in line).
+THREADS = 12
 #: Where each role starts after login.
 HOME = {"case_manager": "/worklist", "unit_lead": "/worklist", "analyst": "/overview", "admin": "/admin/log"}
 _ERROR_KEYS = {400: "bad_request", 403: "forbidden", 404: "not_found"}
@@ -51,7 +55,7 @@ _ERROR_KEYS = {400: "bad_request", 403: "forbidden", 404: "not_found"}
 
 def create_app(url: str | None = None, data: Path | None = None, *, secret: str | None = None,
                secure_cookies: bool = False, idle_minutes: int = 30, anchor: Path | None = None,
-               warm: bool = True) -> FastAPI:
+               warm: bool = True, threads: int = THREADS) -> FastAPI:
     """The worklist app on the database at ``url`` (migrated to the newest revision first).
 
     Parameters
@@ -73,6 +77,8 @@ def create_app(url: str | None = None, data: Path | None = None, *, secret: str 
     warm
         With ``data``: build the usage chart's cache for the current lists' dates in a background thread at
         start, so the first client page does not wait for it.
+    threads
+        Requests handled at once (the server's thread pool; default :data:`THREADS`); more wait their turn.
 
     Notes
     -----
@@ -90,7 +96,14 @@ def create_app(url: str | None = None, data: Path | None = None, *, secret: str 
                   signer=CookieSigner(load_secret(secret, anchor)),
                   templates=make_templates(), anchor=anchor, data=Path(data) if data is not None else None,
                   secure_cookies=secure_cookies, idle=timedelta(minutes=idle_minutes), wal=WalKeeper(engine))
-    app = FastAPI(title="sote worklist", docs_url=None, redoc_url=None, openapi_url=None)
+    @asynccontextmanager
+    async def lifespan(_app):
+        # fewer request threads than anyio's 40: on 2 cores they only contend for the interpreter lock, and a
+        # thread holding the database's write lock would wait behind all of them
+        anyio.to_thread.current_default_thread_limiter().total_tokens = threads
+        yield
+
+    app = FastAPI(title="sote worklist", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.wl = wl
 
     @app.middleware("http")
@@ -256,4 +269,4 @@ def _auth_routes(app: FastAPI) -> None:
         return RedirectResponse(safe_next(next), status_code=303)
 
 
-__all__ = ["HOME", "SERVE_ENV", "app_from_env", "create_app"]
+__all__ = ["HOME", "SERVE_ENV", "THREADS", "app_from_env", "create_app"]
