@@ -256,7 +256,7 @@ def _log_run(job: JobConfig, summary: dict) -> str:
 
 
 def _validate(job: JobConfig, staging: Path) -> tuple[object, dict, dict]:
-    """Load, validate and cost-fill the tables; check the date against the data period (a PeriodError is data invalid)."""
+    """Check the date against the data period (a PeriodError: data invalid), then load, validate and cost-fill."""
     from features.contract.io import data_period
     from features.contract.load import load_tables
 
@@ -481,7 +481,7 @@ def run_batch(job: JobConfig, say=lambda message: None) -> BatchResult:
 
 
 def breaches(verdict: str | None, job: JobConfig) -> bool:
-    """Whether a drift verdict ends the job with exit status DRIFT: only with ``fail_on_drift``, at ``drift_level`` or worse."""
+    """Whether a verdict ends the job with status DRIFT: only with ``fail_on_drift``, at ``drift_level`` or worse."""
     return verdict is not None and job.fail_on_drift and LEVELS[verdict] >= LEVELS[job.drift_level]
 
 
