@@ -120,7 +120,8 @@ def demo(
 
     Synthetic county → validation → client histories → segments → models for
     the targets (tracked and registered in MLflow) → risk lists → reports → the worklist database
-    (lists, client directory, demo users; see docs/worklist.md).
+    (lists, client directory, demo users; see docs/worklist.md) → monitoring (out/monitoring/: drift
+    between the previous and the current list, and how the previous list did; docs/monitoring.md).
     """
     from features.contract.outputs import OutputRefused, check_store_outside
     from sote.demo import load_demo_config, run_demo

@@ -1,4 +1,7 @@
-"""The main job end to end on the synthetic county: data → segments → models → risk lists → reports → worklist."""
+"""The main job end to end on the synthetic county.
+
+Data → segments → models → risk lists → reports → worklist → monitoring.
+"""
 from __future__ import annotations
 
 import json
@@ -156,12 +159,12 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig(), say=print) -> D
         seconds[step] = round(now - clock, 1)
         clock = now
 
-    say(f"1/7 synthetic county of {config.clients:,} residents")
+    say(f"1/8 synthetic county of {config.clients:,} residents")
     generate_county(data, SynthConfig(clients=config.clients, seed=config.seed, workers=config.workers,
                                       truth_reps=config.truth_reps))
     lap("synthetic county")
 
-    say("2/7 validation, realism and client histories")
+    say("2/8 validation, realism and client histories")
     tables = load_tables(data)
     years = list(range(pd.Timestamp(config.train_as_of).year - 2, pd.Timestamp(config.score_as_of).year))
     write_table(realism_report(tables.tables, years), out / "realism.csv")
@@ -170,7 +173,7 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig(), say=print) -> D
     f_valid = histories.features(t_valid)
     lap("validation and features")
 
-    say("3/7 segments")
+    say("3/8 segments")
     segmented = segment_at(tables, t_valid, "kmeans", "auto", features=f_valid, random_state=config.seed)
     segs, next_cost = segmented.result, segmented.next_year_cost
     write_table(segs.assignments, out / "segments.parquet")
@@ -195,7 +198,7 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig(), say=print) -> D
     write_html(moves.html(), out / "segment_transitions.html")
     lap("segments")
 
-    say(f"4/7 models for {len(config.targets)} targets (train {t_train.date()}, validate {t_valid.date()})")
+    say(f"4/8 models for {len(config.targets)} targets (train {t_train.date()}, validate {t_valid.date()})")
     rows = []
     trained = []
     for target in config.targets:
@@ -223,7 +226,7 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig(), say=print) -> D
     write_table(metrics, out / "model_metrics.csv")
     lap("models")
 
-    say(f"5/7 risk lists as of {config.score_as_of}")
+    say(f"5/8 risk lists as of {config.score_as_of}")
     lists = out / "risklists"
     summaries = []
     for target in trained:
@@ -246,7 +249,7 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig(), say=print) -> D
               histories=histories, reasons=0)
     lap("scoring")
 
-    say("6/7 case-manager reports" + (f" ({report_target}; {CAPACITY_TARGET} for capacity planning)"
+    say("6/8 case-manager reports" + (f" ({report_target}; {CAPACITY_TARGET} for capacity planning)"
                                       if len(reported) > 1 else ""))
     for target, folder in reported:
         risk = pd.read_parquet(lists / f"{target}.parquet", columns=["unit"])
@@ -255,7 +258,7 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig(), say=print) -> D
                          previous=lists / f"{target}_{config.valid_as_of}.parquet", unit=unit, top=50, lang="fi")
     lap("reports")
 
-    say("7/7 worklist database")
+    say("7/8 worklist database")
     loaded = load_demo_worklist(worklist_db, [lists / f"{target}{suffix}.parquet" for target, _ in reported
                                               for suffix in (f"_{config.valid_as_of}", "")],
                                 data, out / "segments.parquet")
@@ -264,15 +267,44 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig(), say=print) -> D
         f"{', '.join(loaded['users_created']) or 'none'}; kept: {', '.join(loaded['users_kept']) or 'none'}")
     say(f"   demo users and their passwords: {loaded['users_file']} (new users only; existing ones keep theirs)")
     lap("worklist")
+
+    monitored = CAPACITY_TARGET if CAPACITY_TARGET in dict(reported) else report_target
+    monitoring = {}
+    if monitored is not None:
+        say(f"8/8 monitoring ({monitored}): the current list against the previous one, and how the previous did")
+        monitoring = write_monitoring(out / "monitoring", lists / f"{monitored}_{config.valid_as_of}.parquet",
+                                      lists / f"{monitored}.parquet", tables, f"models:/{monitored}@champion",
+                                      config.tracking_uri)
+    lap("monitoring")
     with atomic_path(out / "demo_summary.json") as tmp:  # recorded as sote's own, so a rerun may replace it
         tmp.write_text(json.dumps({"seconds": seconds, "clients": config.clients,
                                    "metrics": metrics.to_dict("records"),
-                                   "lists": summaries, "report_target": report_target,
+                                   "lists": summaries, "report_target": report_target, "monitoring": monitoring,
                                    "worklist": {"imported": loaded["imported"], "already": loaded["already"],
                                                 "users_created": loaded["users_created"],
                                                 "users_file": str(loaded["users_file"])}},
                                   indent=2, default=str))
     return DemoResult(out, metrics, seconds, loaded)
+
+
+def write_monitoring(folder: Path, previous: Path, current: Path, tables, model_uri: str,
+                     tracking_uri: str | None) -> dict:
+    """Drift of ``current`` against ``previous`` and the evaluation of ``previous`` into ``folder``.
+
+    Writes ``drift.html`` / ``drift.csv`` (:func:`models.monitor.monitor` of the
+    two risk lists) and ``evaluation.html`` / ``evaluation.csv``
+    (:func:`models.evaluate_list.evaluate_list` of the previous list, realised
+    when its horizon lies inside the data); both logged to MLflow as aggregates.
+    Returns the drift verdict, the score's PSI and the evaluation's basis and AUROC.
+    """
+    from models.evaluate_list import evaluate_list
+    from models.monitor import monitor
+
+    drift = monitor(previous, current, model_uri=model_uri, tracking_uri=tracking_uri, out=folder / "drift")
+    evaluation = evaluate_list(previous, tables, tracking_uri=tracking_uri, out=folder / "evaluation")
+    auroc = evaluation.overall(shared=True).get("auroc")
+    return {"drift_verdict": drift.verdict, "score_psi": drift.score_psi, "evaluated": previous.name,
+            "evaluation_basis": evaluation.basis, "evaluation_auroc": float(auroc) if pd.notna(auroc) else None}
 
 
 def list_summary(sidecar: dict) -> dict:

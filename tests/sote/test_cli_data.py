@@ -72,3 +72,8 @@ def test_demo_runs_end_to_end_on_a_small_county(tmp_path):
     assert summary["worklist"]["users_file"] == str(users) and users.stat().st_mode & 0o777 == 0o600
     assert {"admin_demo", "analyst_demo", "lead_demo"} <= set(summary["worklist"]["users_created"])
     assert f"demo users and their passwords: {users}" in res.output
+    # the monitoring step: the current high_use list against the previous one, and how the previous one did
+    assert {p.name for p in (out / "monitoring").iterdir()} >= {"drift.html", "drift.csv", "evaluation.html",
+                                                                 "evaluation.csv"}
+    assert summary["monitoring"]["drift_verdict"] in ("ok", "watch", "act")
+    assert summary["monitoring"]["evaluation_basis"] == "realised" and summary["monitoring"]["evaluation_auroc"] > 0.7
