@@ -18,11 +18,11 @@ def batch(
 ) -> None:
     """Run a scheduled job for one date and print its JSON summary on standard output.
 
-    Outputs go to <out>/<as_of>/ (features, risk list and sidecar, drift report, summary.json), moved into
-    place together when every step has succeeded; each run appends a line to <out>/batch_log.jsonl.
-    Rerunning a date with the same inputs rewrites the same bytes and reuses the date's MLflow run.
-    Exit status: 0 ok, 3 data invalid, 5 drift (only with fail_on_drift: true), 2 a problem with the
-    job file, its paths or the model, 1 failed.
+    Outputs go to <out>/<as_of>/, moved into place together when every step has succeeded.
+
+    Each run appends a line to <out>/batch_log.jsonl; a rerun with the same inputs rewrites the same bytes.
+
+    Exit status: 0 ok, 3 data invalid, 5 drift (only with fail_on_drift: true), 2 job file or model, 1 failed.
     """
     from sote.batch import load_job, run_batch
 
