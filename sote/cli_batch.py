@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -35,6 +36,8 @@ def batch(
     except (ValueError, FileNotFoundError) as err:  # the file, the key and the value named
         fail(str(err), ExitCode.USER_ERROR)
     quiet_libraries()
+    # a scheduled job's log holds the steps, not MLflow's download bars (the user's own setting wins)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     result = run_batch(job, say=lambda message: console.print(message, highlight=False, soft_wrap=True))
     typer.echo(json.dumps(result.summary, indent=2, ensure_ascii=False, default=str))
     summary = result.summary
