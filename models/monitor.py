@@ -91,7 +91,11 @@ def _row(**values) -> dict:
 
 
 def _named(unseen: dict[str, int], withheld: set[str], n: int) -> tuple[str, float]:
-    """The unseen levels as text (a count only for 50 clients or more; a client id never named) and their share."""
+    """The unseen levels as text (a count only for 50 clients or more; a client id never named) and their share.
+
+    The share is that of every current client in an unseen level (NaN without clients); the caller blanks it
+    in the output when those clients are a small cell.
+    """
     shown, hidden = [], 0
     for name, count in sorted(unseen.items(), key=lambda kv: (-kv[1], kv[0])):
         if name in withheld:
@@ -102,8 +106,7 @@ def _named(unseen: dict[str, int], withheld: set[str], n: int) -> tuple[str, flo
     text = "; ".join(shown) + (f"; … {rest} more" if rest > 0 else "")
     if hidden:
         text += ("; " if text else "") + f"{hidden} level(s) withheld (equal to a client id)"
-    total = sum(unseen.values())
-    return text, (total / n if n and (total == 0 or total >= MIN_GROUP_CLIENTS) else (np.nan if n else np.nan))
+    return text, (sum(unseen.values()) / n if n else np.nan)
 
 
 def _compare_feature(name: str, ref: dict, values: pd.Series, config: MonitoringConfig, withheld: set[str]
@@ -114,7 +117,7 @@ def _compare_feature(name: str, ref: dict, values: pd.Series, config: Monitoring
     if ref["kind"] == "numeric" and ref["counts"] is None:  # under 50 reference values: no bins to compare
         x = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
         counts, value, statistic, limits = None, np.nan, "psi", config.psi
-        unseen_text, unseen_share = "", np.nan
+        unseen_text, unseen_share, unseen_clients = "", np.nan, 0
         cur_missing = float((n - np.isfinite(x).sum()) / n) if n else np.nan
         note = f"the reference has under {MIN_GROUP_CLIENTS} values: distribution not compared"
     elif ref["kind"] == "numeric":
@@ -122,18 +125,24 @@ def _compare_feature(name: str, ref: dict, values: pd.Series, config: Monitoring
         present = np.isfinite(x)
         counts = drift.bin_counts(x[present], ref["edges"])
         value, statistic, limits = drift.psi(drift.reference_counts(ref), counts, config.smoothing), "psi", config.psi
-        unseen_text, unseen_share = "", np.nan
+        unseen_text, unseen_share, unseen_clients = "", np.nan, 0
         cur_missing = float((n - present.sum()) / n) if n else np.nan  # as the reference's: missing / n
     else:
         counts, unseen = drift.category_counts(values, ref)
         value, statistic, limits = drift.js_distance(*drift.comparable(ref, counts)), "js", config.js
         cur_missing = float(values.isna().sum() / n) if n else np.nan
         unseen_text, unseen_share = _named(unseen, withheld, n)
+        unseen_clients = sum(unseen.values())
     ref_missing = drift.missing_rate(ref)
     change = drift.missing_change(ref, cur_missing)
     levels = [drift.level(value, limits.watch, limits.act),
               drift.level(change, config.missing_rate.watch, config.missing_rate.act),
               drift.level(unseen_share, config.unseen_share.watch, config.unseen_share.act)]
+    # levels use the exact figures; a figure about 1 to 49 clients (or all but 1 to 49) is blanked in the output
+    if n and drift.missing_fields(n, round(cur_missing * n))["missing"] is None:
+        cur_missing = change = np.nan
+    if 0 < unseen_clients < MIN_GROUP_CLIENTS:
+        unseen_share = np.nan
     row = _row(section="feature", name=name, kind=ref["kind"], statistic=statistic, value=value,
                level=drift.worst(levels), ref_n=ref["n"], cur_n=n, ref_missing=ref_missing, cur_missing=cur_missing,
                missing_change=change, unseen=unseen_text, unseen_share=unseen_share, suppressed=False, note=note)

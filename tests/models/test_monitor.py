@@ -58,7 +58,12 @@ def test_identical_tables_give_psi_zero_and_verdict_ok(features, tmp_path):
     assert result.verdict == "ok" and len(feats) == X.shape[1] - 1
     few = feats["value"].isna()  # under 50 clients with a value: no distribution is written or compared
     assert few.any() and feats.loc[few, "note"].str.contains("under 50 values").all()
-    assert (feats.loc[~few, "value"] == 0).all() and (feats["missing_change"] == 0).all()
+    assert (feats.loc[~few, "value"] == 0).all()
+    blank = feats["missing_change"].isna()  # a missing count (or its complement) of 1 to 49 clients: not shown
+    assert (feats.loc[~blank, "missing_change"] == 0).all() and feats.loc[blank, "cur_missing"].isna().all()
+    for name in feats.loc[blank, "name"]:
+        missing = int(X[name].isna().sum())
+        assert 0 < missing < 50 or 0 < len(X) - missing < 50, name
     assert set(feats["statistic"]) == {"psi", "js"}
     assert feats.set_index("name").loc["municipality", "statistic"] == "js"
     seg = t[(t["section"] == "segment") & (t["statistic"] == "js")]
@@ -164,3 +169,18 @@ def test_inputs_of_different_kinds_or_no_reference_are_refused(features, risklis
         monitor(features["2024-01-01"], risklist[1], log=False)
     with pytest.raises(ValueError, match="no reference"):
         monitor(None, features["2024-01-01"], log=False)
+
+
+def test_a_few_clients_in_a_new_level_raise_watch_but_their_share_is_not_shown():
+    rng = np.random.default_rng(4)
+    ref = pd.DataFrame({"client_id": [f"r{i}" for i in range(2_000)], "unit": rng.choice(["a", "b"], 2_000),
+                        "cost": rng.gamma(1.0, 100.0, 2_000)})
+    cur = ref.assign(client_id=[f"c{i}" for i in range(2_000)])
+    cur.loc[:9, "unit"] = "c_new"  # 10 clients: 0.5 % of the list, a small cell
+    cur.loc[:19, "cost"] = np.nan  # 20 missing
+    result = monitor(ref, cur, log=False)
+    t = result.table.set_index("name")
+    assert t.loc["unit", "level"] == "watch" and t.loc["unit", "unseen"] == "c_new (<50)"
+    assert np.isnan(t.loc["unit", "unseen_share"])
+    assert t.loc["cost", "level"] == "ok" and np.isnan(t.loc["cost", "cur_missing"])  # 1 % missing: under 0.05
+    assert result.verdict == "watch"
