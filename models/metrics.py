@@ -52,6 +52,33 @@ def auroc_confidence_interval(y: np.ndarray, p: np.ndarray, level: float = 0.95)
     return auroc, max(0.0, auroc - z * se), min(1.0, auroc + z * se)
 
 
+def oracle_auroc(y: np.ndarray, probability: np.ndarray, probability_half: np.ndarray | None = None
+                 ) -> dict[str, float]:
+    """The oracle's AUROC from Monte Carlo probabilities, with the noise bias removed to first order.
+
+    Noise in estimated probabilities lowers their AUROC by an amount that, for
+    small noise, is proportional to the noise variance. The synthetic
+    county's truth holds the estimate over all futures (``probability``) and
+    over one future of each stratum (``probability_half``, twice the
+    variance; see :mod:`features.synth.estimate`), so ``2 A(full) - A(half)``
+    (Richardson extrapolation) estimates the AUROC of the exact probabilities.
+
+    Returns
+    -------
+    dict
+        ``auroc`` (of ``probability``), ``auroc_half`` and ``auroc_limit``
+        (NaN without ``probability_half`` or with one class only).
+    """
+    y = np.asarray(y, dtype=int)
+    if len(np.unique(y)) < 2:
+        return {"auroc": np.nan, "auroc_half": np.nan, "auroc_limit": np.nan}
+    full = float(roc_auc_score(y, np.asarray(probability, float)))
+    if probability_half is None:
+        return {"auroc": full, "auroc_half": np.nan, "auroc_limit": np.nan}
+    half = float(roc_auc_score(y, np.asarray(probability_half, float)))
+    return {"auroc": full, "auroc_half": half, "auroc_limit": 2 * full - half}
+
+
 def capacity_metrics(y: np.ndarray, p: np.ndarray, capacities=CAPACITIES) -> dict[str, float]:
     """Precision, recall and lift when a team can reach the top share of clients by predicted risk."""
     y = np.asarray(y)

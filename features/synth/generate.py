@@ -14,11 +14,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from features.config.defaults import BUILTIN_TARGETS, COUNTY_CLIENTS, COUNTY_SEED, DATA_END, DATA_START
+from features.config.defaults import BUILTIN_TARGETS, COUNTY_CLIENTS, COUNTY_SEED, DATA_END, DATA_START, VALID_AS_OF
 from features.config.loader import build, read_yaml
 from features.contract.tables import SERVICE_LINES
 from features.contract.io import atomic_dir
 from features.synth.dynamics import ARCHETYPES, default_prices
+from features.synth.estimate import half_mean, mean_and_se
 from features.synth.records import INSTRUMENTS, MEASUREMENT_NAMES, SCALE_NAMES, Vocab
 from features.synth.simulate import NO_DAY, ChunkResult, CountyLayout, TruthSpec, simulate_chunk
 
@@ -42,6 +43,11 @@ class SynthConfig:
         Preset in ``features/config/counties.yaml`` (``keski-uusimaa``, ``ita-uusimaa``).
     truth_reps
         Replicate futures per client and index date behind the true probabilities.
+    evaluated_dates, evaluated_reps_factor
+        Index dates where models are judged against the truth (the validation
+        date of the main job): there the truth runs ``evaluated_reps_factor``
+        times as many futures, so the oracle is a precise limit where it is
+        read. Dates that are not index dates of the truth are ignored.
     chunk_size
         Residents simulated together; part of the random layout, so keep it fixed.
     workers
@@ -58,6 +64,8 @@ class SynthConfig:
     end: str = DATA_END
     county: str = "keski-uusimaa"
     truth_reps: int = 32
+    evaluated_dates: tuple[str, ...] = (VALID_AS_OF,)
+    evaluated_reps_factor: int = 3
     chunk_size: int = 20_000
     workers: int = 2
     missing_cost: float = 0.02
@@ -224,8 +232,19 @@ def _run_chunk(args: tuple) -> ChunkResult:
     n_months = _n_months(cfg)
     return simulate_chunk(seed=cfg.seed, chunk=chunk, offset=offset, n_initial=n, start=np.datetime64(cfg.start),
                           n_months=n_months, layout=layout, vocab=Vocab(units, f"{cfg.county}_hospital"),
-                          prices=default_prices(), reps=cfg.truth_reps, missing_cost=cfg.missing_cost,
-                          truth_months=truth_months, spec=spec)
+                          prices=default_prices(), reps=truth_reps_by_month(cfg, truth_months),
+                          missing_cost=cfg.missing_cost, truth_months=truth_months, spec=spec)
+
+
+def _month_date(cfg: SynthConfig, m: int) -> str:
+    return str((np.datetime64(cfg.start, "M") + m).astype("datetime64[D]"))
+
+
+def truth_reps_by_month(cfg: SynthConfig, truth_months: list[int]) -> dict[int, int]:
+    """Replicate futures at each truth month: ``truth_reps``, times the factor at the evaluated dates."""
+    evaluated = {str(date.fromisoformat(d)) for d in cfg.evaluated_dates}
+    return {m: cfg.truth_reps * (cfg.evaluated_reps_factor if _month_date(cfg, m) in evaluated else 1)
+            for m in truth_months}
 
 
 def _n_months(cfg: SynthConfig) -> int:
@@ -252,8 +271,13 @@ def _validate_config(cfg: SynthConfig) -> None:
         raise ValueError(f"--end must be the last day of a month, got {cfg.end}")
     if end <= start:
         raise ValueError("--end must be after --start")
-    if cfg.clients < 1 or cfg.truth_reps < 1 or cfg.chunk_size < 1:
-        raise ValueError("clients, truth_reps and chunk_size must be positive")
+    if cfg.clients < 1 or cfg.truth_reps < 1 or cfg.chunk_size < 1 or cfg.evaluated_reps_factor < 1:
+        raise ValueError("clients, truth_reps, evaluated_reps_factor and chunk_size must be positive")
+    for d in cfg.evaluated_dates:
+        try:
+            date.fromisoformat(d)
+        except (TypeError, ValueError):
+            raise ValueError(f"evaluated_dates: {d!r} is not a date (YYYY-MM-DD)") from None
 
 
 def generate_county(out_dir: str | Path, config: SynthConfig = SynthConfig(), progress=None, *,
@@ -339,12 +363,19 @@ def generate_county(out_dir: str | Path, config: SynthConfig = SynthConfig(), pr
             "rows": counts,
             "truth_rows": len(truth),
             "truth_index_dates": sorted(truth["as_of"].dt.strftime("%Y-%m-%d").unique().tolist()),
+            "truth_reps_by_date": {_month_date(config, m): r
+                                   for m, r in truth_reps_by_month(config, truth_months).items()},
             "faults_injected": fault_counts,
             "truth_realism": realism,
             "seconds": round(time.perf_counter() - t_start, 1),
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
     return manifest
+
+
+def _max_or_none(x: np.ndarray) -> float | None:
+    x = x[~np.isnan(x)]
+    return round(float(x.max()), 4) if len(x) else None
 
 
 def _assemble_truth(parts: list[list[dict]], truth_months: list[int], cfg: SynthConfig, spec: TruthSpec
@@ -377,18 +408,21 @@ def _assemble_truth(parts: list[list[dict]], truth_months: list[int], cfg: Synth
         diab = cohorts["diabetes_high_use"]
         thr_diab = float(np.quantile(realised[diab], q["diabetes_high_use"])) if diab.any() else np.inf
         thr_rising = float(np.quantile(realised, spec.rising_quantile))
-        prob = {
-            "high_use": (samples > thr_all).mean(axis=1),
-            "rising_high_use": (samples > thr_rising).mean(axis=1),
-            "diabetes_high_use": (samples > thr_diab).mean(axis=1),
-            "elderly_low_function": np.concatenate([p["p_elderly_low_function"] for p in pieces]),
-            "young_adult_mhsu": np.concatenate([p["p_young_adult_mhsu"] for p in pieces]),
-        }
+        prob, se, half = {}, {}, {}
+        for target, thr in (("high_use", thr_all), ("rising_high_use", thr_rising), ("diabetes_high_use", thr_diab)):
+            prob[target], se[target] = mean_and_se(samples > thr)
+            half[target] = half_mean(samples > thr)
+        for target in ("elderly_low_function", "young_adult_mhsu"):
+            prob[target] = np.concatenate([p[f"p_{target}"] for p in pieces])
+            se[target] = np.concatenate([p[f"se_{target}"] for p in pieces])
+            half[target] = np.concatenate([p[f"half_{target}"] for p in pieces])
         for target in TRUTH_TARGETS:
             keep = cohorts[target]
             frames.append(pd.DataFrame({
                 "client_id": ids[keep], "as_of": as_of, "target": target,
                 "probability": prob[target][keep].astype(float),
+                "probability_se": se[target][keep].astype(float),
+                "probability_half": half[target][keep].astype(float),
                 "archetype": pd.Categorical.from_codes(arche[keep], ARCHETYPES),
                 "expected_cost_eur": expected[keep].astype(float),
             }))
@@ -396,6 +430,8 @@ def _assemble_truth(parts: list[list[dict]], truth_months: list[int], cfg: Synth
             "population": int(len(ids)), "high_use_threshold_eur": round(thr_all, 0),
             "diabetes_threshold_eur": round(thr_diab, 0), "prior_cost_threshold_eur": round(prior_threshold, 0),
             "cohort_sizes": {t: int(c.sum()) for t, c in cohorts.items()},
+            "replicate_futures": int(samples.shape[1]),
+            "max_probability_se": {t: _max_or_none(se[t][cohorts[t]]) for t in TRUTH_TARGETS},
         }
     truth = pd.concat(frames, ignore_index=True)
     truth["target"] = truth["target"].astype("category")

@@ -5,11 +5,14 @@ with its own random stream (reproducible whatever the number of workers).
 At every 1 January with a full year of data ahead, the state of each client
 present is copied into ``reps`` replicate futures and run 12 months forward
 with the same :func:`features.synth.dynamics.step`; the outcome frequencies over
-those futures are the client's true probabilities. The truth uses its own
-random stream, so the recorded data do not depend on the number of replicates.
+those futures are the client's true probabilities, with their standard errors
+(stratified yearly shock and exact Poisson tails: :mod:`features.synth.estimate`).
+The truth uses its own random stream, so the recorded data do not depend on the
+number of replicates.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +20,7 @@ import numpy as np
 from features.synth.dynamics import (
     AGE_BANDS, ARCHETYPES, C, CONDITIONS, FEEDBACK, Prices, S, State, burden, new_clients, step,
 )
+from features.synth.estimate import half_mean, mean_and_se, poisson_at_least, stratified_shock
 from features.synth.records import STAFF_PER_UNIT, Rows, Vocab, emit_month, episode_cost, visit_cost
 
 LANG_FI, LANG_SV, LANG_OTHER = 0, 1, 2
@@ -118,9 +122,13 @@ def _initial_ages(rng: np.random.Generator, n: int, mobile: bool = False) -> np.
 
 
 def simulate_chunk(*, seed: int, chunk: int, offset: int, n_initial: int, start: np.datetime64, n_months: int,
-                   layout: CountyLayout, vocab: Vocab, prices: Prices, reps: int, missing_cost: float,
-                   truth_months: list[int], spec: TruthSpec) -> ChunkResult:
-    """Simulate ``n_initial`` residents (plus births and move-ins) over ``n_months`` months."""
+                   layout: CountyLayout, vocab: Vocab, prices: Prices, reps: int | Mapping[int, int],
+                   missing_cost: float, truth_months: list[int], spec: TruthSpec) -> ChunkResult:
+    """Simulate ``n_initial`` residents (plus births and move-ins) over ``n_months`` months.
+
+    ``reps`` is the number of replicate futures behind the truth, one for all
+    ``truth_months`` or a mapping from each truth month to its own number.
+    """
     rng = np.random.default_rng(np.random.SeedSequence([seed, chunk]))
     first_day, month_len = month_starts(start, n_months)
 
@@ -182,7 +190,7 @@ def simulate_chunk(*, seed: int, chunk: int, offset: int, n_initial: int, start:
         january = (np.datetime64(start, "M") + m).astype(int) % 12 == 0
         if m in truth_months:
             truth.append(_truth_at(st, seed, chunk, m, first_day, month_len, birth_day, seen, last_mh,
-                                   last_scale, prices, reps, ids, spec))
+                                   last_scale, prices, reps if isinstance(reps, int) else reps[m], ids, spec))
         age_now = st["age_m"] / 12.0
         month, scales = step(st, rng, int(month_len[m]), bool(january))
         emit_month(rng, month, st, int(first_day[m]), prices, vocab, out, ids, seen, last_mh, last_scale,
@@ -294,13 +302,24 @@ MC_BLOCK_ROWS = 1 << 14
 
 
 def _futures(base: State, rng: np.random.Generator, m: int, month_len: np.ndarray, prices: Prices,
-             spec: TruthSpec, last_adl: np.ndarray, last_maple: np.ndarray, reps: int
-             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Run ``reps`` copies of the clients in ``base`` 12 months ahead; return cost, MH+emergency count, fall."""
-    sub = {k: np.concatenate([v] * reps, axis=0) for k, v in base.items()}
+             spec: TruthSpec, last_adl: np.ndarray, last_maple: np.ndarray, reps: np.ndarray, total: int,
+             young: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Run futures ``reps`` (of ``total``) of the clients in ``base`` 12 months ahead, rows future by future.
+
+    The yearly shock of the first month is stratified over the ``total``
+    futures (:func:`features.synth.estimate.stratified_shock`). Returns each
+    row's cost, its probability of at least ``young_min_count``
+    mental-health/substance and emergency contacts given the simulated path
+    (exact Poisson tail; only for rows of clients in ``young``, 0 elsewhere)
+    and whether the functional-decline outcome happened.
+    """
+    k_rep = len(reps)
+    sub = {k: np.concatenate([v] * k_rep, axis=0) for k, v in base.items()}
+    n_base = len(base["age_m"])
     rows = len(sub["age_m"])
-    base_adl = np.nan_to_num(np.tile(last_adl, reps), nan=0.0)
-    base_maple = np.tile(last_maple, reps)
+    sub["year_g"] = stratified_shock(rng, reps, total, n_base)
+    base_adl = np.nan_to_num(np.tile(last_adl, k_rep), nan=0.0)
+    base_maple = np.tile(last_maple, k_rep)
     cost = np.zeros(rows)
     emergencies = np.zeros(rows)
     lam_year = np.zeros((rows, len(S)))
@@ -308,7 +327,7 @@ def _futures(base: State, rng: np.random.Generator, m: int, month_len: np.ndarra
     for k in range(12):
         was_housing = sub["care"] == 2
         age_now = sub["age_m"] / 12.0
-        month, _ = step(sub, rng, int(month_len[m + k]), k == 0, only_feedback=True)
+        month, _ = step(sub, rng, int(month_len[m + k]), False, only_feedback=True)
         cost += episode_cost(rng, month, age_now, prices)
         emergencies += month.counts[:, S["emergency"]]
         lam_year += month.lam
@@ -321,7 +340,12 @@ def _futures(base: State, rng: np.random.Generator, m: int, month_len: np.ndarra
     year_counts = rng.poisson(lam_year)
     year_counts[:, S["emergency"]] = emergencies
     cost += visit_cost(rng, year_counts, prices)
-    return cost, year_counts[:, S["mental_health_substance"]] + emergencies, fell
+    # Given the path, the year's mental-health/substance contacts are Poisson: take the exact tail.
+    p_young = np.zeros(rows)
+    ask = np.tile(young, k_rep)
+    p_young[ask] = poisson_at_least(spec.young_min_count - emergencies[ask],
+                                    lam_year[ask, S["mental_health_substance"]])
+    return cost, p_young, fell
 
 
 def _truth_at(st: State, seed: int, chunk: int, m: int, first_day: np.ndarray, month_len: np.ndarray,
@@ -339,21 +363,27 @@ def _truth_at(st: State, seed: int, chunk: int, m: int, first_day: np.ndarray, m
         "young_adult_mhsu": (age >= spec.young_min_age) & (age <= spec.young_max_age)
         & (last_mh[present] >= t0 - spec.young_lookback_days),
     }
+    young = cohort["young_adult_mhsu"]
     # Replicates run in blocks that fit the CPU cache; each block's state is a fresh copy.
     block = max(1, min(reps, MC_BLOCK_ROWS // max(1, len(present))))
     parts = [_futures({k: v[present] for k, v in st.items()}, rng, m, month_len, prices, spec,
-                      last_scale["adl_h"][present], last_scale["maple"][present], min(block, reps - r))
+                      last_scale["adl_h"][present], last_scale["maple"][present],
+                      np.arange(r, min(r + block, reps)), reps, young)
              for r in range(0, reps, block)]
-    cost, mh_em, fell = (np.concatenate([p[i] for p in parts]) for i in range(3))
+    cost, p_young, fell = (np.concatenate([p[i] for p in parts]) for i in range(3))
     n_sub = len(present)
     as_matrix = lambda x: x.reshape(reps, n_sub).T  # noqa: E731  (replicates side by side)
+    young_p, young_se = mean_and_se(as_matrix(p_young))
+    elderly_p, elderly_se = mean_and_se(as_matrix(fell))
     return {
         "as_of_day": t0,
         "client": ids[present],
         "cohorts": cohort,
         "archetype": archetype({k: v[present] for k, v in st.items()}, age),
         "cost_samples": as_matrix(cost).astype(np.float32),
-        "p_young_adult_mhsu": as_matrix(mh_em >= spec.young_min_count).mean(axis=1),
-        "p_elderly_low_function": as_matrix(fell).mean(axis=1),
+        "p_young_adult_mhsu": young_p, "se_young_adult_mhsu": young_se,
+        "half_young_adult_mhsu": half_mean(as_matrix(p_young)),
+        "p_elderly_low_function": elderly_p, "se_elderly_low_function": elderly_se,
+        "half_elderly_low_function": half_mean(as_matrix(fell)),
         "burden": burden({k: v[present] for k, v in st.items()}),
     }
