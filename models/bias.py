@@ -252,41 +252,42 @@ def label_bias(frame: pd.DataFrame, scores, config: LabelBiasConfig | str | Path
                          f"{list(cfg.indicators)}")
     bins = score_bins(scores, cfg.bins)
     values = {c: frame[c].astype(float).to_numpy() for c in indicators}
-    rng = np.random.default_rng(cfg.seed)
-    draws = [np.bincount(rng.integers(0, len(frame), len(frame)), minlength=len(frame)).astype(float)
-             for _ in range(cfg.n_boot)]
-    ones = np.ones(len(frame))
-    rows = []
+    combos = []  # one per grouping x indicator: what the comparison and its resamples need
     for grouping in groupings:
-        labels = _groups(frame, grouping).to_numpy()
-        names, codes = np.unique(labels, return_inverse=True)
+        names, codes = np.unique(_groups(frame, grouping).to_numpy(), return_inverse=True)
         for indicator in indicators:
-            x = values[indicator]
-            seen = ~np.isnan(x)
-            xs, cs, bs = x[seen], codes[seen], bins[seen]
-            cells = cs * cfg.bins + bs
-            sd = float(xs.std()) if len(xs) else np.nan
-            binary = bool(len(xs)) and bool(np.isin(xs, (0.0, 1.0)).all())
-            group_mean, expected = _standardised(len(names), cells, cfg.bins, xs, ones[seen])
-            boot = np.array([np.subtract(*_standardised(len(names), cells, cfg.bins, xs, w[seen]))
-                             for w in draws]).reshape(cfg.n_boot, len(names))
-            n = np.bincount(cs, minlength=len(names))
-            events = np.bincount(cs, weights=xs, minlength=len(names)) if binary else np.full(len(names), np.nan)
-            for k, name in enumerate(names):
-                n_rest = len(xs) - n[k]
-                small = bool(small_cell(n[k]) | small_cell(n_rest))
-                if binary:
-                    small |= bool(small_cell(n[k], events[k]) | small_cell(n_rest, xs.sum() - events[k]))
-                diff = group_mean[k] - expected[k]
-                finite = boot[np.isfinite(boot[:, k]), k]
-                rows.append({
-                    "grouping": grouping, "group": str(name), "indicator": indicator, "n": int(n[k]),
-                    "n_rest": int(n_rest), "events": float(events[k]), "group_mean": float(group_mean[k]),
-                    "expected": float(expected[k]), "difference": float(diff),
-                    "se": float(finite.std(ddof=1)) if len(finite) > 1 else np.nan,
-                    "ratio": float(group_mean[k] / expected[k]) if expected[k] > 0 else (np.inf if diff > 0 else np.nan),
-                    "effect": float(diff / sd) if sd > 0 else np.nan, "small_cell": small,
-                })
+            seen = ~np.isnan(values[indicator])
+            xs, cs = values[indicator][seen], codes[seen]
+            combos.append((grouping, names, indicator, seen, xs, cs, cs * cfg.bins + bins[seen]))
+    # resamples one at a time (memory: one weight vector, not n_boot of them), each used by every comparison
+    rng = np.random.default_rng(cfg.seed)
+    boots = [np.empty((cfg.n_boot, len(c[1]))) for c in combos]
+    for b in range(cfg.n_boot):
+        w = np.bincount(rng.integers(0, len(frame), len(frame)), minlength=len(frame)).astype(float)
+        for boot, (_, names, _, seen, xs, _, cells) in zip(boots, combos):
+            boot[b] = np.subtract(*_standardised(len(names), cells, cfg.bins, xs, w[seen]))
+    rows = []
+    for boot, (grouping, names, indicator, seen, xs, cs, cells) in zip(boots, combos):
+        sd = float(xs.std()) if len(xs) else np.nan
+        binary = bool(len(xs)) and bool(np.isin(xs, (0.0, 1.0)).all())
+        group_mean, expected = _standardised(len(names), cells, cfg.bins, xs, np.ones(len(xs)))
+        n = np.bincount(cs, minlength=len(names))
+        events = np.bincount(cs, weights=xs, minlength=len(names)) if binary else np.full(len(names), np.nan)
+        for k, name in enumerate(names):
+            n_rest = len(xs) - n[k]
+            small = bool(small_cell(n[k]) | small_cell(n_rest))
+            if binary:
+                small |= bool(small_cell(n[k], events[k]) | small_cell(n_rest, xs.sum() - events[k]))
+            diff = group_mean[k] - expected[k]
+            finite = boot[np.isfinite(boot[:, k]), k]
+            rows.append({
+                "grouping": grouping, "group": str(name), "indicator": indicator, "n": int(n[k]),
+                "n_rest": int(n_rest), "events": float(events[k]), "group_mean": float(group_mean[k]),
+                "expected": float(expected[k]), "difference": float(diff),
+                "se": float(finite.std(ddof=1)) if len(finite) > 1 else np.nan,
+                "ratio": float(group_mean[k] / expected[k]) if expected[k] > 0 else (np.inf if diff > 0 else np.nan),
+                "effect": float(diff / sd) if sd > 0 else np.nan, "small_cell": small,
+            })
     table = pd.DataFrame(rows)
     judged = int((~table["small_cell"] & table["se"].notna()).sum())
     alpha = 1 - cfg.level
