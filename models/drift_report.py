@@ -18,9 +18,8 @@ import pandas as pd
 from features.disclosure import MIN_GROUP_CLIENTS
 from models import drift
 
-if TYPE_CHECKING:  # annotations only: models.monitor imports this module
+if TYPE_CHECKING:  # annotations only
     from models.drift import MonitoringConfig
-    from models.monitor import MonitorResult
 
 
 _CSS = ("body{font-family:sans-serif;max-width:1150px;margin:2em auto;color:#222}"
@@ -103,9 +102,9 @@ def _ranked(table: pd.DataFrame) -> pd.DataFrame:
         columns=["_r", "_v"])
 
 
-def report_html(result: MonitorResult, summary: dict, binned: dict, config: MonitoringConfig,
+def report_html(result, summary: dict, binned: dict, config: MonitoringConfig,
                 about: dict) -> str:
-    """The self-contained HTML drift report (figures embedded as PNG)."""
+    """The self-contained HTML drift report of a :class:`models.monitor.MonitorResult` (figures embedded as PNG)."""
     t = result.table
     features = _ranked(t[t["section"] == "feature"])
     counts = result.counts()
