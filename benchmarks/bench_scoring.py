@@ -25,7 +25,6 @@ import argparse
 import json
 import multiprocessing as mp
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -35,7 +34,7 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 
-from measure import peak_rss_mb  # benchmarks/ is sys.path[0] when a benchmark runs as a script
+from measure import append_results, peak_rss_mb  # benchmarks/ is sys.path[0] when a benchmark runs as a script
 
 
 
@@ -143,12 +142,7 @@ def main(argv=None) -> None:
                 rows.append(row)
                 print(json.dumps(row), flush=True)
     frame = pd.DataFrame(rows)
-    frame.insert(0, "date", pd.Timestamp.now().strftime("%Y-%m-%d %H:%M"))
-    frame["features"] = features.shape[1] - 1
-    frame["cpus"] = os.cpu_count()
-    frame["machine"] = platform.machine()
-    args.results.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(args.results, mode="a", header=not args.results.exists(), index=False)
+    append_results(frame, args.results, features=features.shape[1] - 1)
     print(frame.drop(columns=["date", "machine"]).to_string(index=False))
 
 

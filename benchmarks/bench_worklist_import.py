@@ -27,7 +27,6 @@ import argparse
 import json
 import multiprocessing as mp
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -39,7 +38,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "integration"))  # live_servers: the PostgreSQL cluster of the tests
 
-from measure import peak_rss_mb  # benchmarks/ is sys.path[0] when a benchmark runs as a script
+from measure import append_results, peak_rss_mb  # benchmarks/ is sys.path[0] when a benchmark runs as a script
 
 
 #: Columns of a result row (the directory's stay empty without --data).
@@ -135,12 +134,7 @@ def main(argv=None) -> None:
                 rows.append(row)
                 print(json.dumps(row), flush=True)
     frame = pd.DataFrame(rows).reindex(columns=COLUMNS)
-    frame.insert(0, "date", pd.Timestamp.now().strftime("%Y-%m-%d %H:%M"))
-    frame["risklist"] = args.risklist.name
-    frame["cpus"] = os.cpu_count()
-    frame["machine"] = platform.machine()
-    args.results.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(args.results, mode="a", header=not args.results.exists(), index=False)
+    append_results(frame, args.results, risklist=args.risklist.name)
     print(frame.drop(columns=["date", "machine"]).to_string(index=False))
 
 

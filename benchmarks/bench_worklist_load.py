@@ -33,7 +33,6 @@ import argparse
 import json
 import multiprocessing as mp
 import os
-import platform
 import sys
 import tempfile
 import threading
@@ -46,6 +45,7 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "integration"))  # the integration tests' servers and HTTP login
+from measure import append_results  # noqa: E402 - benchmarks/ is sys.path[0] when a benchmark runs as a script
 
 KINDS = ("worklist", "client", "action")
 SORTS = ("rank", "rank", "rank", "probability", "name", "age", "status")
@@ -297,12 +297,7 @@ def main(argv=None) -> None:
             results.append(result)
             print(json.dumps(result), flush=True)
     frame = pd.DataFrame([_flat(r) for r in results])
-    frame.insert(0, "date", pd.Timestamp.now().strftime("%Y-%m-%d %H:%M"))
-    frame["risklist"] = args.risklist.name
-    frame["cpus"] = os.cpu_count()
-    frame["machine"] = platform.machine()
-    args.results.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(args.results, mode="a", header=not args.results.exists(), index=False)
+    append_results(frame, args.results, risklist=args.risklist.name)
     print(frame.T.to_string(header=False))
     bad = [r["db"] for r in results if r["errors"] or r["missing_actions"] or r["actions_not_logged"]
            or not r["log_ok"] or r["actions"] != r["posted"]]
