@@ -23,7 +23,11 @@ def load_tables(
     fill_costs: bool = True,
     overwrite: bool = False,
 ) -> ValidatedTables:
-    """Read, validate and cost-fill the canonical tables of ``data_dir``.
+    """Read, validate and cost-fill the canonical tables of ``data_dir``, all in pandas.
+
+    The validation streams (:func:`features.contract.stream.open_dataset`); only the
+    result is brought into memory whole. Commands that need a part of it read from
+    the :class:`~features.contract.stream.ValidatedDataset` instead.
 
     Parameters
     ----------
@@ -47,6 +51,7 @@ def load_tables(
     -------
     ValidatedTables
         With ``period`` set: the declared period, or one inferred from the kept records.
+        The quarantined rows are read back from the quarantine's CSV files, as text.
 
     Raises
     ------
@@ -57,17 +62,11 @@ def load_tables(
     features.contract.outputs.OutputRefused
         If ``quarantine_dir`` overlaps ``data_dir`` or holds other files.
     """
-    if lenient and quarantine_dir is not None:
-        check_not_input(quarantine_dir, [data_dir], "--quarantine")
-    declaration = read_declaration(data_dir)
-    tables, problems = read_tables(data_dir, declaration=declaration)
-    result = validate_tables(tables, lenient=lenient, parse_problems=problems, period=declaration.period)
-    result.period = declaration.period or infer_period(result.tables)
-    if lenient and quarantine_dir is not None:
-        write_quarantine(result, quarantine_dir, overwrite=overwrite)
-    if fill_costs:
-        result.tables["events"] = fill_missing_costs(result.tables["events"], load_unit_costs(unit_costs))
-    return result
+    from features.contract.stream import open_dataset
+
+    with open_dataset(data_dir, lenient=lenient, quarantine_dir=quarantine_dir, unit_costs=unit_costs,
+                      fill_costs=fill_costs, overwrite=overwrite) as dataset:
+        return dataset.to_tables()
 
 
 def write_quarantine(result: ValidatedTables, quarantine_dir: str | Path, *, overwrite: bool = False) -> Path:
