@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 
 from features.disclosure import MIN_GROUP_CLIENTS, MIN_GROUP_OUTCOMES
+from models.bias import EXPLAINED
 
 
 def _fmt(v) -> str:
@@ -14,7 +15,7 @@ def _fmt(v) -> str:
 def model_card(*, target: str, description: str, cohort: str, train_as_of: str, valid_as_of: str, horizon_days: int,
                n_train: int, n_valid: int, metrics: pd.DataFrame, groups: pd.DataFrame, importance: pd.DataFrame,
                params: dict, gate: str = "", top: dict | None = None, cohort_plain: str = "",
-               bias=None) -> str:
+               bias=None, oracle: dict | None = None) -> str:
     """Markdown model card (no client identifiers).
 
     ``metrics`` and ``groups`` are the disclosed tables (small cells suppressed,
@@ -23,7 +24,9 @@ def model_card(*, target: str, description: str, cohort: str, train_as_of: str, 
     calibration within the top 2 % and 5 %, who the top 5 % are and the reason-type mix of their reasons;
     ``cohort_plain`` the cohort in plain words; ``bias`` the label-bias check
     (:class:`models.bias.LabelBiasResult`, summarised by :func:`bias_section` with its small
-    cells suppressed). The card ends with a short TRIPOD+AI-style checklist of what it reports
+    cells suppressed); ``oracle`` the oracle's AUROC on synthetic data
+    (:func:`models.metrics.oracle_auroc`; the corrected ``auroc_limit`` is the limit a model
+    can reach). The card ends with a short TRIPOD+AI-style checklist of what it reports
     (:func:`checklist`).
     """
     cols = ["model", "auroc", "auprc", "brier", "calibration_error", "precision_top1pct", "precision_top2pct",
@@ -62,6 +65,7 @@ def model_card(*, target: str, description: str, cohort: str, train_as_of: str, 
         *([f"**Quality gate:** {gate}", ""] if gate else []),
         "| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns),
         *["| " + " | ".join(_fmt(v) for v in row) + " |" for row in table.itertuples(index=False)], "",
+        *oracle_lines(oracle, metrics),
         "## Where the list is read: the top of the validation date", "",
         "Calibration checked where case managers read (mean predicted against observed within the top shares); "
         "probabilities in the top isotonic bin are shown on lists as \"over\" a bound, never as the capped value.",
@@ -88,6 +92,18 @@ def model_card(*, target: str, description: str, cohort: str, train_as_of: str, 
     return "\n".join(lines)
 
 
+def oracle_lines(oracle: dict | None, metrics: pd.DataFrame) -> list[str]:
+    """On synthetic data: the oracle's AUROC corrected for its Monte Carlo noise, and the model's share of it."""
+    limit = (oracle or {}).get("auroc_limit", np.nan)
+    if not np.isfinite(limit):
+        return []
+    auroc = metrics.set_index("model")["auroc"].get("lightgbm", np.nan) if "auroc" in metrics else np.nan
+    share = f"; the model reaches {auroc / limit:.3f} of it" if np.isfinite(auroc) else ""
+    return [f"**Oracle (synthetic data):** the generator's true probabilities rank with AUROC "
+            f"{oracle['auroc']:.3f} as estimated, {limit:.3f} corrected for the noise of their simulated futures "
+            f"(2 A(all futures) − A(half)): the limit a model can reach{share}.", ""]
+
+
 def bias_section(bias) -> list[str]:
     """The card's label-bias section: the rule, each flag, and the largest ratio per grouping.
 
@@ -112,13 +128,25 @@ def bias_section(bias) -> list[str]:
         f"{len(judged)} of {len(table)} comparisons judged; the others are small cells (under "
         f"{MIN_GROUP_CLIENTS} clients, or under {MIN_GROUP_OUTCOMES} deaths or survivors) and not shown.", ""]
     flagged = judged[judged["flagged"]]
+    known = flagged[[(g, v) in EXPLAINED for g, v in zip(flagged["grouping"], flagged["group"])]]
+    alarm = flagged.drop(known.index)
+
+    def row(r) -> str:
+        return (f"- {r.grouping} = {r.group}, {r.indicator}: {r.group_mean:.3f} against {r.expected:.3f} for the "
+                f"rest at the same scores (× {r.ratio:.2f}; difference {r.difference:+.3f}, interval "
+                f"{r.ci_low:+.3f} to {r.ci_high:+.3f}; n = {int(r.n):,})")
+
     if flagged.empty:
         lines.append("**No group flagged.**")
+    elif alarm.empty:
+        lines.append("**No group flagged beyond what the label explains (below).**")
     else:
-        lines.append(f"**Flagged ({len(flagged)}):**")
-        lines += [f"- {r.grouping} = {r.group}, {r.indicator}: {r.group_mean:.3f} against {r.expected:.3f} for the "
-                  f"rest at the same scores (× {r.ratio:.2f}; difference {r.difference:+.3f}, interval "
-                  f"{r.ci_low:+.3f} to {r.ci_high:+.3f}; n = {int(r.n):,})" for r in flagged.itertuples()]
+        lines.append(f"**Flagged ({len(alarm)}):** check the group's access to services (language of service, "
+                     "distance) and whether the indicator means the same in it.")
+        lines += [row(r) for r in alarm.itertuples()]
+    for (grouping, group), part in known.groupby(["grouping", "group"], sort=False):
+        lines += ["", f"**Flagged, explained by the label ({grouping} = {group}):** {EXPLAINED[(grouping, group)]}",
+                  *[row(r) for r in part.itertuples()]]
     lines += ["", "Largest ratio per grouping (flagged or not):", ""]
     for grouping, part in judged.groupby("grouping", sort=False):
         part = part[np.isfinite(part["ratio"].astype(float))]

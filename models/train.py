@@ -93,7 +93,12 @@ class TrainResult:
     ``top_calibration`` is :func:`models.calibration.calibration_at_top` of the
     model on the validation date (top 2 % and 5 %); ``top`` describes the
     validation date's top 5 % (:func:`top_of_validation`): who they are and the
-    reason-type mix of their top-3 reasons.
+    reason-type mix of their top-3 reasons. ``bias`` is the label-bias check on the
+    validation date (:func:`models.bias.label_bias`: need indicators that are not the label,
+    compared across groups at equal predicted risk), None if the validation frame has none of
+    its groupings or indicators. ``oracle`` holds the oracle's AUROC on the validation date when
+    the generator's truth is known (:func:`models.metrics.oracle_auroc`: ``auroc``,
+    ``auroc_half`` and the bias-corrected ``auroc_limit``), else it is empty.
     """
 
     config: TrainConfig
@@ -112,6 +117,8 @@ class TrainResult:
     top_calibration: pd.DataFrame | None = None
     top: dict = field(default_factory=dict)
     reference: dict = field(default_factory=dict)
+    bias: object = None
+    oracle: dict = field(default_factory=dict)
 
 
 def _spec_text(path: str | None) -> str:
@@ -127,13 +134,23 @@ def _feature_columns(training: pd.DataFrame, spec) -> list[str]:
     return [c for c in spec.column_names() if c != "client_id" and c in training.columns]
 
 
-def _oracle(truth_path: Path | None, ids: pd.Series, as_of: pd.Timestamp, target: str) -> np.ndarray | None:
+def _oracle(truth_path: Path | None, ids: pd.Series, as_of: pd.Timestamp, target: str
+            ) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """The generator's probabilities for ``ids`` at ``as_of`` and their half-futures estimate (if recorded).
+
+    None without a truth file or when it lacks a client; the half estimate is None when the truth
+    predates ``probability_half`` (the oracle's bias-corrected AUROC then cannot be given).
+    """
     if truth_path is None or not truth_path.exists():
         return None
     truth = pd.read_parquet(truth_path, filters=[("target", "==", target)])
-    truth = truth[pd.to_datetime(truth["as_of"]) == as_of].set_index("client_id")["probability"]
-    p = truth.reindex(ids.astype(str).to_numpy()).to_numpy(dtype=float)
-    return None if np.isnan(p).any() else p
+    truth = truth[pd.to_datetime(truth["as_of"]) == as_of].set_index("client_id")
+    rows = truth.reindex(ids.astype(str).to_numpy())
+    p = rows["probability"].to_numpy(dtype=float)
+    if np.isnan(p).any():
+        return None
+    half = rows["probability_half"].to_numpy(dtype=float) if "probability_half" in rows else None
+    return p, (None if half is None or np.isnan(half).any() else half)
 
 
 def fit_model(training: pd.DataFrame, config: TrainConfig, spec, spec_yaml: str, dictionary: pd.DataFrame,
@@ -240,8 +257,10 @@ def train(data, config: TrainConfig = TrainConfig(), *, experiment: str | None =
     from features.provenance import frame_digest
     from features.targets.labels import build_training_set
     from features.targets.spec import load_targets
+    from models.bias import label_bias
     from models.drift_reference import model_reference
     from models.explain import contributions, global_importance
+    from models.metrics import oracle_auroc
     from models.gate import quality_gate
 
     say = progress or (lambda msg: None)
@@ -282,8 +301,11 @@ def train(data, config: TrainConfig = TrainConfig(), *, experiment: str | None =
     model = fit_model(training, config, spec, spec_yaml, dictionary, cohort=target.cohort)
 
     say(f"evaluating on {len(validation):,} clients of {t_valid.date()}")
-    oracle = _oracle(truth_path, validation["client_id"], t_valid, config.target)
-    metrics, groups, scores = evaluate(model, training, validation, oracle, config.seed)
+    truth_p = _oracle(truth_path, validation["client_id"], t_valid, config.target)
+    metrics, groups, scores = evaluate(model, training, validation, truth_p[0] if truth_p else None, config.seed)
+    oracle = oracle_auroc(validation["label"].to_numpy(int), *truth_p) if truth_p else {}
+    say("label-bias check: need at equal predicted risk")
+    bias = _label_bias(label_bias, validation, scores["lightgbm"], say)
     gate = quality_gate(validation["label"].to_numpy(int), scores)
     top_calibration = calibration_at_top(validation["label"].to_numpy(int), scores["lightgbm"])
     top = top_of_validation(model, validation, scores["lightgbm"], tables, t_valid)
@@ -295,12 +317,21 @@ def train(data, config: TrainConfig = TrainConfig(), *, experiment: str | None =
     reference = model_reference(model, training, {"target": config.target, "as_of": config.train_as_of,
                                                   "digest": digests["training_rows"]})
     result = TrainResult(config, metrics, groups, importance, model, digests=digests, tuning=tuning, gate=gate,
-                         top_calibration=top_calibration, top=top, reference=reference)
+                         top_calibration=top_calibration, top=top, reference=reference, bias=bias, oracle=oracle)
     if log:
         _log_run(result, training, validation, scores, target, experiment, register, tracking_uri, truth_path, say)
     if register and not gate.passed:
         raise QualityGateError(f"{config.target}: not registered; {gate.summary()}", result)
     return result
+
+
+def _label_bias(check, validation: pd.DataFrame, scores: np.ndarray, say):
+    """The label-bias check of the validation date, or None (said) when the frame cannot support it."""
+    try:
+        return check(validation, scores)
+    except ValueError as err:
+        say(f"label-bias check not run: {err}")
+        return None
 
 
 def top_of_validation(model: ServiceNeedModel, validation: pd.DataFrame, p: np.ndarray, tables, as_of,
@@ -383,6 +414,7 @@ def _log_run(result: TrainResult, training, validation, scores, target, experime
 
     from features.provenance import file_digest, versions
     from models import plots
+    from models.bias import log_label_bias
     from models.card import model_card
     from models.drift_reference import SUMMARY_ARTIFACT
     from models.metrics import disclosed_groups, disclosed_metrics
@@ -407,6 +439,11 @@ def _log_run(result: TrainResult, training, validation, scores, target, experime
             prefix = "valid" if row["model"] == "lightgbm" else f"valid_{row['model']}"
             mlflow.log_metrics({f"{prefix}_{k}": float(v) for k, v in row.items() if k != "model" and pd.notna(v)})
         mlflow.log_metrics(top_metrics(result.top_calibration, result.top))
+        # the oracle's AUROC corrected for the noise of its Monte Carlo probabilities (the real limit)
+        mlflow.log_metrics({f"valid_oracle_{k}": v for k, v in result.oracle.items()
+                            if k != "auroc" and np.isfinite(v)})
+        if result.bias is not None:
+            log_label_bias(result.bias)
         if pd.notna(metrics.set_index("model").loc["lightgbm", "auroc"]) and np.isfinite(gate.auroc_lower):
             mlflow.log_metrics({"valid_auroc_lower95": gate.auroc_lower, "valid_auroc_upper95": gate.auroc_upper})
         if truth_path is not None and truth_path.exists():
@@ -437,7 +474,8 @@ def _log_run(result: TrainResult, training, validation, scores, target, experime
                                    metrics=metrics, groups=groups, importance=result.importance,
                                    params=params, gate=gate.summary(),
                                    top=top_metrics(result.top_calibration, result.top),
-                                   cohort_plain=cohort_text(target.cohort, "en")), "model_card.md")
+                                   cohort_plain=cohort_text(target.cohort, "en"), bias=result.bias,
+                                   oracle=result.oracle), "model_card.md")
         example = _typical_row(result.model, training)
         signature = infer_signature(example, result.model.predict(None, example))
         registered_name = config.target if register and gate.passed else None
