@@ -1,0 +1,226 @@
+"""The base year, client by client: who lived where, their need-based segment, their use and what came next.
+
+One row per resident on 1 January of the base year (``T0``) and per entrant of
+the year (born or moved in, resident on 1 January of the next year, ``T1``):
+municipality, sex, age and age band, the need-based segment
+(:mod:`segmentation.needs`) at ``T0`` (entrants: at ``T1``), the use of every
+service line during the base year (visits, or care days inside the year for
+episode lines), its cost at the contract's unit costs, and the state at ``T1``:
+a segment, ``died`` or ``moved_out``. Rates (:mod:`scenarios.rates`) and the
+segment dynamics (:mod:`scenarios.dynamics`) are sums over these rows.
+
+A client of sex ``X`` (the contract allows it; projections have F and M) is
+counted half as F and half as M (two rows of weight 0.5).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from features.contract.costs import UnitCost, load_unit_costs, unit_cost_per_row
+from features.contract.tables import EPISODE_SERVICES, SERVICE_LINES
+from scenarios.projection import MAX_AGE, SEXES
+
+DIED, MOVED = "died", "moved_out"
+
+
+def band_index(age, bands: tuple[int, ...]) -> np.ndarray:
+    """Index of the age band of each age (``bands`` are the lower bounds, the first 0)."""
+    return np.searchsorted(np.asarray(bands), np.asarray(age), side="right") - 1
+
+
+def band_labels(bands: tuple[int, ...]) -> list[str]:
+    """``[0, 7, 18, ..., 85]`` -> ``["0-6", "7-17", ..., "85+"]``."""
+    return [f"{lo}-{hi - 1}" for lo, hi in zip(bands[:-1], bands[1:])] + [f"{bands[-1]}+"]
+
+
+def residents_at(clients: pd.DataFrame, when) -> pd.Series:
+    """Which clients are resident at ``when``: born before, not dead before, moved in by and not out by then.
+
+    The same rule as the feature table's population (docs/targets.md, "Population at T").
+    """
+    t = pd.Timestamp(when)
+    born = clients["birth_date"] < t
+    alive = clients["death_date"].isna() | (clients["death_date"] >= t)
+    moved_in = clients["moved_in"].isna() | (clients["moved_in"] <= t) if "moved_in" in clients else True
+    not_out = clients["moved_out"].isna() | (clients["moved_out"] > t) if "moved_out" in clients else True
+    return born & alive & moved_in & not_out
+
+
+def age_at(birth: pd.Series, when) -> np.ndarray:
+    """Completed years at ``when``, capped at the open age ``MAX_AGE``."""
+    t = pd.Timestamp(when)
+    b = pd.to_datetime(birth)
+    years = t.year - b.dt.year - ((b.dt.month > t.month) | ((b.dt.month == t.month) & (b.dt.day > t.day)))
+    return np.minimum(years.to_numpy(dtype=np.int64), MAX_AGE)
+
+
+def year_use(events: pd.DataFrame, start, end, costs: dict[str, UnitCost]) -> pd.DataFrame:
+    """Each client's use of each service line in [start, end): volume (visits or care days) and cost.
+
+    Visits count by their start date; an episode (inpatient, 24-hour housing)
+    counts its days inside the window (an open episode: one day at its start,
+    as the contract costs it). Cost = volume x the unit cost (per visit or per
+    day, professional overrides included): base-year prices of the contract.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``client_id``, ``service``, ``volume``, ``cost`` (one row per client and line used).
+    """
+    t0, t1 = pd.Timestamp(start), pd.Timestamp(end)
+    ev = events[["client_id", "start", "end", "service"] + (["professional"] if "professional" in events else [])]
+    episode = ev["service"].astype(str).isin(EPISODE_SERVICES).to_numpy()
+    s = pd.to_datetime(ev["start"])
+    e = pd.to_datetime(ev["end"]).fillna(s)
+    lo = s.where(s > t0, t0)
+    hi = e.where(e < t1 - pd.Timedelta(days=1), t1 - pd.Timedelta(days=1))
+    days = ((hi - lo).dt.days + 1).clip(lower=0).to_numpy(dtype=float)
+    in_window = ((s >= t0) & (s < t1)).to_numpy()
+    volume = np.where(episode, days, in_window.astype(float))
+    keep = volume > 0
+    part = ev.loc[keep]
+    out = pd.DataFrame({"client_id": part["client_id"].astype(str).to_numpy(),
+                        "service": part["service"].astype(str).to_numpy(), "volume": volume[keep]})
+    out["cost"] = out["volume"] * unit_cost_per_row(part, costs).to_numpy()
+    return out.groupby(["client_id", "service"], as_index=False, sort=False)[["volume", "cost"]].sum()
+
+
+@dataclass
+class BasePanel:
+    """The base year as rows (see the module docstring).
+
+    Attributes
+    ----------
+    rows
+        ``client_id, municipality, sex, age, age1, band, segment, exposure, weight, state, died, prior_cost``:
+        ``exposure`` 1 for residents at T0, 0 for entrants; ``segment`` and ``state`` are segment codes,
+        ``state`` K for died and K + 1 for moved out; ``prior_cost`` the cost of the 365 days before T0;
+        ``age`` is the age at T0 (entrants: at T1), ``age1`` the age at T1.
+    volume, cost
+        ``[row, service]`` arrays (service order :data:`SERVICE_LINES`).
+    segments
+        Segment names (codes are positions).
+    labels
+        Segment name -> {fi, sv, en} label.
+    base_year, bands
+        The base year and the age bands' lower bounds.
+    """
+
+    rows: pd.DataFrame
+    volume: np.ndarray
+    cost: np.ndarray
+    segments: tuple[str, ...]
+    labels: dict[str, dict[str, str]]
+    base_year: int
+    bands: tuple[int, ...]
+
+    @property
+    def residents(self) -> pd.DataFrame:
+        """Rows resident at T0 (exposure 1)."""
+        return self.rows[self.rows["exposure"] > 0]
+
+
+def _segments(tables, when, needs_config, histories=None):
+    from segmentation.needs import NeedSegments
+    from segmentation.snapshots import features_at
+
+    features = features_at(tables, when, histories=histories)
+    model = NeedSegments(needs_config).fit(features)
+    return features, model
+
+
+def build_panel(tables, base_year: int, bands: tuple[int, ...], *, needs_config: str | Path | None = None,
+                unit_costs: dict[str, UnitCost] | None = None, histories=None) -> BasePanel:
+    """The base-year panel of a county.
+
+    Parameters
+    ----------
+    tables
+        Validated tables (``features.contract.load.load_tables``) or a mapping of name -> DataFrame.
+    base_year
+        The base year; the data must cover it and 1 January of the next year.
+    bands
+        Lower bounds of the age bands (the first 0).
+    needs_config
+        Need-based segments YAML (the packaged one when None).
+    unit_costs
+        Unit-cost table (the contract's packaged one when None).
+    histories
+        A :class:`features.histories.build.ClientHistories` to reuse its cache.
+
+    Raises
+    ------
+    ValueError
+        If nobody is resident on 1 January of the base year or of the next year.
+    """
+    frames = tables.tables if hasattr(tables, "tables") else tables
+    costs = load_unit_costs() if unit_costs is None else unit_costs
+    t0, t1 = pd.Timestamp(f"{base_year}-01-01"), pd.Timestamp(f"{base_year + 1}-01-01")
+    f0, model = _segments(frames, t0, needs_config, histories)
+    f1, _ = _segments(frames, t1, needs_config, histories)
+    seg0 = pd.Series(model.predict(f0), index=f0["client_id"].astype(str).to_numpy())
+    seg1 = pd.Series(model.predict(f1), index=f1["client_id"].astype(str).to_numpy())
+    names = tuple(s.name for s in model.config_.segments)
+    labels = {s.name: dict(s.labels) for s in model.config_.segments}
+    k = len(names)
+    clients = frames["clients"].copy()
+    clients["client_id"] = clients["client_id"].astype(str)
+    clients = clients.set_index("client_id")
+    ids0 = seg0.index
+    entrants = seg1.index.difference(ids0)
+    ids = ids0.append(entrants)
+    c = clients.loc[ids]
+    death = c["death_date"]
+    died = (death.notna() & (death >= t0) & (death < t1)).to_numpy()
+    state = seg1.reindex(ids).to_numpy(dtype=float)
+    state = np.where(died, k, np.where(np.isnan(state), k + 1, state)).astype(int)
+    is_entrant = np.r_[np.zeros(len(ids0), bool), np.ones(len(entrants), bool)]
+    segment = np.where(is_entrant, seg1.reindex(ids).to_numpy(dtype=float), seg0.reindex(ids).to_numpy(dtype=float))
+    age = np.where(is_entrant, age_at(c["birth_date"], t1), age_at(c["birth_date"], t0))
+    age1 = age_at(c["birth_date"], t1)
+    prior = f0.set_index(f0["client_id"].astype(str))["cost_total_365d"].reindex(ids).fillna(0.0).to_numpy()
+    rows = pd.DataFrame({"client_id": ids.to_numpy(), "municipality": c["municipality"].astype(str).to_numpy(),
+                         "sex": c["sex"].astype(str).to_numpy(), "age": age, "age1": age1,
+                         "band": band_index(age, bands), "segment": segment.astype(int),
+                         "exposure": (~is_entrant).astype(float), "weight": 1.0, "state": state,
+                         "died": died, "prior_cost": prior})
+    use = year_use(frames["events"], t0, t1, costs)
+    use = use[use["client_id"].isin(set(ids))]
+    r = pd.Index(ids).get_indexer(use["client_id"])
+    v = pd.Index(SERVICE_LINES).get_indexer(use["service"])
+    volume = np.zeros((len(ids), len(SERVICE_LINES)))
+    cost = np.zeros_like(volume)
+    np.add.at(volume, (r, v), use["volume"].to_numpy())
+    np.add.at(cost, (r, v), use["cost"].to_numpy())
+    rows, volume, cost = _split_unknown_sex(rows, volume, cost)
+    return BasePanel(rows, volume, cost, names, labels, int(base_year), tuple(bands))
+
+
+def _split_unknown_sex(rows: pd.DataFrame, volume: np.ndarray, cost: np.ndarray):
+    """Rows of sex X become an F and an M row of half the weight (projections have two sexes)."""
+    other = ~rows["sex"].isin(SEXES).to_numpy()
+    if not other.any():
+        return rows, volume, cost
+    keep = rows[~other]
+    halves = [rows[other].assign(sex=s, weight=rows.loc[other, "weight"] * 0.5) for s in SEXES]
+    out = pd.concat([keep, *halves], ignore_index=True)
+    idx = np.r_[np.flatnonzero(~other), np.flatnonzero(other), np.flatnonzero(other)]
+    return out, volume[idx], cost[idx]
+
+
+def observed_totals(tables, year: int, unit_costs: dict[str, UnitCost] | None = None) -> pd.DataFrame:
+    """What the county's records show for one year, per service line: clients, volume and cost.
+
+    Everyone counts who used the line during the year (residents at its start and
+    entrants alike), with the same volume and cost rules as the panel.
+    """
+    frames = tables.tables if hasattr(tables, "tables") else tables
+    costs = load_unit_costs() if unit_costs is None else unit_costs
+    use = year_use(frames["events"], f"{year}-01-01", f"{year + 1}-01-01", costs)
+    out = use.groupby("service").agg(clients=("client_id", "nunique"), volume=("volume", "sum"),
+                                     cost=("cost", "sum"))
+    return out.reindex(list(SERVICE_LINES)).fillna(0.0)
