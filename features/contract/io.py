@@ -125,6 +125,106 @@ def _read_file(path: Path, table: str, encoding: str | None = None) -> pd.DataFr
     return _read_csv(path, table, encoding)
 
 
+#: Rows per batch when a table is read in batches (:func:`iter_batches`).
+BATCH_ROWS = 500_000
+
+
+def _parquet_batches(path: Path, table: str, batch_rows: int) -> Iterator[pd.DataFrame]:
+    def unreadable(err: Exception) -> UnreadableTable:
+        return UnreadableTable(f"table '{table}' ({path}) cannot be read as Parquet (damaged or incomplete "
+                               f"file?): {str(err).strip()}")
+
+    try:
+        if path.is_dir():
+            import pyarrow.dataset as pads
+
+            dataset = pads.dataset(path, format="parquet", partitioning="hive")
+            schema, batches = dataset.schema, dataset.to_batches(batch_size=batch_rows)
+        else:
+            source = pq.ParquetFile(path)
+            schema, batches = source.schema_arrow, source.iter_batches(batch_size=batch_rows)
+    except (pa.ArrowException, OSError, ValueError) as err:
+        raise unreadable(err) from None
+    empty = True
+    while True:
+        try:
+            batch = next(batches, None)
+        except (pa.ArrowException, OSError, ValueError) as err:
+            raise unreadable(err) from None
+        if batch is None:
+            break
+        if batch.num_rows or empty:
+            empty = False
+            yield _arrow_to_pandas(pa.Table.from_batches([batch], schema=schema))
+    if empty:
+        yield _arrow_to_pandas(schema.empty_table())
+
+
+def _csv_batches(path: Path, table: str, encoding: str | None, batch_rows: int) -> Iterator[pd.DataFrame]:
+    declared = encoding is not None
+    encoding = encoding or "utf-8"
+
+    def unreadable(err: Exception) -> UnreadableTable:
+        if isinstance(err, UnicodeDecodeError):
+            hint = ("" if declared else f"; if it is Latin-1 (a Windows or Excel export), declare it in "
+                    f"{path.parent / 'dataset.yaml'}: tables: {{{table}: {{encoding: latin-1}}}}")
+            return UnreadableTable(f"table '{table}' ({path}) is not {encoding} text: byte "
+                                   f"{err.object[err.start:err.start + 1]!r} cannot be decoded{hint}")
+        if isinstance(err, pd.errors.EmptyDataError):
+            return UnreadableTable(f"table '{table}' ({path}) is empty: not even a header line")
+        return UnreadableTable(f"table '{table}' ({path}) cannot be read as CSV: {str(err).strip()}")
+
+    options = dict(dtype="string", keep_default_na=False, na_values=[""], encoding=encoding)
+    try:
+        reader = pd.read_csv(path, chunksize=batch_rows, **options)
+        empty = True
+        with reader:
+            while True:
+                frame = next(reader, None)
+                if frame is None:
+                    break
+                empty = False
+                yield frame
+        if empty:
+            yield pd.read_csv(path, nrows=0, **options)
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as err:
+        raise unreadable(err) from None
+
+
+def iter_batches(path: str | Path, table: str, *, encoding: str | None = None,
+                 batch_rows: int = BATCH_ROWS) -> Iterator[pd.DataFrame]:
+    """A table file read in batches of ``batch_rows`` rows, untyped, as :func:`read_tables` reads it whole.
+
+    Each batch is what reading the whole file gives for those rows (Parquet
+    through Arrow, dates as ``datetime64``; CSV as text); type it with
+    :func:`type_batch`. A table without rows gives one empty batch that
+    still has the columns.
+
+    Raises
+    ------
+    UnreadableTable
+        If the file cannot be read (encoding, damaged Parquet, broken CSV),
+        naming the file; possibly only after earlier batches were given.
+    """
+    path = Path(path)
+    if _is_parquet(path):
+        return _parquet_batches(path, table, batch_rows)
+    return _csv_batches(path, table, encoding, batch_rows)
+
+
+def type_batch(table: str, frame: pd.DataFrame, offset: int = 0, date_format: str | None = None
+               ) -> tuple[pd.DataFrame, list[ParseProblem]]:
+    """Type one batch as :func:`read_tables` types a whole table; rows labelled from ``offset``.
+
+    Typing is value by value, so a batch typed alone equals the same rows of
+    the whole table typed at once; the labels (``offset`` onwards) are the
+    rows' positions in the whole table, and the :class:`ParseProblem` indexes
+    use them.
+    """
+    frame = frame.set_axis(pd.RangeIndex(offset, offset + len(frame)), axis=0)
+    return _typed(table, frame, date_format)
+
+
 def read_column(path: Path, column: str, table: str, declaration: Declaration | None = None) -> pd.Series:
     """One date column of a table file, strictly parsed (bad values missing); empty if the column is absent."""
     declaration = declaration or Declaration()
@@ -446,6 +546,51 @@ def atomic_dir(path: str | Path, *, overwrite: bool = False, option: str = "outp
                     _remove(path / name)
                 record(path, new, exact=True)
         record(path.parent, [path.name])
+
+
+def read_rows(path: str | Path, table: str, positions: np.ndarray, *, declaration: Declaration | None = None,
+              batch_rows: int = BATCH_ROWS) -> pd.DataFrame:
+    """The typed rows of a table file at ``positions`` (sorted, whole-table positions), labelled by them.
+
+    A second pass over the file that types only those rows (typing is value by
+    value, so they equal the same rows of the whole table typed at once). A
+    Parquet file is read only in the row groups that hold them.
+    """
+    path = Path(path)
+    declaration = declaration or Declaration()
+    parts, offset = [], 0
+    fmt = declaration.date_format.get(table)
+
+    def take(raw: pd.DataFrame, start: int) -> None:
+        lo, hi = np.searchsorted(positions, [start, start + len(raw)])
+        if hi > lo:
+            sub = raw.iloc[positions[lo:hi] - start]
+            parts.append(_typed(table, sub.set_axis(pd.Index(positions[lo:hi]), axis=0), fmt)[0])
+
+    if path.is_file() and path.suffix == ".parquet":
+        source = pq.ParquetFile(path)
+        for i in range(source.metadata.num_row_groups):
+            n = source.metadata.row_group(i).num_rows
+            lo, hi = np.searchsorted(positions, [offset, offset + n])
+            if hi > lo:
+                take(_arrow_to_pandas(source.read_row_group(i)), offset)
+            offset += n
+    else:
+        for raw in iter_batches(path, table, encoding=declaration.encoding.get(table), batch_rows=batch_rows):
+            take(raw, offset)
+            offset += len(raw)
+    return pd.concat(parts) if len(parts) > 1 else parts[0]
+
+
+def hold_temporary(path: str | Path) -> None:
+    """Register a temporary file or folder of sote's: removed on SIGTERM/SIGINT until :func:`release_temporary`."""
+    _register(Path(path))
+
+
+def release_temporary(path: str | Path) -> None:
+    """Remove a temporary registered with :func:`hold_temporary` and stop guarding it."""
+    _remove(Path(path))
+    _unregister(Path(path))
 
 
 def write_table(frame: pd.DataFrame, path: str | Path) -> Path:

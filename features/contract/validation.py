@@ -147,40 +147,64 @@ def _duplicated_rows(frame: pd.DataFrame) -> np.ndarray:
     return dup
 
 
-def _cross_table_problems(tables: dict[str, pd.DataFrame], bad_clients: np.ndarray) -> list[Problem]:
-    clients = tables["clients"]
+def client_lookup(clients: pd.DataFrame, bad_clients: np.ndarray) -> pd.DataFrame | None:
+    """Birth and death dates of the valid clients by ``client_id``; None if ``clients`` lacks those columns.
+
+    ``bad_clients`` are the positions of the clients rows that break a rule
+    (their records then break the foreign key); a duplicated id keeps its first row.
+    """
     if not {"client_id", "birth_date", "death_date"} <= set(clients.columns):
-        return []
+        return None
     good = clients.drop(index=clients.index[bad_clients]) if len(bad_clients) else clients
-    lookup = good.drop_duplicates("client_id").set_index("client_id")
+    return good.drop_duplicates("client_id").set_index("client_id")[["birth_date", "death_date"]]
+
+
+def dated_problems(table: str, frame: pd.DataFrame, lookup: pd.DataFrame) -> list[Problem]:
+    """The foreign key, and dates before the client's birth or after their death, of one dated table.
+
+    ``frame`` may be a batch of the table: the rules look at one row at a time.
+    """
+    date_col = _DATED.get(table)
+    if date_col is None or not {"client_id", date_col} <= set(frame.columns):
+        return []
     problems = []
-    for table, date_col in _DATED.items():
+    # one hash lookup per distinct id, then plain array indexing for every row
+    codes, uniques = pd.factorize(frame["client_id"], use_na_sentinel=True)
+    pos = np.where(codes >= 0, lookup.index.get_indexer(uniques)[codes], -1)
+    known = pos >= 0
+    if not known.all():
+        problems.append(_problem(table, "client_id", "foreign key: client_id not in a valid clients row",
+                                 frame, np.flatnonzero(~known)))
+    birth, death = (_take(lookup[c], pos, frame.index) for c in ("birth_date", "death_date"))
+    when = frame[date_col]
+    before = (when < birth).fillna(False).to_numpy(bool)
+    if before.any():
+        problems.append(_problem(table, date_col, "dated before the client's birth_date", frame,
+                                 np.flatnonzero(before)))
+    after = (when > death).fillna(False).to_numpy(bool)
+    if after.any():
+        problems.append(_problem(table, date_col, "dated after the client's death_date", frame,
+                                 np.flatnonzero(after)))
+    return problems
+
+
+DUPLICATE_RULE = "duplicate row (first copy kept)"
+
+
+def _cross_table_problems(tables: dict[str, pd.DataFrame], bad_clients: np.ndarray) -> list[Problem]:
+    lookup = client_lookup(tables["clients"], bad_clients)
+    if lookup is None:
+        return []
+    problems = []
+    for table in _DATED:
         frame = tables.get(table)
-        if frame is None or not {"client_id", date_col} <= set(frame.columns):
-            continue
-        # one hash lookup per distinct id, then plain array indexing for every row
-        codes, uniques = pd.factorize(frame["client_id"], use_na_sentinel=True)
-        pos = np.where(codes >= 0, lookup.index.get_indexer(uniques)[codes], -1)
-        known = pos >= 0
-        if not known.all():
-            problems.append(_problem(table, "client_id", "foreign key: client_id not in a valid clients row",
-                                     frame, np.flatnonzero(~known)))
-        birth, death = (_take(lookup[c], pos, frame.index) for c in ("birth_date", "death_date"))
-        when = frame[date_col]
-        before = (when < birth).fillna(False).to_numpy(bool)
-        if before.any():
-            problems.append(_problem(table, date_col, "dated before the client's birth_date", frame,
-                                     np.flatnonzero(before)))
-        after = (when > death).fillna(False).to_numpy(bool)
-        if after.any():
-            problems.append(_problem(table, date_col, "dated after the client's death_date", frame,
-                                     np.flatnonzero(after)))
+        if frame is not None:
+            problems.extend(dated_problems(table, frame, lookup))
     events = tables.get("events")
     if events is not None and len(events):
         dup = _duplicated_rows(events)
         if dup.any():
-            problems.append(_problem("events", "(all)", "duplicate row (first copy kept)", events,
-                                     np.flatnonzero(dup)))
+            problems.append(_problem("events", "(all)", DUPLICATE_RULE, events, np.flatnonzero(dup)))
     return problems
 
 
@@ -264,15 +288,7 @@ def validate_tables(
     unreadable = {(p.table, p.column): p.rows for p in problems if p.rows is not None}
     for table in TABLES:
         if table in tables:
-            for p in _pandera_problems(table, tables[table]):
-                seen = unreadable.get((p.table, p.column))
-                if seen is not None and p.rows is not None and p.rule.startswith("not_nullable"):
-                    # an unreadable value is missing after reading: report it once, as unreadable
-                    rest = np.setdiff1d(p.rows, seen)
-                    if not len(rest):
-                        continue
-                    p = _problem(p.table, p.column, p.rule, tables[table], rest)
-                problems.append(p)
+            problems.extend(rule_problems(table, tables[table], unreadable))
     bad_clients = np.concatenate([p.rows for p in problems if p.table == "clients" and p.rows is not None] or
                                  [np.array([], dtype=np.int64)])
     problems.extend(_period_problems(tables, period))
@@ -284,21 +300,57 @@ def validate_tables(
 
     kept, quarantine = {}, {}
     for table, frame in tables.items():
-        reasons = pd.Series("", index=frame.index, dtype=object)
-        for p in problems:
-            if p.table == table and p.count:
-                reasons.iloc[p.rows] = reasons.iloc[p.rows] + f"{p.column}: {p.rule}; "
-        rejected = reasons.ne("").to_numpy()
-        kept[table] = frame.loc[~rejected].reset_index(drop=True)
-        bad = frame.loc[rejected]
-        for pp in parse_problems or []:
-            if pp.table == table and len(pp.index):
-                # the quarantine shows what the source said, not the missing value it could not be read as
-                col = bad[pp.column]
-                if pd.api.types.is_datetime64_any_dtype(col):
-                    col = col.dt.strftime("%Y-%m-%d")  # days as written in the contract, not "… 00:00:00"
-                bad = bad.assign(**{pp.column: col.astype(object)})
-                bad.loc[pp.index, pp.column] = pp.raw.to_numpy(dtype=object)
-        quarantine[table] = bad.assign(reason=reasons[rejected].str.rstrip("; ")).reset_index(drop=True)
+        kept[table], quarantine[table] = split_rows(table, frame, problems, parse_problems or [])
         report.rows_kept[table] = len(kept[table])
     return ValidatedTables(kept, quarantine, report)
+
+
+def rule_problems(table: str, frame: pd.DataFrame, unreadable: dict[tuple[str, str], np.ndarray]
+                  ) -> list[Problem]:
+    """The pandera contract's problems of one table (or batch), a value already reported as unreadable left out.
+
+    ``unreadable`` maps (table, column) to the positions of values that could
+    not be read (or normalised): missing after reading, they are reported once,
+    as unreadable, not again as missing.
+    """
+    out = []
+    for p in _pandera_problems(table, frame):
+        seen = unreadable.get((p.table, p.column))
+        if seen is not None and p.rows is not None and p.rule.startswith("not_nullable"):
+            rest = np.setdiff1d(p.rows, seen)
+            if not len(rest):
+                continue
+            p = _problem(p.table, p.column, p.rule, frame, rest)
+        out.append(p)
+    return out
+
+
+def row_reasons(table: str, frame: pd.DataFrame, problems: list[Problem]) -> pd.Series:
+    """Each row's broken rules (``column: rule; `` for each, in the problems' order); empty if none."""
+    reasons = pd.Series("", index=frame.index, dtype=object)
+    for p in problems:
+        if p.table == table and p.count:
+            reasons.iloc[p.rows] = reasons.iloc[p.rows] + f"{p.column}: {p.rule}; "
+    return reasons
+
+
+def split_rows(table: str, frame: pd.DataFrame, problems: list[Problem], parse_problems: list[ParseProblem]
+               ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Kept rows (index reset) and rejected rows with a ``reason`` column, raw text for unreadable values.
+
+    ``frame`` may be a batch: ``problems`` hold positions in it, ``parse_problems``
+    labels of its index.
+    """
+    reasons = row_reasons(table, frame, problems)
+    rejected = reasons.ne("").to_numpy()
+    kept = frame.loc[~rejected].reset_index(drop=True)
+    bad = frame.loc[rejected]
+    for pp in parse_problems:
+        if pp.table == table and len(pp.index):
+            # the quarantine shows what the source said, not the missing value it could not be read as
+            col = bad[pp.column]
+            if pd.api.types.is_datetime64_any_dtype(col):
+                col = col.dt.strftime("%Y-%m-%d")  # days as written in the contract, not "… 00:00:00"
+            bad = bad.assign(**{pp.column: col.astype(object)})
+            bad.loc[pp.index, pp.column] = pp.raw.to_numpy(dtype=object)
+    return kept, bad.assign(reason=reasons[rejected].str.rstrip("; ")).reset_index(drop=True)
