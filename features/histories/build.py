@@ -22,9 +22,10 @@ from features.contract.io import find_table
 from features.contract.schemas import DATE_COLUMNS, FLOAT_COLUMNS, STRING_COLUMNS
 from features.histories.spec import FeatureSpec, load_spec
 from features.histories.sql import compile_features, unit_rates_frame
+from features.contract.stream import ValidatedDataset, open_dataset
 from features.contract.validation import ValidatedTables
 
-TableSource = str | Path | Mapping[str, pd.DataFrame] | ValidatedTables
+TableSource = str | Path | Mapping[str, pd.DataFrame] | ValidatedTables | ValidatedDataset
 
 
 def resolve_spec(spec: FeatureSpec | str | Path | None) -> FeatureSpec:
@@ -52,12 +53,15 @@ def load_source(data: TableSource, *, validate: bool = True) -> dict[str, pd.Dat
     Parameters
     ----------
     data
-        A data folder, a mapping of table name to DataFrame, or validated tables.
+        A data folder, a mapping of table name to DataFrame, validated tables, or a
+        validated dataset (:func:`features.contract.stream.open_dataset`), whose
+        Parquet files the engine scans in place: nothing comes into pandas.
     validate
         For a folder: read it with :func:`features.contract.load.load_tables` (validated,
-        costs filled; raises on a broken contract). With False, Parquet tables are
-        scanned in place by the engine, which is much faster for data already
-        validated (e.g. written by ``sote validate --out`` or ``sote synth``).
+        costs filled; raises on a broken contract). :class:`ClientHistories` given a
+        folder validates it into a dataset instead and scans its Parquet. With
+        False, Parquet tables are scanned in place by the engine, which is much
+        faster for data already validated (e.g. written by ``sote validate --out`` or ``sote synth``).
 
     Raises
     ------
@@ -66,6 +70,8 @@ def load_source(data: TableSource, *, validate: bool = True) -> dict[str, pd.Dat
     features.contract.validation.ContractError
         If ``validate`` and the data break the contract.
     """
+    if isinstance(data, ValidatedDataset):
+        return dict(data.paths())
     if isinstance(data, ValidatedTables):
         data = data.tables
     if isinstance(data, Mapping):
@@ -110,7 +116,11 @@ class ClientHistories:
     Parameters
     ----------
     data
-        A data folder, a mapping of table name to DataFrame, or validated tables.
+        A data folder, a mapping of table name to DataFrame, validated tables or a validated
+        dataset. A folder with ``validate`` is validated once into a dataset
+        (:func:`features.contract.stream.open_dataset`, a validated copy is used as
+        is) whose Parquet the engine scans; :meth:`close` (or ``with``) removes a
+        temporary copy.
     spec
         A :class:`FeatureSpec`, a spec YAML path, or None for the packaged default.
     engine
@@ -127,12 +137,27 @@ class ClientHistories:
         self.spec = resolve_spec(spec)
         self._cache: dict[pd.Timestamp, pd.DataFrame] | None = {} if cache else None
         self.engine = engine if engine is not None else DuckDBEngine()
+        self.dataset: ValidatedDataset | None = None  # opened here from a folder: closed by close()
+        if validate and isinstance(data, (str, Path)):
+            data = self.dataset = open_dataset(data)
         self.tables = load_source(data, validate=validate)
         for name, table in self.tables.items():
             self.engine.register(name, table)
         self.engine.register("unit_rates", unit_rates_frame(load_unit_costs(self.spec.unit_costs)))
         cols = set(self.engine.columns("clients"))
         self.has_moves = ("moved_in" in cols, "moved_out" in cols)
+
+    def close(self) -> None:
+        """Remove the validated copy this object made of a folder (nothing else is closed)."""
+        if self.dataset is not None:
+            self.dataset.close()
+            self.dataset = None
+
+    def __enter__(self) -> ClientHistories:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def sql(self, as_of) -> str:
         """The query that :meth:`features` runs for ``as_of``."""
@@ -172,8 +197,9 @@ def build_features(data: TableSource, as_of, spec: FeatureSpec | str | Path | No
     Parameters
     ----------
     data
-        A data folder (Parquet/CSV), a mapping of table name to DataFrame, or
-        :class:`~features.contract.validation.ValidatedTables`.
+        A data folder (Parquet/CSV), a mapping of table name to DataFrame,
+        :class:`~features.contract.validation.ValidatedTables` or a
+        :class:`~features.contract.stream.ValidatedDataset`.
     as_of
         Index date T; only records dated before T are used.
     spec
@@ -193,4 +219,5 @@ def build_features(data: TableSource, as_of, spec: FeatureSpec | str | Path | No
     >>> X = build_features("out/county", "2024-01-01")            # doctest: +SKIP
     >>> X.loc[:, ["client_id", "emergency_count_180d", "hba1c_last"]]  # doctest: +SKIP
     """
-    return ClientHistories(data, spec, engine=engine, validate=validate).features(as_of)
+    with ClientHistories(data, spec, engine=engine, validate=validate) as histories:
+        return histories.features(as_of)

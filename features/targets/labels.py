@@ -45,15 +45,120 @@ from features.targets.spec import (  # noqa: F401  (re-exported: the names calle
 DAY = pd.Timedelta(days=1)
 
 
-def _frames(data, validate: bool) -> dict[str, pd.DataFrame]:
+def is_dataset(data) -> bool:
+    """Whether ``data`` is a :class:`features.contract.stream.ValidatedDataset` (a folder of validated Parquet)."""
+    from features.contract.stream import ValidatedDataset
+
+    return isinstance(data, ValidatedDataset)
+
+
+#: Event columns the labels, cohorts and prior costs read (the unit is left in the Parquet).
+EVENT_COLUMNS = ["client_id", "start", "end", "service", "professional", "cost_eur"]
+
+
+def _timestamp(day: pd.Timestamp) -> str:
+    return f"TIMESTAMP '{day:%Y-%m-%d}'"
+
+
+def window_tables(dataset, as_of, *, history_days: int | None = 1, horizon_days: int = 0,
+                  diagnoses: bool = False, assessments: bool = False) -> dict[str, pd.DataFrame]:
+    """The rows of a validated dataset that a cohort, label or prior cost at T can use, in pandas.
+
+    Every client; the events that start before T + ``horizon_days`` and start,
+    or (episodes) end or run, on or after T - ``history_days`` (all events before
+    T + ``horizon_days`` when ``history_days`` is None); when asked, the diagnoses
+    and assessments dated before T + ``horizon_days``. The rules themselves are
+    applied in pandas to these rows exactly as to the whole tables: the window
+    only leaves out rows no rule can reach, so results equal those of the
+    in-memory tables (tested in ``tests/features/targets/test_labels_lazy.py``).
+
+    Parameters
+    ----------
+    dataset
+        A :class:`~features.contract.stream.ValidatedDataset`.
+    as_of
+        The index date T.
+    history_days
+        Days before T the rules look back (at least 1: an episode ending on T - 1 runs at T); None for all history.
+    horizon_days
+        Days from T the outcome looks forward (0: nothing at or after T).
+    diagnoses, assessments
+        Read those tables too (otherwise they are empty).
+
+    Returns
+    -------
+    dict
+        One DataFrame per canonical table (``measurements`` empty), types as
+        :func:`features.contract.load.load_tables` gives them.
+    """
+    from features.contract.tables import TABLES
+    from features.histories.build import empty_table
+
+    t = pd.Timestamp(as_of).normalize()
+    end = _timestamp(t + pd.Timedelta(days=horizon_days))
+    where = f"start < {end}"
+    if history_days is not None:
+        lo = _timestamp(t - pd.Timedelta(days=max(int(history_days), 1)))
+        where += f' AND (start >= {lo} OR "end" IS NULL OR "end" >= {lo})'
+    out = {table: empty_table(table) for table in TABLES}
+    out["clients"] = dataset.read("clients")
+    out["events"] = dataset.read("events", EVENT_COLUMNS, where=where)
+    if diagnoses:
+        out["diagnoses"] = dataset.read("diagnoses", ["client_id", "date", "system", "code"], where=f"date < {end}")
+    if assessments:
+        out["assessments"] = dataset.read("assessments", ["client_id", "date", "scale", "value"],
+                                          where=f"date < {end}")
+    return out
+
+
+def event_span(data) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The first and last event start of ``data`` (NaT without events), without reading the events into pandas.
+
+    Parameters
+    ----------
+    data
+        A validated dataset, validated tables or a mapping of table name to DataFrame.
+    """
+    if is_dataset(data):
+        import duckdb
+
+        path = str(data.paths()["events"]).replace("'", "''")
+        with duckdb.connect() as con:
+            first, last = con.execute(f"SELECT min(start), max(start) FROM read_parquet('{path}')").fetchone()
+        return (pd.Timestamp(first) if first is not None else pd.NaT,
+                pd.Timestamp(last) if last is not None else pd.NaT)
+    starts = (data.tables if isinstance(data, ValidatedTables) else data)["events"]["start"]
+    return starts.min(), starts.max()
+
+
+def cohort_history_days(cohort: Cohort) -> int | None:
+    """How far before T a cohort's rules look (None: all history), at least 1 day."""
+    days = 1
+    if cohort.services_any:
+        if not cohort.lookback_days:
+            return None
+        days = max(days, cohort.lookback_days)
+    if cohort.max_prior_cost_quantile is not None:
+        days = max(days, cohort.prior_window_days)
+    return days
+
+
+def _frames(data, validate: bool, as_of=None, **window) -> dict[str, pd.DataFrame]:
+    """The tables of ``data`` as a mapping; for a dataset (or a folder validated into one) only ``window``'s rows."""
     if isinstance(data, ValidatedTables):
         return dict(data.tables)
     if isinstance(data, Mapping):
         return dict(data)
+    if is_dataset(data):
+        return window_tables(data, as_of, **window)
     from features.contract.io import read_tables
-    from features.contract.load import load_tables
 
-    return dict(load_tables(data).tables) if validate else read_tables(data)[0]
+    if not validate:
+        return read_tables(data)[0]
+    from features.contract.stream import open_dataset
+
+    with open_dataset(data) as dataset:
+        return window_tables(dataset, as_of, **window)
 
 
 def _day(s: pd.Series) -> pd.Series:
@@ -76,9 +181,16 @@ def population(clients: pd.DataFrame, as_of) -> pd.DataFrame:
     return pop.set_index(pop["client_id"].astype("str"))
 
 
-def cohort_members(tables: Mapping[str, pd.DataFrame], as_of, cohort: Cohort) -> pd.DataFrame:
-    """The population at T narrowed by a cohort definition (using only records before T)."""
+def cohort_members(tables, as_of, cohort: Cohort) -> pd.DataFrame:
+    """The population at T narrowed by a cohort definition (using only records before T).
+
+    ``tables`` is a mapping of table name to DataFrame, or a validated dataset
+    (only the rows the cohort's rules can reach are read, :func:`window_tables`).
+    """
     t = pd.Timestamp(as_of).normalize()
+    if is_dataset(tables):
+        tables = window_tables(tables, t, history_days=cohort_history_days(cohort),
+                               diagnoses=bool(cohort.diagnosis_groups))
     pop = population(tables["clients"], t)
     keep = pd.Series(True, index=pop.index)
     if cohort.min_age is not None:
@@ -157,7 +269,7 @@ def prior_cost(data, as_of, days: int = DEFAULT_PRIOR_COST_DAYS, *, population_i
     Parameters
     ----------
     data
-        A data folder, a mapping of table name to DataFrame, or validated tables.
+        A data folder, a mapping of table name to DataFrame, validated tables or a validated dataset.
     as_of
         The index date T.
     days
@@ -172,8 +284,8 @@ def prior_cost(data, as_of, days: int = DEFAULT_PRIOR_COST_DAYS, *, population_i
     pandas.Series
         Cost in EUR indexed by client id (text), one entry per client in the population at T.
     """
-    tables = _frames(data, validate)
     t = pd.Timestamp(as_of).normalize()
+    tables = _frames(data, validate, t, history_days=days)
     index = population_index if population_index is not None else population(tables["clients"], t).index
     return window_cost(tables["events"], t, days, load_unit_costs()).reindex(index, fill_value=0.0)
 
@@ -189,7 +301,7 @@ def current_use_flags(data, as_of, *, quantile: float = 0.9, days: int = DEFAULT
     Parameters
     ----------
     data
-        A data folder, a mapping of table name to DataFrame, or validated tables.
+        A data folder, a mapping of table name to DataFrame, validated tables or a validated dataset.
     as_of
         The index date T.
     quantile
@@ -212,8 +324,8 @@ def current_use_flags(data, as_of, *, quantile: float = 0.9, days: int = DEFAULT
         ``intensive_ongoing`` (an episode of the intensive services running at
         T), ``intensive_services`` (those services, ``;``-separated, "" if none).
     """
-    tables = _frames(data, validate)
     t = pd.Timestamp(as_of).normalize()
+    tables = _frames(data, validate, t, history_days=days)
     pop = population(tables["clients"], t)
     cost = prior_cost(tables, t, days, population_index=pop.index).round(2)  # in cents, as the cohort compares it
     threshold = _quantile(cost, quantile)
@@ -275,6 +387,11 @@ def _evaluate(outcome: Outcome, members: pd.Index, horizon: dict) -> tuple[pd.Se
     return flags, threshold
 
 
+def _needs_assessments(outcome: Outcome) -> bool:
+    """Whether an outcome (or a part of an any_of) reads assessments."""
+    return outcome.kind in ("assessment_level", "assessment_rise") or any(_needs_assessments(o) for o in outcome.of)
+
+
 def _over_population(outcome: Outcome) -> bool:
     """Whether an outcome (or a part of an any_of) takes its threshold over the whole population."""
     return (outcome.kind == "cost_quantile" and outcome.population == "all") or any(
@@ -288,7 +405,9 @@ def build_labels(data, as_of, target: str | Target, *, targets: str | Path | Map
     Parameters
     ----------
     data
-        A data folder, a mapping of table name to DataFrame, or validated tables.
+        A data folder, a mapping of table name to DataFrame, validated tables, or a validated
+        dataset (:func:`features.contract.stream.open_dataset`; only the rows of the cohort's
+        look-back and the horizon are read, :func:`window_tables`).
     as_of
         Index date T; the cohort uses records before T, the outcome [T, T + horizon).
     target
@@ -296,7 +415,7 @@ def build_labels(data, as_of, target: str | Target, *, targets: str | Path | Map
     targets
         Targets YAML path or loaded mapping (the packaged file when None).
     validate
-        For a folder, validate it with :func:`features.contract.load.load_tables` first.
+        For a folder, validate it first (:func:`features.contract.stream.open_dataset`).
 
     Returns
     -------
@@ -310,10 +429,12 @@ def build_labels(data, as_of, target: str | Target, *, targets: str | Path | Map
     TargetError
         If the target is not declared.
     """
-    tables = _frames(data, validate)
     if isinstance(target, str):
         target = get_target(target, targets)
     t = pd.Timestamp(as_of).normalize()
+    tables = _frames(data, validate, t, history_days=cohort_history_days(target.cohort),
+                     horizon_days=target.horizon_days, diagnoses=bool(target.cohort.diagnosis_groups),
+                     assessments=_needs_assessments(target.outcome))
     members = cohort_members(tables, t, target.cohort)
     ids = members.index
     # a threshold over the whole population needs everyone's horizon cost, observed by the same rules
@@ -385,7 +506,13 @@ def build_training_set(data, as_of_dates: Iterable, target: str, spec: FeatureSp
     """
     from features.histories.build import ClientHistories
 
-    tables = _frames(data, validate)
+    if isinstance(data, (str, Path)) and validate:
+        from features.contract.stream import open_dataset
+
+        with open_dataset(data) as dataset:
+            return build_training_set(dataset, as_of_dates, target, spec, targets=targets, engine=engine,
+                                      histories=histories)
+    tables = data if is_dataset(data) else _frames(data, validate)
     declared = {target: get_target(target, targets)}
     histories = histories if histories is not None else ClientHistories(tables, spec, engine=engine)
     frames = []
