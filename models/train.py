@@ -52,6 +52,11 @@ early_stopping_rounds
         Search LightGBM's hyper-parameters with Optuna (seeded TPE) first, for
         at most ``tune_trials`` trials or ``tune_seconds``, whichever ends
         first; see :mod:`models.tune`. Trials are logged as nested runs.
+    max_train_rows
+        At most this many training-date cohort members are fitted on (None: all):
+        a larger cohort is sampled, seeded, within each label so the outcome
+        share stays the cohort's (:func:`sample_training_rows`). The validation
+        date is never sampled.
     """
 
     target: str = DEFAULT_TARGET
@@ -73,6 +78,7 @@ early_stopping_rounds
     tune_trials: int = 30
     tune_seconds: float = 600.0
     spec: str | None = None
+    max_train_rows: int | None = 300_000
 
     def estimator(self, **overrides) -> ServiceNeedClassifier:
         """The unfitted estimator these settings describe (``overrides`` replace single settings)."""
@@ -88,6 +94,8 @@ class TrainResult:
     ``metrics`` and ``groups`` are the analysts' full tables; MLflow receives
     them with small cells suppressed (:func:`models.metrics.disclosed_groups`).
     ``model`` is the logged :class:`~models.pyfunc.ServiceNeedModel`; ``gate`` the quality gate's verdict.
+    ``rows``: training-date rows ``available`` and ``used`` (sampled down to
+    ``TrainConfig.max_train_rows``, :func:`sample_training_rows`; logged as ``train_rows_*`` params).
     ``reference`` is the drift reference stored with the model as ``reference/summary.json``
     (:func:`models.drift_reference.model_reference`: binned summaries of the training rows, never rows).
     ``top_calibration`` is :func:`models.calibration.calibration_at_top` of the
@@ -119,6 +127,7 @@ class TrainResult:
     reference: dict = field(default_factory=dict)
     bias: object = None
     oracle: dict = field(default_factory=dict)
+    rows: dict = field(default_factory=dict)
 
 
 def _spec_text(path: str | None) -> str:
@@ -151,6 +160,29 @@ def _oracle(truth_path: Path | None, ids: pd.Series, as_of: pd.Timestamp, target
         return None
     half = rows["probability_half"].to_numpy(dtype=float) if "probability_half" in rows else None
     return p, (None if half is None or np.isnan(half).any() else half)
+
+
+def sample_training_rows(training: pd.DataFrame, max_rows: int | None, seed: int) -> pd.DataFrame:
+    """At most ``max_rows`` rows of ``training``, the same share drawn from each label (seeded; order kept).
+
+    Proportional stratified sampling: the positives keep their share of ``max_rows``
+    (rounded up, so a rare outcome never loses a row to rounding), the negatives the
+    rest, so the outcome rate — which the calibration slice learns — is the
+    cohort's own. Rows are clients (one per client at the training date), so a
+    client is in or out whole.
+    """
+    n = len(training)
+    if max_rows is None or n <= max_rows:
+        return training
+    rng = np.random.default_rng(seed)
+    y = training["label"].to_numpy(int)
+    keep = []
+    for value in (1, 0):
+        rows = np.flatnonzero(y == value)
+        quota = len(rows) * max_rows / n
+        take = int(np.ceil(quota)) if value == 1 else max_rows - sum(len(k) for k in keep)
+        keep.append(rng.choice(rows, size=min(take, len(rows)), replace=False))
+    return training.iloc[np.sort(np.concatenate(keep))].reset_index(drop=True)
 
 
 def fit_model(training: pd.DataFrame, config: TrainConfig, spec, spec_yaml: str, dictionary: pd.DataFrame,
@@ -218,7 +250,9 @@ def train(data, config: TrainConfig = TrainConfig(), *, experiment: str | None =
     Parameters
     ----------
     data
-        A data folder or validated tables (:func:`features.contract.load.load_tables`).
+        A data folder (validated once into Parquet, :func:`features.contract.stream.open_dataset`;
+        features scanned by DuckDB, only the label windows read into pandas), a validated
+        dataset, or validated tables (:func:`features.contract.load.load_tables`).
     config
         Target, index dates and hyper-parameters.
     experiment
@@ -251,11 +285,10 @@ def train(data, config: TrainConfig = TrainConfig(), *, experiment: str | None =
         logged, the model is not registered; the error's ``result`` is the
         :class:`TrainResult`.
     """
-    from features.contract.load import load_tables
     from features.histories.dictionary import feature_dictionary
     from features.histories.spec import load_spec
     from features.provenance import frame_digest
-    from features.targets.labels import build_training_set
+    from features.targets.labels import build_training_set, event_span
     from features.targets.spec import load_targets
     from models.bias import label_bias
     from models.drift_reference import model_reference
@@ -275,8 +308,14 @@ def train(data, config: TrainConfig = TrainConfig(), *, experiment: str | None =
     spec = load_spec(config.spec)
     spec_yaml = _spec_text(config.spec)
     truth_path = Path(truth) if truth else (Path(data) / "truth.parquet" if isinstance(data, (str, Path)) else None)
-    tables = load_tables(data) if isinstance(data, (str, Path)) else data
-    max_day = tables.tables["events"]["start"].max()
+    if isinstance(data, (str, Path)):
+        from features.contract.stream import open_dataset
+
+        with open_dataset(data) as dataset:
+            return train(dataset, config, experiment=experiment, register=register, tracking_uri=tracking_uri,
+                         log=log, truth=truth_path, histories=histories, progress=progress)
+    tables = data
+    max_day = event_span(tables)[1]
     if max_day < t_valid + pd.Timedelta(days=target.horizon_days - 1):
         raise ValueError(f"the data end on {max_day.date()}, before the validation horizon of {t_valid.date()} ends")
 
@@ -286,6 +325,12 @@ def train(data, config: TrainConfig = TrainConfig(), *, experiment: str | None =
     both = build_training_set(tables, [t_train, t_valid], config.target, spec=spec, histories=histories)
     training = both[both["as_of"] == t_train].reset_index(drop=True)
     validation = both[both["as_of"] == t_valid].reset_index(drop=True)
+    del both
+    rows = {"available": len(training), "used": len(training)}
+    training = sample_training_rows(training, config.max_train_rows, config.seed)
+    rows["used"] = len(training)
+    if rows["used"] < rows["available"]:
+        say(f"sampled {rows['used']:,} of {rows['available']:,} training rows (max_train_rows, outcome share kept)")
     say(f"training LightGBM on {len(training):,} clients ({int(training['label'].sum()):,} positive)")
     dictionary = feature_dictionary(spec)
     tuning = None
@@ -317,7 +362,8 @@ def train(data, config: TrainConfig = TrainConfig(), *, experiment: str | None =
     reference = model_reference(model, training, {"target": config.target, "as_of": config.train_as_of,
                                                   "digest": digests["training_rows"]})
     result = TrainResult(config, metrics, groups, importance, model, digests=digests, tuning=tuning, gate=gate,
-                         top_calibration=top_calibration, top=top, reference=reference, bias=bias, oracle=oracle)
+                         top_calibration=top_calibration, top=top, reference=reference, bias=bias, oracle=oracle,
+                         rows=rows)
     if log:
         _log_run(result, training, validation, scores, target, experiment, register, tracking_uri, truth_path, say)
     if register and not gate.passed:
@@ -427,7 +473,8 @@ def _log_run(result: TrainResult, training, validation, scores, target, experime
     y_va = validation["label"].to_numpy(int)
     metrics, groups = disclosed_metrics(result.metrics), disclosed_groups(result.groups)
     params = {**asdict(config), "boosting_rounds": result.model.estimator.best_iteration_,
-              "n_features": len(result.model.columns), "n_train": len(training), "n_valid": len(validation)}
+              "n_features": len(result.model.columns), "n_train": len(training), "n_valid": len(validation),
+              **{f"train_rows_{k}": v for k, v in result.rows.items()}}
     say("logging to MLflow")
     with mlflow.start_run(run_name=f"{config.target} {config.train_as_of}→{config.valid_as_of}") as run:
         mlflow.log_params(params)
