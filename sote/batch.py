@@ -256,7 +256,8 @@ def _log_run(job: JobConfig, summary: dict) -> str:
 
 
 def _validate(job: JobConfig, staging: Path) -> tuple[object, dict, dict]:
-    """Check the date against the data period (a PeriodError: data invalid), then load, validate and cost-fill."""
+    """Check the date against the data period (a PeriodError: the date is wrong, USER_ERROR), then load, validate
+    and cost-fill (a ContractError: data invalid)."""
     from features.contract.io import data_period
     from features.contract.load import load_tables
 
@@ -371,9 +372,11 @@ def run_batch(job: JobConfig, say=lambda message: None) -> BatchResult:
         ``job_digest``, ``mlflow_run`` (id, and ``reused`` when an earlier run of
         the same job digest was found), ``seconds`` per step, ``started``,
         ``exit_status``. The ``exit_code``: OK; DATA_INVALID for a contract
-        breach or a date outside the data period; DRIFT when ``fail_on_drift`` and
-        the verdict reaches ``drift_level``; USER_ERROR for a problem with the
-        job's files or model; FAILED for anything else.
+        breach (records dated outside the declared period included); DRIFT when
+        ``fail_on_drift`` and the verdict reaches ``drift_level``; USER_ERROR for a
+        problem with the job's files or model, or a date the data's period does not
+        cover (as for every sote command's date options: the data are not at fault);
+        FAILED for anything else.
     """
     from features.contract.dataset import PeriodError
     from features.contract.io import atomic_dir, write_table
@@ -462,8 +465,8 @@ def run_batch(job: JobConfig, say=lambda message: None) -> BatchResult:
         summary["outputs"][SUMMARY] = file_digest(job.folder / SUMMARY)
     except Exception as err:  # noqa: BLE001 - every failure becomes the run's status and exit code
         error = err
-        if isinstance(err, PeriodError):
-            code, message = ExitCode.DATA_INVALID, f"{job.data}: {err}"
+        if isinstance(err, PeriodError):  # a date option outside the data: USER_ERROR, as in every command
+            code, message = ExitCode.USER_ERROR, f"{job.data}: {err}"
         else:
             code, message = describe_error(err, job.data)
         summary["status"] = {ExitCode.DATA_INVALID: "data invalid"}.get(code, "failed")

@@ -15,7 +15,9 @@ def evaluate_list(
     data: Path = typer.Option(..., help="Folder with the canonical tables: the list's date and, for realised "
                                         "figures, its whole horizon."),
     out: Optional[Path] = typer.Option(None, help="Base name: writes <base>.csv and <base>.html (default: "
-                                                  "<list>_evaluation beside the list)."),
+                                                  "<list>_evaluation beside the list; for a list in a batch "
+                                                  "job's date folder, <job out>/evaluation_<date> beside that "
+                                                  "folder, which a rerun of the date replaces)."),
     tracking_uri: Optional[str] = typer.Option(None, help="MLflow store of the model's training run and of the "
                                                           "evaluation run (default: ./mlruns)."),
 ) -> None:
@@ -37,7 +39,7 @@ def evaluate_list(
              "not a risk list")
     if not data.is_dir():
         fail(f"--data {data}: no such folder" if not data.exists() else f"--data {data} is not a folder")
-    base = out if out is not None else risklist.with_name(risklist.stem + "_evaluation")
+    base = out if out is not None else default_out(risklist)
     try:
         paths = output_paths(base)
     except ValueError as err:
@@ -60,6 +62,22 @@ def evaluate_list(
         console.print(f"note: {note}", highlight=False, soft_wrap=True)
     console.print("written: " + ", ".join(str(p) for p in result.paths.values())
                   + (f"; MLflow run {result.run_id}" if result.run_id else ""), highlight=False, soft_wrap=True)
+
+
+def default_out(risklist: Path) -> Path:
+    """Where the evaluation of ``risklist`` goes without ``--out``: beside the list, but never inside a batch folder.
+
+    A ``sote batch`` date folder (``<out>/<date>/`` holding the job's ``summary.json``) is replaced as a
+    whole when the date is run again, so the evaluation of its list goes beside the folder:
+    ``<out>/evaluation_<date>`` (``<out>/evaluation_<date>_<stem>`` for a list not named ``risklist``).
+    """
+    from sote.batch import SUMMARY
+
+    folder = risklist.parent
+    if (folder / SUMMARY).is_file():
+        suffix = "" if risklist.stem == "risklist" else f"_{risklist.stem}"
+        return folder.parent / f"evaluation_{folder.name}{suffix}"
+    return risklist.with_name(risklist.stem + "_evaluation")
 
 
 def _shown(value) -> str:

@@ -1,6 +1,6 @@
 """``sote batch``: the scheduled job on the shared 3,000-client county (trained_3000).
 
-Exit statuses (config error 2, invalid data 3, drift with fail_on_drift 5), the
+Exit statuses (config error or a date outside the data 2, invalid data 3, drift with fail_on_drift 5), the
 summary's numbers, idempotence byte for byte with one MLflow run per date and
 data, and no client id in the batch run.
 """
@@ -152,7 +152,9 @@ def test_invalid_data_exits_3_and_lenient_quarantines(tmp_path, trained_3000):
 
     late, summary = _run(_job(tmp_path, trained_3000, "late.yaml", data=str(trained_3000.data), monitor=False),
                          "--as-of", "2031-01-01")
-    assert late.exit_code == 3 and "after the data period" in summary["error"]["message"]
+    # a date the data do not cover is a wrong date, not invalid data: 2, as check_period gives every command
+    assert late.exit_code == 2 and "after the data period" in summary["error"]["message"]
+    assert summary["status"] == "failed" and summary["error"]["step"] == "validate"
 
     # lenient: the bad rows are quarantined and the job goes on (here to a model that is not there: status 2)
     quarantine = tmp_path / "quarantine"
@@ -166,7 +168,7 @@ def test_invalid_data_exits_3_and_lenient_quarantines(tmp_path, trained_3000):
     assert len(rejected) == 7 and rejected["reason"].str.contains("service").all()
     assert not (tmp_path / "batch" / "2024-01-01").exists()
     log = [json.loads(line) for line in (tmp_path / "batch" / RUN_LOG).read_text().splitlines()]
-    assert [line["exit_status"] for line in log] == [3, 3, 2]  # failed runs are logged too
+    assert [line["exit_status"] for line in log] == [3, 2, 2]  # failed runs are logged too
 
 
 def test_previous_is_the_newest_earlier_date_with_features_and_a_list(tmp_path):
@@ -212,3 +214,17 @@ def test_config_refusals_before_any_work(tmp_path):
     inside, summary = _run(config)
     assert inside.exit_code == 2 and "inside the input" in summary["error"]["message"]
     assert load_job(config, as_of="2024-03-01").as_of == "2024-03-01"
+
+
+def test_evaluate_list_default_out_stays_out_of_a_batch_date_folder(tmp_path):
+    """A rerun of a date replaces its folder as a whole: the evaluation of its list must not live in it."""
+    from sote.batch import SUMMARY
+    from sote.cli_evaluate import default_out
+
+    folder = tmp_path / "batch" / "2024-01-01"
+    folder.mkdir(parents=True)
+    assert default_out(folder / "risklist.parquet") == folder / "risklist_evaluation"  # no summary: not a job's
+    (folder / SUMMARY).write_text("{}")
+    assert default_out(folder / "risklist.parquet") == tmp_path / "batch" / "evaluation_2024-01-01"
+    assert default_out(folder / "other.parquet") == tmp_path / "batch" / "evaluation_2024-01-01_other"
+    assert default_out(tmp_path / "risk_2024.parquet") == tmp_path / "risk_2024_evaluation"

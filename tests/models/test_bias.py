@@ -210,6 +210,35 @@ def test_card_has_the_bias_summary_and_the_checklist():
     assert len([r for r in checklist(gate=True, top=True, bias=True) if r.startswith("| ") and "yes" in r]) == 13
 
 
+
+def test_a_75_plus_flag_is_explained_not_raised(store):
+    """Older people have more need at equal score by construction of a use label: flagged, counted, explained."""
+    from segmentation.tracking import use_experiment
+
+    frame = _frame(KNOWN).rename(columns={"grp": "age_band"})
+    frame["age_band"] = frame["age_band"].map({"A": "75+", "B": "30-64"})
+    result = label_bias(frame, frame["score"], LabelBiasConfig(**{**CFG.__dict__, "groupings": ("age_band",)}))
+    assert result.flagged["group"].tolist() == ["75+"] and result.unexplained.empty
+    assert any(line.startswith("FLAGGED [explained by the label, see the model card] age_band = 75+")
+               for line in result.summary())
+    card = _card(bias=result)
+    assert "**No group flagged beyond what the label explains (below).**" in card and "**Flagged (" not in card
+    assert "**Flagged, explained by the label (age_band = 75+):** at the same predicted risk" in card
+    assert "- age_band = 75+, chronic_conditions: 2.571 against 1.571" in card
+    use_experiment("bias-test", store)
+    with mlflow.start_run() as run:
+        logged = log_label_bias(result)
+    assert logged["label_bias_flags"] == 1 and logged["label_bias_flags_unexplained"] == 0
+    assert mlflow.MlflowClient(tracking_uri=store).get_run(run.info.run_id).data.tags["label_bias"] == "explained"
+
+
+def test_card_gives_the_corrected_oracle_limit():
+    card = _card(oracle={"auroc": 0.78, "auroc_half": 0.76, "auroc_limit": 0.80})
+    assert ("**Oracle (synthetic data):** the generator's true probabilities rank with AUROC 0.780 as estimated, "
+            "0.800 corrected") in card and "the model reaches 1.000 of it" in card
+    assert "Oracle (synthetic data)" not in _card(oracle={"auroc": 0.78, "auroc_half": float("nan"),
+                                                          "auroc_limit": float("nan")})
+
 # ------------------------------------------------------------------ on the synthetic county
 
 VALID = "2024-01-01"

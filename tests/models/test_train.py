@@ -136,3 +136,25 @@ def test_calibration_at_the_top_and_the_reason_mix_are_logged_and_in_the_card(tr
     assert "## Where the list is read" in card and "top 2 %: predicted" in card and "change features" in card
     assert "In plain words:** On this list: every resident" in card
     assert calibration_at_top([0, 1], [0.2, 0.8], shares=(0.5,))["observed"].iloc[0] == 1.0
+
+
+def test_label_bias_and_the_oracle_limit_are_logged_and_in_the_card(trained):
+    """Training runs the label-bias check on the validation date and logs the oracle's corrected AUROC."""
+    result, uri = trained
+    run = mlflow.MlflowClient(tracking_uri=uri).get_run(result.run_id)
+    bias = result.bias
+    assert bias is not None and bias.clients == run.data.params["n_valid"] == str(bias.clients)
+    judged = bias.table[~bias.table["small_cell"]]
+    assert run.data.metrics["label_bias_judged"] == len(judged) > 0
+    assert run.data.metrics["label_bias_flags"] == bias.table["flagged"].sum()
+    assert run.data.metrics["label_bias_flags_unexplained"] == len(bias.unexplained)
+    assert run.data.tags["label_bias"] in {"ok", "explained", "flagged"}
+    oracle = result.oracle
+    assert oracle["auroc"] == pytest.approx(result.metrics.set_index("model").loc["oracle", "auroc"])
+    assert oracle["auroc_limit"] == pytest.approx(2 * oracle["auroc"] - oracle["auroc_half"])
+    assert run.data.metrics["valid_oracle_auroc_limit"] == pytest.approx(oracle["auroc_limit"])
+    assert run.data.metrics["valid_oracle_auroc_half"] == pytest.approx(oracle["auroc_half"])
+    card = mlflow.artifacts.load_text(f"runs:/{result.run_id}/model_card.md")
+    assert "## Label bias: need at equal predicted risk" in card and "Not run for this model" not in card
+    assert "| 14 | label bias (need at equal predicted risk) | yes | label bias section |" in card
+    assert f"{oracle['auroc_limit']:.3f} corrected for the noise" in card
