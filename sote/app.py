@@ -46,7 +46,7 @@ class ExitCode(IntEnum):
     OK = 0
     FAILED = 1  #: an internal error: a bug or an unexpected failure (``--debug`` shows the traceback)
     USER_ERROR = 2  #: a wrong option, a missing or unreadable file, an output folder that is refused
-    DATA_INVALID = 3  #: the input breaks the data contract (strict validation) or its declared period
+    DATA_INVALID = 3  #: the input breaks the data contract (strict validation), records outside its declared period included
     QUALITY_GATE = 4  #: a model failed its quality gate (not registered or not promoted)
     DRIFT = 5  #: drift above the configured threshold (batch jobs with ``fail_on_drift``)
 
