@@ -118,12 +118,16 @@ def project_scenarios(tables, projection, *, base_year: int, to_year: int, confi
 
 
 def _summary(draws: np.ndarray, interval: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Point (round 0) and the central ``interval`` of the bootstrap rounds (round 0 when there are none)."""
+    """Point (round 0) and the central ``interval`` of the bootstrap rounds (round 0 when there are none).
+
+    A percentile interval can miss the full-sample point in a skewed small cell or
+    with few rounds; the interval is then extended to the point, so it always holds it.
+    """
     point = draws[:, 0]
     if draws.shape[1] < 2:
         return point, point, point
     lo, hi = np.quantile(draws[:, 1:], [(1 - interval) / 2, (1 + interval) / 2], axis=1)
-    return point, lo, hi
+    return point, np.minimum(lo, point), np.maximum(hi, point)
 
 
 def _with_totals(x: np.ndarray, seg_axis: int, muni_axis: int) -> np.ndarray:
@@ -133,41 +137,52 @@ def _with_totals(x: np.ndarray, seg_axis: int, muni_axis: int) -> np.ndarray:
 
 
 def tidy(runs: list[ScenarioRun], panel: BasePanel, state: BaseState, interval: float) -> pd.DataFrame:
-    """The runs as one long table (see :class:`ScenarioResult`)."""
+    """The runs as one long table (see :class:`ScenarioResult`); text columns are categorical."""
     munis = list(state.municipalities) + [ALL]
     segs = list(panel.segments) + [ALL]
-    services = list(SERVICE_LINES)
+    services = [ALL] + list(SERVICE_LINES)
     bc = _with_totals(state.base_clients, 1, 0)                          # [m+1, k+1, v]
     br = _with_totals(state.base_residents, 1, 0)                        # [m+1, k+1]
-    frames = []
+    cols = {c: [] for c in ("scenario", "variant", "year", "municipality", "segment", "service", "measure",
+                            "value", "low", "high", "base_clients")}
+    scen_names = list(dict.fromkeys(r.scenario for r in runs))
+    variants = list(dict.fromkeys(r.variant for r in runs))
     for run in runs:
         years = np.array(run.years)
+        grid = [g.ravel() for g in np.meshgrid(np.arange(len(years)), np.arange(len(munis)), np.arange(len(segs)),
+                                               indexing="ij")]
+        n = grid[0].size
 
         def emit(draws, service, measure, base):
-            # draws [year, round, m+1, k+1]
-            p, lo, hi = _summary(draws, interval)
-            y, m, k = np.meshgrid(np.arange(len(years)), np.arange(len(munis)), np.arange(len(segs)), indexing="ij")
-            frames.append(pd.DataFrame({"scenario": run.scenario, "variant": run.variant, "year": years[y.ravel()],
-                                        "municipality": np.array(munis)[m.ravel()],
-                                        "segment": np.array(segs)[k.ravel()], "service": service, "measure": measure,
-                                        "value": p.ravel(), "low": lo.ravel(), "high": hi.ravel(),
-                                        "base_clients": np.broadcast_to(base, p.shape).ravel()}))
+            p, lo, hi = _summary(draws, interval)            # draws [year, round, m+1, k+1]
+            cols["scenario"].append(np.full(n, scen_names.index(run.scenario)))
+            cols["variant"].append(np.full(n, variants.index(run.variant)))
+            cols["year"].append(years[grid[0]])
+            cols["municipality"].append(grid[1])
+            cols["segment"].append(grid[2])
+            cols["service"].append(np.full(n, services.index(service)))
+            cols["measure"].append(np.full(n, MEASURES.index(measure)))
+            cols["value"].append(p.ravel())
+            cols["low"].append(lo.ravel())
+            cols["high"].append(hi.ravel())
+            cols["base_clients"].append(np.broadcast_to(base, p.shape).ravel())
 
         emit(_with_totals(run.residents, 3, 2), ALL, "residents", br[None])
         clients = _with_totals(run.clients, 3, 2)
         volume = _with_totals(run.volume, 3, 2)
         cost = _with_totals(run.cost, 3, 2)
-        for j, v in enumerate(services):
+        for j, v in enumerate(SERVICE_LINES):
             emit(clients[..., j], v, "clients", bc[None, ..., j])
-            episode = v in EPISODE_SERVICES
-            emit(volume[..., j], v, "care_days" if episode else "contacts", bc[None, ..., j])
+            emit(volume[..., j], v, "care_days" if v in EPISODE_SERVICES else "contacts", bc[None, ..., j])
             if v == "housing_24h":
                 emit(volume[..., j] / 365.0, v, "places_24h", bc[None, ..., j])
             emit(cost[..., j], v, "cost", bc[None, ..., j])
         emit(cost.sum(-1), ALL, "cost", br[None])
-    out = pd.concat(frames, ignore_index=True)
-    for col in ("scenario", "variant", "municipality", "segment", "service", "measure"):
-        out[col] = out[col].astype(str)
+    data = {c: np.concatenate(v) for c, v in cols.items()}
+    labels = {"scenario": scen_names, "variant": variants, "municipality": munis, "segment": segs,
+              "service": services, "measure": list(MEASURES)}
+    out = pd.DataFrame({c: (pd.Categorical.from_codes(data[c], labels[c]) if c in labels else data[c])
+                        for c in cols})
     out["year"] = out["year"].astype("int64")
     return out
 
