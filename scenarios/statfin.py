@@ -86,8 +86,8 @@ def read_statfin_csv(path: str | Path, *, value: str = "population", variant: st
     """
     path = Path(path)
     text = _decode(path)
-    first = next((line for line in text.splitlines() if line.count(";") or line.count(",")), "")
-    delim = ";" if first.count(";") >= first.count(",") else ","
+    head = text.splitlines()[:10]  # the title line may hold commas: the header decides
+    delim = ";" if max(line.count(";") for line in head) >= max(line.count(",") for line in head) else ","
     rows = list(csv.reader(io.StringIO(text), delimiter=delim))
     h = _header_row(rows, str(path))
     header = [c.strip() for c in rows[h]]
