@@ -16,7 +16,7 @@ import pandas as pd
 
 from features.contract.costs import UnitCost
 from features.contract.tables import EPISODE_SERVICES, SERVICE_LINES
-from scenarios.base import BasePanel, build_panel
+from scenarios.base import BasePanel, build_panel, residents_at
 from scenarios.engine import BaseState, ScenarioRun, base_state, run_scenario
 from scenarios.projection import ProjectionError, load_projection, projection_grid, validate_projection
 from scenarios.rates import bootstrap_weights, cell_sums, estimate_rates, top_risk_flags
@@ -96,13 +96,17 @@ def project_scenarios(tables, projection, *, base_year: int, to_year: int, confi
     if unknown:
         raise ValueError(f"unknown scenario(s) {unknown}; declared: {list(cfg.scenarios)}")
     proj = _projection(projection)
+    years = tuple(range(base_year, to_year + 1))
+    frames = tables.tables if hasattr(tables, "tables") else tables
+    clients = frames["clients"]
+    munis = clients.loc[residents_at(clients, f"{base_year}-01-01"), "municipality"].astype(str).unique()
+    grid = projection_grid(proj, munis, years, "projection")   # before any work: a gap is named at once
     panel = build_panel(tables, base_year, cfg.age_bands, needs_config=needs_config, unit_costs=unit_costs,
                         histories=histories)
     check_segments(cfg, panel.segments)
     state = base_state(panel)
-    years = tuple(range(base_year, to_year + 1))
-    need = tuple(range(base_year, to_year))
-    grid = projection_grid(proj, state.municipalities, need + (to_year,), "projection")
+    if state.municipalities != grid.municipalities:
+        grid = projection_grid(proj, state.municipalities, years, "projection")
     flags = {f"{n}:top": top_risk_flags(panel, cfg.scenarios[n].intervention.segments,
                                         cfg.scenarios[n].intervention.top_share)
              for n in names if cfg.scenarios[n].intervention is not None}
