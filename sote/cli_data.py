@@ -21,8 +21,14 @@ def validate(
     overwrite: bool = typer.Option(False, help="Write into --out / --quarantine folders that hold other files "
                                                "(only sote's own files are ever replaced)."),
 ) -> None:
-    """Check a data folder against the contract and report every problem at once."""
-    from features.contract.load import load_tables, write_tables
+    """Check a data folder against the contract and report every problem at once.
+
+    Validation streams table by table in batches, so memory does not grow with
+    the tables. With --out the kept, cost-filled tables are written as a
+    validated copy: later commands given that folder (--data) use it without
+    validating again, as long as its files are unchanged.
+    """
+    from features.contract.stream import check_folder, open_dataset, write_validated_copy
     from sote.options import guard_dir
 
     if quarantine is not None and not lenient:
@@ -33,26 +39,39 @@ def validate(
     guard_dir(quarantine, "--quarantine", overwrite=overwrite, inputs=[data, out])
     guard_dir(out, "--out", overwrite=overwrite, inputs=[data, quarantine])
     check_writable(folders=(out, quarantine))
+    dataset = None
     try:
-        result = load_tables(data, lenient=lenient, quarantine_dir=quarantine, unit_costs=unit_costs,
-                             overwrite=overwrite)
+        if out is None:
+            report, period = check_folder(data, lenient=lenient, quarantine_dir=quarantine, overwrite=overwrite)
+        else:
+            # the kept rows are written beside --out (in its nearest existing folder), so that the validated
+            # copy is a rename, not a copy
+            workdir = next(p for p in out.resolve().parents if p.is_dir())
+            dataset = open_dataset(data, lenient=lenient, quarantine_dir=quarantine, unit_costs=unit_costs,
+                                   overwrite=overwrite, workdir=workdir)
+            report, period = dataset.report, dataset.period
     except ContractError as err:
         console.print(err.report.to_text(), highlight=False, markup=False)
         fail(f"{data} breaks the data contract ({len(err.report.problems)} problem(s))", ExitCode.DATA_INVALID)
     except (FileNotFoundError, ValueError) as err:
         fail(str(err))
-    report = result.report
     console.print(report.to_text(examples=False), highlight=False, markup=False)
     for table, n in report.rows_in.items():
         rejected = n - report.rows_kept[table]
         console.print(f"{table:>13}: {n:>12,} rows in, {report.rows_kept[table]:>12,} kept, {rejected:>10,} quarantined")
-    if result.period is not None:
-        console.print(f"data period: {result.period.describe()}", highlight=False)
+    if period is not None:
+        console.print(f"data period: {period.describe()}", highlight=False)
     if quarantine is not None:
         console.print(f"rejected rows and reasons written to {quarantine}/", highlight=False)
-    if out is not None:
-        write_tables(result.tables, out, period=result.period, overwrite=overwrite)
-        console.print(f"valid tables written to {out}/", highlight=False)
+    if dataset is not None:
+        try:
+            write_validated_copy(dataset, out, overwrite=overwrite)
+        except ValueError as err:
+            fail(str(err))
+        finally:
+            dataset.close()
+        console.print(f"valid tables written to {out}/ (a validated copy: commands given it as --data do not "
+                      "validate again)", highlight=False)
 
 
 def run_synth(out: Path, config, overwrite: bool = False) -> dict:

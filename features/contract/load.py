@@ -6,12 +6,10 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from features.contract.costs import fill_missing_costs, load_unit_costs
-from features.contract.dataset import DECLARATION, DataPeriod, infer_period, read_declaration
-from features.contract.io import atomic_dir, read_tables
-from features.contract.outputs import check_not_input
+from features.contract.dataset import DECLARATION, DataPeriod
+from features.contract.io import atomic_dir
 from features.contract.tables import TABLES
-from features.contract.validation import ValidatedTables, validate_tables
+from features.contract.validation import ValidatedTables
 
 
 def load_tables(

@@ -170,7 +170,7 @@ def dated_problems(table: str, frame: pd.DataFrame, lookup: pd.DataFrame) -> lis
     problems = []
     # one hash lookup per distinct id, then plain array indexing for every row
     codes, uniques = pd.factorize(frame["client_id"], use_na_sentinel=True)
-    pos = np.where(codes >= 0, lookup.index.get_indexer(uniques)[codes], -1)
+    pos = np.append(lookup.index.get_indexer(uniques), -1)[codes]  # a missing id (code -1) picks the -1
     known = pos >= 0
     if not known.all():
         problems.append(_problem(table, "client_id", "foreign key: client_id not in a valid clients row",
