@@ -103,9 +103,13 @@ class BasePanel:
     volume, cost
         ``[row, service]`` arrays (service order :data:`SERVICE_LINES`).
     segments
-        Segment names (codes are positions).
+        Names of the states (codes are positions): the need-based segments, then, for each
+        service of ``ongoing``, each segment's clients with an episode of it running on the date
+        (``frailty+housing_24h``).
+    need_segments
+        The need-based segments; ``state_segment[code]`` is the position of a state's segment.
     labels
-        Segment name -> {fi, sv, en} label.
+        Need segment name -> {fi, sv, en} label.
     base_year, bands
         The base year and the age bands' lower bounds.
     """
@@ -117,6 +121,8 @@ class BasePanel:
     labels: dict[str, dict[str, str]]
     base_year: int
     bands: tuple[int, ...]
+    need_segments: tuple[str, ...] = ()
+    state_segment: np.ndarray | None = None
 
     @property
     def residents(self) -> pd.DataFrame:
@@ -133,8 +139,20 @@ def _segments(tables, when, needs_config, histories=None):
     return features, model
 
 
+def _ongoing_code(events: pd.DataFrame, when, ids: pd.Index, ongoing: tuple[str, ...]) -> np.ndarray:
+    """0, or 1 + the position of the first service of ``ongoing`` with an episode running at ``when``."""
+    from features.targets.labels import ongoing_clients
+
+    code = np.zeros(len(ids), dtype=int)
+    for i, service in reversed(list(enumerate(ongoing))):
+        running = ongoing_clients(events, when, service)
+        code = np.where(ids.isin(running.astype(str)), i + 1, code)
+    return code
+
+
 def build_panel(tables, base_year: int, bands: tuple[int, ...], *, needs_config: str | Path | None = None,
-                unit_costs: dict[str, UnitCost] | None = None, histories=None) -> BasePanel:
+                unit_costs: dict[str, UnitCost] | None = None, histories=None,
+                ongoing: tuple[str, ...] = ()) -> BasePanel:
     """The base-year panel of a county.
 
     Parameters
@@ -151,6 +169,9 @@ def build_panel(tables, base_year: int, bands: tuple[int, ...], *, needs_config:
         Unit-cost table (the contract's packaged one when None).
     histories
         A :class:`features.histories.build.ClientHistories` to reuse its cache.
+    ongoing
+        Episode services (``housing_24h``) that split each segment into the clients with an
+        episode running on the date and the others (states of the dynamics).
 
     Raises
     ------
@@ -162,9 +183,12 @@ def build_panel(tables, base_year: int, bands: tuple[int, ...], *, needs_config:
     t0, t1 = pd.Timestamp(f"{base_year}-01-01"), pd.Timestamp(f"{base_year + 1}-01-01")
     f0, model = _segments(frames, t0, needs_config, histories)
     f1, _ = _segments(frames, t1, needs_config, histories)
-    seg0 = pd.Series(model.predict(f0), index=f0["client_id"].astype(str).to_numpy())
-    seg1 = pd.Series(model.predict(f1), index=f1["client_id"].astype(str).to_numpy())
-    names = tuple(s.name for s in model.config_.segments)
+    need = tuple(s.name for s in model.config_.segments)
+    kn = len(need)
+    ids_0, ids_1 = pd.Index(f0["client_id"].astype(str)), pd.Index(f1["client_id"].astype(str))
+    seg0 = pd.Series(model.predict(f0) + kn * _ongoing_code(frames["events"], t0, ids_0, ongoing), index=ids_0)
+    seg1 = pd.Series(model.predict(f1) + kn * _ongoing_code(frames["events"], t1, ids_1, ongoing), index=ids_1)
+    names = need + tuple(f"{n}+{service}" for service in ongoing for n in need)
     labels = {s.name: dict(s.labels) for s in model.config_.segments}
     k = len(names)
     clients = frames["clients"].copy()
@@ -197,7 +221,8 @@ def build_panel(tables, base_year: int, bands: tuple[int, ...], *, needs_config:
     np.add.at(volume, (r, v), use["volume"].to_numpy())
     np.add.at(cost, (r, v), use["cost"].to_numpy())
     rows, volume, cost = _split_unknown_sex(rows, volume, cost)
-    return BasePanel(rows, volume, cost, names, labels, int(base_year), tuple(bands))
+    return BasePanel(rows, volume, cost, names, labels, int(base_year), tuple(bands), need,
+                     np.arange(k) % kn)
 
 
 def _split_unknown_sex(rows: pd.DataFrame, volume: np.ndarray, cost: np.ndarray):

@@ -176,7 +176,8 @@ def run_scenario(name: str, scenario: Scenario, panel: BasePanel, state: BaseSta
     seg_mask = np.zeros(k, bool)
     top_name = f"{name}:top"
     if scenario.intervention is not None:
-        seg_mask[[panel.segments.index(x) for x in scenario.intervention.segments]] = True
+        wanted = [panel.need_segments.index(x) for x in scenario.intervention.segments]
+        seg_mask = np.isin(panel.state_segment, wanted)
         reduction = np.array([scenario.intervention.reduction.get(v, 0.0) for v in SERVICE_LINES])
     rounds = rates.users.shape[0]
     out = {key: [] for key in ("residents", "clients", "volume", "cost")}

@@ -243,9 +243,9 @@ def top_risk_flags(panel: BasePanel, segments: tuple[str, ...], top_share: float
     the segment's (1 - top_share) quantile, or everyone with cost when that quantile is 0)."""
     rows = panel.rows
     flag = np.zeros(len(rows), dtype=bool)
-    codes = [panel.segments.index(s) for s in segments]
-    for code in codes:
-        inside = (rows["segment"].to_numpy() == code) & (rows["exposure"].to_numpy() > 0)
+    need = panel.state_segment[rows["segment"].to_numpy()]
+    for code in [panel.need_segments.index(s) for s in segments]:
+        inside = (need == code) & (rows["exposure"].to_numpy() > 0)
         if not inside.any():
             continue
         cost = rows["prior_cost"].to_numpy()[inside]

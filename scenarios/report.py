@@ -100,7 +100,7 @@ def scenarios_html(result: ScenarioResult, lang: str = "fi") -> str:
     variant = result.meta["variants"][0]
     t = t[t["variant"] == variant]
     names = {n: s.labels[lang] for n, s in cfg.scenarios.items()}
-    seg_names = {s: result.panel.labels[s][lang] for s in result.panel.segments}
+    seg_names = {s: result.panel.labels[s][lang] for s in result.panel.need_segments}
     seg_names[ALL] = tx["total"]
     base, last = result.years[0], result.years[-1]
     county = t[(t["municipality"] == ALL) & (t["segment"] == ALL)]

@@ -38,7 +38,8 @@ class ScenarioResult:
         base_clients`` (``(all)`` rows sum municipalities, segments or, for cost, service lines;
         ``base_clients``: real clients of the base year behind the row, for small-cell rules).
     runs
-        The raw :class:`scenarios.engine.ScenarioRun` arrays (round 0 the point estimate).
+        The raw :class:`scenarios.engine.ScenarioRun` arrays (round 0 the point estimate), over the
+        states of the dynamics (``panel.segments``); the table sums them into the need-based segments.
     config, panel, state
         What the run used.
     """
@@ -102,8 +103,8 @@ def project_scenarios(tables, projection, *, base_year: int, to_year: int, confi
     munis = clients.loc[residents_at(clients, f"{base_year}-01-01"), "municipality"].astype(str).unique()
     grid = projection_grid(proj, munis, years, "projection")   # before any work: a gap is named at once
     panel = build_panel(tables, base_year, cfg.age_bands, needs_config=needs_config, unit_costs=unit_costs,
-                        histories=histories)
-    check_segments(cfg, panel.segments)
+                        histories=histories, ongoing=cfg.ongoing_states)
+    check_segments(cfg, panel.need_segments)
     state = base_state(panel)
     if state.municipalities != grid.municipalities:
         grid = projection_grid(proj, state.municipalities, years, "projection")
@@ -143,10 +144,16 @@ def _with_totals(x: np.ndarray, seg_axis: int, muni_axis: int) -> np.ndarray:
 def tidy(runs: list[ScenarioRun], panel: BasePanel, state: BaseState, interval: float) -> pd.DataFrame:
     """The runs as one long table (see :class:`ScenarioResult`); text columns are categorical."""
     munis = list(state.municipalities) + [ALL]
-    segs = list(panel.segments) + [ALL]
+    segs = list(panel.need_segments) + [ALL]
     services = [ALL] + list(SERVICE_LINES)
-    bc = _with_totals(state.base_clients, 1, 0)                          # [m+1, k+1, v]
-    br = _with_totals(state.base_residents, 1, 0)                        # [m+1, k+1]
+    onehot = np.eye(len(panel.need_segments))[panel.state_segment]     # [state, need segment]
+
+    def need(x, axis):
+        """States summed into their need-based segments on ``axis``."""
+        return np.moveaxis(np.tensordot(np.moveaxis(x, axis, -1), onehot, axes=1), -1, axis)
+
+    bc = _with_totals(need(state.base_clients, 1), 1, 0)                 # [m+1, k+1, v]
+    br = _with_totals(need(state.base_residents, 1), 1, 0)               # [m+1, k+1]
     cols = {c: [] for c in ("scenario", "variant", "year", "municipality", "segment", "service", "measure",
                             "value", "low", "high", "base_clients")}
     scen_names = list(dict.fromkeys(r.scenario for r in runs))
@@ -171,10 +178,10 @@ def tidy(runs: list[ScenarioRun], panel: BasePanel, state: BaseState, interval: 
             cols["high"].append(hi.ravel())
             cols["base_clients"].append(np.broadcast_to(base, p.shape).ravel())
 
-        emit(_with_totals(run.residents, 3, 2), ALL, "residents", br[None])
-        clients = _with_totals(run.clients, 3, 2)
-        volume = _with_totals(run.volume, 3, 2)
-        cost = _with_totals(run.cost, 3, 2)
+        emit(_with_totals(need(run.residents, 3), 3, 2), ALL, "residents", br[None])
+        clients = _with_totals(need(run.clients, 3), 3, 2)
+        volume = _with_totals(need(run.volume, 3), 3, 2)
+        cost = _with_totals(need(run.cost, 3), 3, 2)
         for j, v in enumerate(SERVICE_LINES):
             emit(clients[..., j], v, "clients", bc[None, ..., j])
             emit(volume[..., j], v, "care_days" if v in EPISODE_SERVICES else "contacts", bc[None, ..., j])

@@ -66,7 +66,12 @@ class Scenario:
 
 @dataclass(frozen=True)
 class ScenariosConfig:
-    """The whole file: age bands, cell rules, bootstrap and the scenarios."""
+    """The whole file: age bands, cell rules, bootstrap, the states of the dynamics and the scenarios.
+
+    ``ongoing_states``: episode services that split each segment into its clients with an
+    episode running on the date and the others, so a client in 24-hour housing is a state of
+    its own in the transition matrices (``[]``: the need-based segments alone).
+    """
 
     scenarios: Mapping[str, Scenario] = field(metadata={"non_empty": True})
     age_bands: tuple[int, ...] = (0, 7, 18, 30, 45, 65, 75, 85)
@@ -75,6 +80,8 @@ class ScenariosConfig:
     interval: float = field(default=0.8, metadata={"gt": 0, "lt": 1})
     seed: int = 0
     reference: str | None = None
+    ongoing_states: tuple[str, ...] = field(default=("housing_24h",),
+                                            metadata={"choices": ("housing_24h", "inpatient")})
 
     def __post_init__(self):
         b = self.age_bands
