@@ -172,7 +172,7 @@ def run_scenario(name: str, scenario: Scenario, panel: BasePanel, state: BaseSta
         and the variant; None for a run over the base year only.
     """
     base = panel.base_year
-    k, nv = len(panel.segments), len(SERVICE_LINES)
+    k = len(panel.segments)
     seg_mask = np.zeros(k, bool)
     top_name = f"{name}:top"
     if scenario.intervention is not None:
@@ -216,7 +216,8 @@ def run_scenario(name: str, scenario: Scenario, panel: BasePanel, state: BaseSta
                                 by_age(rate, look), optimize=True)
             if key != "clients" and _intervention_active(scenario, y, base):
                 tops = (rates.top_volume if key == "volume" else rates.top_cost)[top_name]
-                cut = by_age(tops, look) * (seg_mask[None, None, None, :, None] * reduction * scenario.intervention.reach)
+                share = seg_mask[None, None, None, :, None] * reduction * scenario.intervention.reach
+                cut = by_age(tops, look) * share
                 fig = fig - np.einsum("rmsak,rsakv->rmkv", np.broadcast_to(nm, (rounds,) + nm.shape[1:]), cut,
                                       optimize=True)
             out[key].append(fig)

@@ -109,3 +109,27 @@ def test_tidy_table_columns_and_no_client_ids(result):
     ids = set(result.panel.rows["client_id"])
     for col in ("municipality", "segment", "service"):
         assert not set(t[col]) & ids
+
+
+def test_age_lookup_reads_younger_ages_for_healthy_ageing():
+    from scenarios.engine import age_lookup
+
+    bands = (0, 7, 18, 30, 45, 65, 75, 85)
+    lo, hi, frac = age_lookup(bands, 0.0)
+    assert not frac.any() and lo[75] == 6 and lo[74] == 5
+    lo, hi, frac = age_lookup(bands, 0.5)          # 75-year-olds read half as 74, half as 75
+    assert (lo[75], hi[75], frac[75]) == (5, 6, 0.5)
+    lo, hi, frac = age_lookup(bands, 2.0)          # 86-year-olds read as 84
+    assert lo[86] == 6 and frac[86] == 0 and lo[0] == 0
+
+
+def test_housing_is_a_state_but_the_table_has_need_segments(result):
+    panel = result.panel
+    assert "frailty+housing_24h" in panel.segments and len(panel.segments) == 2 * len(panel.need_segments)
+    t = result.table
+    assert set(t["segment"]) == set(panel.need_segments) | {ALL}
+    res = t[(t["measure"] == "residents") & (t["municipality"] == ALL) & (t["scenario"] == "dynamics")]
+    total = res[res["segment"] == ALL].set_index("year")["value"]
+    assert np.allclose(res[res["segment"] != ALL].groupby("year", observed=True)["value"].sum(), total)
+    in_housing = panel.rows["segment"].isin([i for i, s in enumerate(panel.segments) if s.endswith("+housing_24h")])
+    assert in_housing.any()
