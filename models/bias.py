@@ -60,13 +60,20 @@ from features.disclosure import small_cell
 #: counted and shown, but explained instead of raised as an alarm (card, summary, the MLflow tag).
 EXPLAINED = {
     ("age_band", "75+"): (
-        "at the same predicted risk of high use, people aged 75 and over have more chronic conditions and a "
-        "higher Charlson index, and more of them die within the horizon. A utilisation label predicts use, and "
-        "at equal expected use older people carry more diagnosed conditions, while death ends use within the "
-        "horizon early. This is what the label means, not a fault in the data: the list ranks the oldest by "
-        "expected use, below their diagnosed need. Where the list is meant to find need in old age, read the 75+ "
-        "against each other or use a need-based target (elderly_low_function)."),
+        "at the same predicted risk, people aged 75 and over have more chronic conditions and a higher Charlson "
+        "index, and more of them die within the horizon. With a utilisation label (high service use) this "
+        "follows from the label: it predicts use, at equal expected use older people carry more diagnosed "
+        "conditions, and death ends use within the horizon early. It is what the label means, not a fault in "
+        "the data: the list ranks the oldest by expected use, below their diagnosed need. Where the list is "
+        "meant to find need in old age, read the 75+ against each other or use a need-based target "
+        "(elderly_low_function); for a label that is not about use, read this flag as any other."),
 }
+
+
+def explained(table: pd.DataFrame) -> np.ndarray:
+    """Boolean mask of the rows of a result table whose (grouping, group) is in :data:`EXPLAINED`."""
+    return np.array([(g, v) in EXPLAINED for g, v in zip(table["grouping"], table["group"])], dtype=bool)
+
 
 #: Figures of a result row; blanked for a small cell when the table leaves the machine.
 FIGURES = ("n", "n_rest", "events", "group_mean", "expected", "difference", "se", "ci_low", "ci_high", "ratio",
@@ -165,7 +172,7 @@ class LabelBiasResult:
     def unexplained(self) -> pd.DataFrame:
         """Flagged rows the label does not explain by construction (not in :data:`EXPLAINED`): the alarms."""
         f = self.flagged
-        return f[[(g, v) not in EXPLAINED for g, v in zip(f["grouping"], f["group"])]].reset_index(drop=True)
+        return f[~explained(f)].reset_index(drop=True)
 
     def disclosed(self) -> pd.DataFrame:
         """The table as it may leave the machine: every figure of a small cell blanked."""

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 
 from features.disclosure import MIN_GROUP_CLIENTS, MIN_GROUP_OUTCOMES
-from models.bias import EXPLAINED
+from models.bias import EXPLAINED, explained
 
 
 def _fmt(v) -> str:
@@ -128,8 +128,7 @@ def bias_section(bias) -> list[str]:
         f"{len(judged)} of {len(table)} comparisons judged; the others are small cells (under "
         f"{MIN_GROUP_CLIENTS} clients, or under {MIN_GROUP_OUTCOMES} deaths or survivors) and not shown.", ""]
     flagged = judged[judged["flagged"]]
-    known = flagged[[(g, v) in EXPLAINED for g, v in zip(flagged["grouping"], flagged["group"])]]
-    alarm = flagged.drop(known.index)
+    known, alarm = flagged[explained(flagged)], flagged[~explained(flagged)]
 
     def row(r) -> str:
         return (f"- {r.grouping} = {r.group}, {r.indicator}: {r.group_mean:.3f} against {r.expected:.3f} for the "
