@@ -202,7 +202,7 @@ class ValidatedDataset:
         with duckdb.connect() as con:
             if self.memory_limit:
                 con.execute(f"SET memory_limit = '{self.memory_limit}'")
-            arrow = con.execute(sql, [str(path), *(params or [])]).to_arrow_table()
+            arrow = con.sql(sql, params=[str(path), *(params or [])]).to_arrow_table()
         return to_pandas(table, arrow)
 
     def to_tables(self) -> ValidatedTables:
