@@ -587,9 +587,10 @@ def hold_temporary(path: str | Path) -> None:
     _register(Path(path))
 
 
-def release_temporary(path: str | Path) -> None:
-    """Remove a temporary registered with :func:`hold_temporary` and stop guarding it."""
-    _remove(Path(path))
+def release_temporary(path: str | Path, *, remove: bool = True) -> None:
+    """Stop guarding a temporary registered with :func:`hold_temporary`; remove it unless ``remove`` is False."""
+    if remove:
+        _remove(Path(path))
     _unregister(Path(path))
 
 

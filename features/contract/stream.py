@@ -805,6 +805,10 @@ def _validate(data: Path, *, lenient: bool, quarantine_dir: str | Path | None, u
     except BaseException:
         release_temporary(folder)
         raise
+    # complete: no longer removed by a SIGINT (a notebook's interrupt must not take the data set away);
+    # close(), garbage collection or the interpreter's exit remove it, and a killed run's folder is swept
+    # by sote's next write there
+    release_temporary(folder, remove=False)
     if lenient and quarantine_dir is not None:
         quarantine = Path(quarantine_dir)
     return ValidatedDataset(folder, report, period, quarantine=quarantine, temporary=True,
