@@ -598,7 +598,9 @@ class _Scan:
         rejected.to_csv(self.qfile, index=False, header=first)
 
     def _write(self, kept: pd.DataFrame) -> None:
-        if self.table == "events" and self.run.costs is not None and {"service", "cost_eur"} <= set(kept):
+        # (a table missing a column fails validation, and this output is discarded: nothing to fill then)
+        if self.table == "events" and self.run.costs is not None and {"service", "cost_eur", "start",
+                                                                      "end"} <= set(kept):
             kept = fill_missing_costs(kept, self.run.costs)
         arrow = pa.Table.from_pandas(kept, preserve_index=False)
         if self.writer is None:
