@@ -153,9 +153,10 @@ def test_a_dirty_synthetic_county_over_many_batches(tmp_path):
     assert any(p.column == "(all)" for p in report.problems)
 
 
-def test_missing_column_fails_on_structure_even_lenient_and_leaves_nothing(tmp_path):
+@pytest.mark.parametrize("column", ["service", "end"])
+def test_missing_column_fails_on_structure_even_lenient_and_leaves_nothing(tmp_path, column):
     tables = _messy()
-    tables["events"] = tables["events"].drop(columns=["service"])
+    tables["events"] = tables["events"].drop(columns=[column])
     data = _write(tmp_path / "d", tables)
     with pytest.raises(ContractError) as err:
         open_dataset(data, lenient=True, quarantine_dir=tmp_path / "q", batch_rows=2, workdir=tmp_path)
