@@ -42,6 +42,10 @@ def validate(
     dataset = None
     try:
         if out is None:
+            if unit_costs is not None:  # nothing is costed without --out, but a broken file is still an error
+                from features.contract.costs import load_unit_costs
+
+                load_unit_costs(unit_costs)
             report, period = check_folder(data, lenient=lenient, quarantine_dir=quarantine, overwrite=overwrite)
         else:
             # the kept rows are written beside --out (in its nearest existing folder), so that the validated
