@@ -467,8 +467,8 @@ class _RowHashes:
 
     def add(self, frame: pd.DataFrame, offset: int) -> None:
         hashes = pd.util.hash_pandas_object(frame, index=False).to_numpy(np.uint64)
-        part = (hashes >> np.uint64(58)).astype(np.intp)
-        order = np.argsort(part, kind="stable")
+        part = (hashes >> np.uint64(58)).astype(np.uint8)
+        order = np.argsort(part, kind="stable")  # a radix sort for 8-bit keys: linear
         rec = np.empty(len(hashes), _RECORD)
         rec["h"], rec["p"] = hashes[order], offset + order
         bounds = np.searchsorted(part[order], np.arange(_PARTS + 1))
