@@ -292,7 +292,8 @@ def _typed(table: str, frame: pd.DataFrame, date_format: str | None = None
             parsed = parsed.where(finite)
         frame[col] = parsed
     if table == "diagnoses" and {"code", "system"} <= set(frame.columns):
-        frame["system"] = normalise_system(frame["system"]).fillna(frame["system"])
+        # once per distinct spelling (a few), not per row
+        frame["system"] = per_unique(frame["system"], normalise_system).fillna(frame["system"])
         frame["code_raw"] = frame["code"]
         frame["code"] = normalise_codes(frame["code"], frame["system"])
     return frame, problems
