@@ -8,6 +8,14 @@ needs (:meth:`ValidatedDataset.read`), or everything for small data
 (:meth:`ValidatedDataset.to_tables`, what :func:`features.contract.load.load_tables`
 returns).
 
+Validation streams: each table is read in record batches and checked with
+the functions of :mod:`features.contract.validation` batch by batch (the
+``clients`` table whole first: it gives the lookup for the other tables);
+problems found in different batches are merged into the report
+:func:`~features.contract.validation.validate_tables` gives on the whole
+tables; exact duplicate events come from 64-bit row hashes spilled to files.
+Peak memory is a batch and the clients, not the events table.
+
 A folder written by ``sote validate --out`` (:func:`write_validated_copy`) is a
 *validated copy*: its ``.sote-manifest.json`` says so and records each
 file's size and modification time. :func:`open_dataset` uses such a folder as
@@ -52,7 +60,7 @@ from features.contract.io import (
     type_batch,
 )
 from features.contract.outputs import MANIFEST, check_not_input, temp_name
-from features.contract.schemas import DATE_COLUMNS, FLOAT_COLUMNS, STRING_COLUMNS
+from features.contract.schemas import DATE_COLUMNS, FLOAT_COLUMNS
 from features.contract.tables import TABLES
 from features.contract.validation import (
     DUPLICATE_RULE,
@@ -74,32 +82,6 @@ from features.contract.validation import (
 #: The manifest key that marks a folder as a validated copy.
 VALIDATED_KEY = "validated_copy"
 QUARANTINE = ".quarantine"
-
-
-def contract_columns(table: str) -> list[str]:
-    """The contract's columns of ``table`` in the order a validated table holds them."""
-    cols = [*STRING_COLUMNS[table], *DATE_COLUMNS[table], *FLOAT_COLUMNS[table]]
-    if table == "events":
-        cols.append("cost_imputed")
-    if table == "diagnoses":
-        cols.append("code_raw")
-    return cols
-
-
-def empty_table(table: str) -> pa.Table:
-    """An empty Arrow table with the contract's columns of ``table`` (a table the county lacks)."""
-    fields = []
-    for col in contract_columns(table):
-        if col in DATE_COLUMNS[table]:
-            typ = pa.timestamp("ms")
-        elif col in FLOAT_COLUMNS[table]:
-            typ = pa.float64()
-        elif col == "cost_imputed":
-            typ = pa.bool_()
-        else:
-            typ = pa.large_string()
-        fields.append(pa.field(col, typ))
-    return pa.schema(fields).empty_table()
 
 
 def to_pandas(table: str, arrow: pa.Table) -> pd.DataFrame:
