@@ -139,14 +139,30 @@ def _segments(tables, when, needs_config, histories=None):
     return features, model
 
 
+#: A visit service counts as "ongoing" at T for a client with a visit in the days before T (a regular client).
+VISIT_WINDOW_DAYS = 30
+
+
 def _ongoing_code(events: pd.DataFrame, when, ids: pd.Index, ongoing: tuple[str, ...]) -> np.ndarray:
-    """0, or 1 + the position of the first service of ``ongoing`` with an episode running at ``when``."""
+    """0, or 1 + the position of the first service of ``ongoing`` the client is in at ``when``.
+
+    An episode service (24-hour housing, inpatient care) is ongoing with an episode running at
+    ``when`` (:func:`features.targets.labels.ongoing_clients`); a visit service (home care) with a
+    visit in the :data:`VISIT_WINDOW_DAYS` days before ``when``.
+    """
     from features.targets.labels import ongoing_clients
 
+    t = pd.Timestamp(when)
     code = np.zeros(len(ids), dtype=int)
     for i, service in reversed(list(enumerate(ongoing))):
-        running = ongoing_clients(events, when, service)
-        code = np.where(ids.isin(running.astype(str)), i + 1, code)
+        if service in EPISODE_SERVICES:
+            inside = ongoing_clients(events, t, service).astype(str)
+        else:
+            start = pd.to_datetime(events["start"])
+            hit = (events["service"].astype(str) == service) & (start < t) \
+                & (start >= t - pd.Timedelta(days=VISIT_WINDOW_DAYS))
+            inside = pd.Index(events.loc[hit, "client_id"].astype(str).unique())
+        code = np.where(ids.isin(inside), i + 1, code)
     return code
 
 
@@ -170,8 +186,8 @@ def build_panel(tables, base_year: int, bands: tuple[int, ...], *, needs_config:
     histories
         A :class:`features.histories.build.ClientHistories` to reuse its cache.
     ongoing
-        Episode services (``housing_24h``) that split each segment into the clients with an
-        episode running on the date and the others (states of the dynamics).
+        Services (``housing_24h``, ``home_care``) that split each segment into the clients in the
+        service on the date and the others (states of the dynamics); the first listed wins.
 
     Raises
     ------

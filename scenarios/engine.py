@@ -63,6 +63,22 @@ def by_age(x: np.ndarray, look) -> np.ndarray:
     return np.swapaxes(expand(x, 1, look), 1, 2)
 
 
+def apply_rates(nm: np.ndarray, rate: np.ndarray, look) -> np.ndarray:
+    """``sum over s, a of nm[r, m, s, a, k] x rate[r, band(a), s, k, v]`` -> ``[r, m, k, v]``.
+
+    People are first summed into the bands they read (each age's share ``1 - frac`` to its
+    lower band, ``frac`` to the upper: :func:`age_lookup`), so the product runs over the
+    bands, not the 101 ages.
+    """
+    lo, hi, frac = look
+    weights = np.zeros((len(lo), rate.shape[1]))
+    np.add.at(weights, (np.arange(len(lo)), lo), 1 - frac)
+    np.add.at(weights, (np.arange(len(lo)), hi), frac)
+    by_band = np.einsum("rmsak,ab->rmsbk", nm, weights, optimize=True)
+    return np.einsum("rmsbk,rbskv->rmkv", np.broadcast_to(by_band, (rate.shape[0],) + by_band.shape[1:]), rate,
+                     optimize=True)
+
+
 @dataclass
 class BaseState:
     """What the engine needs of the base year besides the rates.
@@ -206,20 +222,14 @@ def run_scenario(name: str, scenario: Scenario, panel: BasePanel, state: BaseSta
                     q_now = np.where(n > 0, deaths / np.where(n > 0, n, 1), 0.0)       # [m, s, a]
                 q_ref = expand(rates.death_pooled, 0, age_lookup(panel.bands)).T       # [s, a]
                 ratio = np.where(q_ref[None] > 0, q_now / np.where(q_ref[None] > 0, q_ref[None], 1), 1.0)
-                surv = by_age(split[..., 0, :], look)                        # [r, s, a, k, v]
-                dead = by_age(split[..., 1, :], look)
                 q = np.clip(by_age(rates.death, look)[:, None] * ratio[None, ..., None], 0, 1)  # [r, m, s, a, k]
-                fig = np.einsum("rmsak,rsakv->rmkv", nm * (1 - q), surv, optimize=True) + \
-                    np.einsum("rmsak,rsakv->rmkv", nm * q, dead, optimize=True)
+                fig = apply_rates(nm * (1 - q), split[..., 0, :], look) + apply_rates(nm * q, split[..., 1, :], look)
             else:
-                fig = np.einsum("rmsak,rsakv->rmkv", np.broadcast_to(nm, (rounds,) + nm.shape[1:]),
-                                by_age(rate, look), optimize=True)
+                fig = apply_rates(nm, rate, look)
             if key != "clients" and _intervention_active(scenario, y, base):
                 tops = (rates.top_volume if key == "volume" else rates.top_cost)[top_name]
-                share = seg_mask[None, None, None, :, None] * reduction * scenario.intervention.reach
-                cut = by_age(tops, look) * share
-                fig = fig - np.einsum("rmsak,rsakv->rmkv", np.broadcast_to(nm, (rounds,) + nm.shape[1:]), cut,
-                                      optimize=True)
+                share = seg_mask[None, None, None, :, None] * reduction * scenario.intervention.reach  # [.., k, v]
+                fig = fig - apply_rates(nm, tops * share, look)
             out[key].append(fig)
     return ScenarioRun(name, variant or "records", tuple(years), *(np.stack(out[x]) for x in
                                                                     ("residents", "clients", "volume", "cost")))

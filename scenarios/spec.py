@@ -68,9 +68,10 @@ class Scenario:
 class ScenariosConfig:
     """The whole file: age bands, cell rules, bootstrap, the states of the dynamics and the scenarios.
 
-    ``ongoing_states``: episode services that split each segment into its clients with an
-    episode running on the date and the others, so a client in 24-hour housing is a state of
-    its own in the transition matrices (``[]``: the need-based segments alone).
+    ``ongoing_states``: services that split each segment into its clients in the service on
+    the date (an episode running; for home care a visit in the 30 days before) and the others,
+    so a client in 24-hour housing or in regular home care is a state of its own in the
+    transition matrices (the first listed wins; ``[]``: the need-based segments alone).
     """
 
     scenarios: Mapping[str, Scenario] = field(metadata={"non_empty": True})
@@ -80,8 +81,8 @@ class ScenariosConfig:
     interval: float = field(default=0.8, metadata={"gt": 0, "lt": 1})
     seed: int = 0
     reference: str | None = None
-    ongoing_states: tuple[str, ...] = field(default=("housing_24h",),
-                                            metadata={"choices": ("housing_24h", "inpatient")})
+    ongoing_states: tuple[str, ...] = field(default=("housing_24h", "home_care"),
+                                            metadata={"choices": ("housing_24h", "inpatient", "home_care")})
 
     def __post_init__(self):
         b = self.age_bands

@@ -123,13 +123,18 @@ def test_age_lookup_reads_younger_ages_for_healthy_ageing():
     assert lo[86] == 6 and frac[86] == 0 and lo[0] == 0
 
 
-def test_housing_is_a_state_but_the_table_has_need_segments(result):
+def test_housing_and_home_care_are_states_but_the_table_has_need_segments(result):
     panel = result.panel
-    assert "frailty+housing_24h" in panel.segments and len(panel.segments) == 2 * len(panel.need_segments)
+    assert "frailty+housing_24h" in panel.segments and "frailty+home_care" in panel.segments
+    assert len(panel.segments) == 3 * len(panel.need_segments)
     t = result.table
     assert set(t["segment"]) == set(panel.need_segments) | {ALL}
     res = t[(t["measure"] == "residents") & (t["municipality"] == ALL) & (t["scenario"] == "dynamics")]
     total = res[res["segment"] == ALL].set_index("year")["value"]
     assert np.allclose(res[res["segment"] != ALL].groupby("year", observed=True)["value"].sum(), total)
-    in_housing = panel.rows["segment"].isin([i for i, s in enumerate(panel.segments) if s.endswith("+housing_24h")])
-    assert in_housing.any()
+    for service in ("housing_24h", "home_care"):
+        inside = panel.rows["segment"].isin([i for i, s in enumerate(panel.segments) if s.endswith("+" + service)])
+        j = list(SERVICE_LINES).index(service)
+        # those in the service on 1 January use it during the year far more often than the rest
+        used = panel.volume[:, j] > 0
+        assert inside.any() and used[inside.to_numpy()].mean() > 3 * used[~inside.to_numpy()].mean()
