@@ -289,15 +289,24 @@ def disclosed(table: pd.DataFrame) -> pd.DataFrame:
 
 def _period(tables):
     from features.contract.dataset import infer_period
+    from features.targets.labels import is_dataset
 
-    return tables.period if getattr(tables, "period", None) is not None else infer_period(tables.tables)
+    if getattr(tables, "period", None) is not None or is_dataset(tables):
+        return tables.period  # a dataset's period is declared or inferred from its records (None: no records)
+    return infer_period(tables.tables)
+
+
+def _clients(tables) -> pd.DataFrame:
+    from features.targets.labels import is_dataset
+
+    return tables.read("clients") if is_dataset(tables) else tables.tables["clients"]
 
 
 def _list_frame(risk: pd.DataFrame, tables, as_of: pd.Timestamp) -> pd.DataFrame:
     """The list's probability, rank, unit and municipality with each client's sex, language and age band at ``as_of``."""
     from features.targets.labels import population
 
-    people = population(tables.tables["clients"], as_of)
+    people = population(_clients(tables), as_of)
     ids = risk["client_id"].astype(str).to_numpy()
     frame = pd.DataFrame({"probability": risk["probability"].to_numpy(float), "rank": risk["rank"].to_numpy(),
                           "unit": risk["unit"].astype(str).to_numpy(),
@@ -319,8 +328,10 @@ def evaluate_list(risklist, data, *, tracking_uri: str | None = None, out: str |
     risklist
         A list written by ``sote score`` (``.parquet`` or ``.csv``), or such a list as a DataFrame.
     data
-        The data folder (or :class:`~features.contract.validation.ValidatedTables`) holding the
-        list's date and, for realised figures, the whole horizon after it.
+        The data folder (validated into a dataset, :func:`features.contract.stream.open_dataset`: only
+        the clients and the rows the labels need are read), a validated dataset, or
+        :class:`~features.contract.validation.ValidatedTables`, holding the list's date and, for
+        realised figures, the whole horizon after it.
     tracking_uri
         MLflow store of the list's training run (promised figures) and of the evaluation run.
     out
@@ -342,8 +353,6 @@ def evaluate_list(risklist, data, *, tracking_uri: str | None = None, out: str |
         A list with several dates or no rows, a target that is not declared, or data that do
         not cover the list's date.
     """
-    from features.contract.load import load_tables
-    from features.targets.labels import build_labels
     from features.targets.spec import get_target
     from models.risklists import list_about, read_risklist
 
@@ -362,7 +371,21 @@ def evaluate_list(risklist, data, *, tracking_uri: str | None = None, out: str |
     about = list_about(risk, path) or {}
     target_name = str(about.get("target") or risk["model_name"].iloc[0])
     target = get_target(target_name, targets)
-    tables = load_tables(data) if isinstance(data, (str, Path)) else data
+    if isinstance(data, (str, Path)):
+        from features.contract.stream import open_dataset
+
+        with open_dataset(data) as dataset:
+            return _evaluate(risk, path, dataset, as_of, target, targets, tracking_uri=tracking_uri, out=out, log=log,
+                             experiment=experiment, draws=draws, seed=seed)
+    return _evaluate(risk, path, data, as_of, target, targets, tracking_uri=tracking_uri, out=out, log=log,
+                     experiment=experiment, draws=draws, seed=seed)
+
+
+def _evaluate(risk: pd.DataFrame, path: Path | None, tables, as_of: pd.Timestamp, target, targets, *, tracking_uri,
+              out, log, experiment, draws, seed) -> ListEvaluation:
+    """:func:`evaluate_list` once the list is read and the data are open (a dataset or tables in pandas)."""
+    from features.targets.labels import build_labels
+
     period = _period(tables)
     if period is None:
         raise ValueError("the data hold no service records: cannot evaluate a list on them")

@@ -122,14 +122,18 @@ def load_model(uri: str, tracking_uri: str | None = None) -> ModelRef:
 
 
 def cohort_of(ref: ModelRef, tables, features: pd.DataFrame, as_of) -> pd.DataFrame:
-    """The rows of ``features`` in the model's cohort at ``as_of`` (the cohort rule of its target)."""
+    """The rows of ``features`` in the model's cohort at ``as_of`` (the cohort rule of its target).
+
+    ``tables``: validated tables, a mapping of table name to DataFrame, or a validated dataset.
+    """
+    from features.contract.validation import ValidatedTables
     from features.targets.labels import cohort_members
     from features.targets.spec import Cohort
 
     cohort = ref.model.cohort
     if cohort is None or cohort == Cohort():
         return features  # the whole population
-    members = cohort_members(tables.tables, as_of, cohort).index
+    members = cohort_members(tables.tables if isinstance(tables, ValidatedTables) else tables, as_of, cohort).index
     return features[features["client_id"].astype(str).isin(members)]
 
 
@@ -378,7 +382,9 @@ def score(model_uri: str, data, as_of, out: str | Path, *, chunk_size: int = 50_
     model_uri
         ``models:/high_use@champion``, ``models:/high_use/3`` or a logged model URI.
     data
-        A data folder or validated tables.
+        A data folder (validated into a dataset, :func:`features.contract.stream.open_dataset`,
+        whose Parquet is scanned: only the windows the cohort and the flags need come
+        into pandas), a validated dataset, or validated tables.
     as_of
         Index date; must lie inside the data.
     reasons, explain_share, chunk_size
@@ -397,18 +403,30 @@ def score(model_uri: str, data, as_of, out: str | Path, *, chunk_size: int = 50_
     dict
         The sidecar contents.
     """
-    from features.histories.build import build_features
-    from features.contract.load import load_tables
-
     t0 = time.perf_counter()
     out = Path(out)
     if out.suffix not in (".parquet", ".csv"):
         raise ScoringError(f"risk list {out}: use a .parquet or .csv file name")
     ref = load_model(model_uri, tracking_uri)
-    tables = load_tables(data) if isinstance(data, (str, Path)) else data
+    if isinstance(data, (str, Path)):
+        from features.contract.stream import open_dataset
+
+        with open_dataset(data) as dataset:
+            return _score(ref, model_uri, dataset, as_of, out, t0, chunk_size=chunk_size, reasons=reasons,
+                          explain_share=explain_share, with_segments=with_segments, histories=histories,
+                          progress=progress)
+    return _score(ref, model_uri, data, as_of, out, t0, chunk_size=chunk_size, reasons=reasons,
+                  explain_share=explain_share, with_segments=with_segments, histories=histories, progress=progress)
+
+
+def _score(ref: ModelRef, model_uri: str, tables, as_of, out: Path, t0: float, *, chunk_size, reasons,
+           explain_share, with_segments, histories, progress) -> dict:
+    """:func:`score` once the model is loaded and the data are open (a dataset or tables in pandas)."""
+    from features.histories.build import build_features
+    from features.targets.labels import event_span
+
     as_of = pd.Timestamp(as_of).normalize()
-    ev = tables.tables["events"]["start"]
-    first, last = ev.min(), ev.max()
+    first, last = event_span(tables)
     if not (first < as_of <= last + pd.Timedelta(days=1)):
         raise ScoringError(f"as-of date {as_of.date()} is outside the data ({first.date()} … {last.date()})")
     if histories is not None and histories.spec == ref.model.spec():
