@@ -18,6 +18,9 @@ import sote.cli_batch  # noqa: F401 - registers `sote batch` on the app
 from sote.app import app
 from sote.batch import EXPERIMENT, RUN_LOG, load_job
 
+# one xdist worker builds the shared 3,000-client county and its champion once (make test: --dist loadgroup)
+pytestmark = pytest.mark.xdist_group("county_3000")
+
 runner = CliRunner()
 
 

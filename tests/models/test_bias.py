@@ -20,6 +20,9 @@ from features.config.loader import ConfigError
 from models.bias import LabelBiasConfig, label_bias, load_bias_config, log_label_bias, score_bins
 from models.card import bias_section, checklist, model_card
 
+# one xdist worker builds the shared 3,000-client county and its champion once (make test: --dist loadgroup)
+pytestmark = pytest.mark.xdist_group("county_3000")
+
 CFG = LabelBiasConfig(bins=2, groupings=("grp",), indicators=("chronic_conditions",), n_boot=50)
 
 
@@ -156,9 +159,9 @@ def _artifact_text(uri: str, run_id: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    """One MLflow store for this module's logging tests (creating a store costs seconds)."""
-    return f"sqlite:///{tmp_path_factory.mktemp('bias_mlflow') / 'mlflow.db'}"
+def store(trained_3000):
+    """The shared county's MLflow store for this module's logging tests (creating a store costs 5-10 s of CPU)."""
+    return trained_3000.uri
 
 
 def test_log_label_bias_aggregates_only(store):

@@ -24,6 +24,9 @@ from models.metrics import age_band
 from models.performance_estimate import expected_auroc, simulated_ranges
 from sote.cli import app
 
+# one xdist worker builds the shared 3,000-client county and its champion once (make test: --dist loadgroup)
+pytestmark = pytest.mark.xdist_group("county_3000")
+
 AS_OF = "2025-01-01"
 
 

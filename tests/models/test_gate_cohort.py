@@ -15,6 +15,9 @@ from models.scoring import RiskList, score
 from sote.app import ExitCode
 from sote.cli import app
 
+# one xdist worker builds the shared 3,000-client county and its champion once (make test: --dist loadgroup)
+pytestmark = pytest.mark.xdist_group("county_3000")
+
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):

@@ -13,6 +13,9 @@ from features.provenance import frame_digest
 from models.drift import MonitoringConfig
 from models.monitor import EXPERIMENT, monitor
 
+# one xdist worker builds the shared 3,000-client county and its champion once (make test: --dist loadgroup)
+pytestmark = pytest.mark.xdist_group("county_3000")
+
 MODEL = "models:/high_use@champion"
 
 

@@ -8,6 +8,9 @@ from features.histories.spec import load_spec
 from models.train import TrainConfig, train
 from models.tune import SEARCH_SPACE, tune
 
+# one xdist worker builds the shared 3,000-client county and its champion once (make test: --dist loadgroup)
+pytestmark = pytest.mark.xdist_group("county_3000")
+
 
 @pytest.fixture(scope="module")
 def tables(tables_3000):
