@@ -138,7 +138,9 @@ def _parquet_batches(path: Path, table: str, batch_rows: int) -> Iterator[pd.Dat
         if path.is_dir():
             import pyarrow.dataset as pads
 
-            dataset = pads.dataset(path, format="parquet", partitioning="hive")
+            # as pq.read_table reads a folder: hive partitions, their values as dictionary (text) columns
+            dataset = pads.dataset(path, format="parquet",
+                                   partitioning=pads.HivePartitioning.discover(infer_dictionary=True))
             schema, batches = dataset.schema, dataset.to_batches(batch_size=batch_rows)
         else:
             source = pq.ParquetFile(path)

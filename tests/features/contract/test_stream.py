@@ -271,3 +271,15 @@ def test_a_table_without_rows_is_an_empty_parquet_with_the_columns(tmp_path):
         frame = ds.read("assessments")
         assert len(frame) == 0 and list(frame.columns) == list(tables["assessments"].columns)
         assert ds.report.rows_in["assessments"] == 0
+
+
+def test_a_partitioned_parquet_folder_streams_like_it_reads_whole(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    tables = _messy()
+    events = tables.pop("events").assign(year=lambda f: f["start"].str[:4])
+    data = _write(tmp_path / "d", tables)
+    pq.write_to_dataset(pa.Table.from_pandas(events, preserve_index=False), data / "events", partition_cols=["year"])
+    report = check_same_as_in_memory(data, tmp_path, batch_rows=2)
+    assert any(p.column == "(all)" for p in report.problems)
