@@ -51,7 +51,7 @@ def make_county(folder, events: int, clients: int = 2_000, seed: int = 1):
         "client_id": ids[rng.integers(0, clients, events)], "start": pa.array(starts),
         "end": pa.nulls(events, pa.date32()), "service": services[rng.integers(0, 4, events)],
         "professional": np.array(["doctor.u1.01", "nurse.u2.03"], dtype=object)[rng.integers(0, 2, events)],
-        "cost_eur": rng.uniform(10, 500, events).round(2),
+        "cost_eur": rng.uniform(10, 500, events),  # not rounded: no row repeats by chance
         "unit": np.array(["u1", "u2"], dtype=object)[rng.integers(0, 2, events)]}),
         folder / "events.parquet", row_group_size=100_000)
     one = {"client_id": ["c0000001"], "date": day("2021-01-01", 1)}
