@@ -397,8 +397,6 @@ def _summary(report: ValidationReport) -> pd.DataFrame:
     return summary
 
 
-
-
 # ------------------------------------------------------------------ streaming validation
 
 #: Problem categories in the order validate_tables reports them (each for every table in turn).
