@@ -13,8 +13,10 @@ unchanged). Then ``sote validate`` (writing a validated copy with ``--out``),
 --register`` and ``sote score --explain-share 0.2`` run one after another,
 each as its own ``sote`` process. With ``--inputs validated`` (the default)
 the later commands read the validated copy (the raw tiled county if
-``validate`` failed or was not run); ``score`` uses the model ``train`` just
-registered in the work folder's own MLflow store.
+``validate`` failed, or was not run and left no copy in an earlier run);
+``score`` uses the model ``train`` just registered in the work folder's own
+MLflow store, or the model it logged if the quality gate kept it from
+registering.
 
 For each command the benchmark records the wall seconds, the peak resident
 memory of the process (``ru_maxrss`` from ``os.wait4``, KiB on Linux; the
