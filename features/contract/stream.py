@@ -182,6 +182,7 @@ class ValidatedDataset:
         select = "*" if columns is None else ", ".join('"' + c.replace('"', '""') + '"' for c in columns)
         sql = f"SELECT {select} FROM read_parquet(?)" + (f" WHERE {where}" if where else "")
         with duckdb.connect() as con:
+            con.execute("SET enable_progress_bar = false")  # it would print to standard output
             if self.memory_limit:
                 con.execute(f"SET memory_limit = '{self.memory_limit}'")
             arrow = con.sql(sql, params=[str(path), *(params or [])]).to_arrow_table()
@@ -290,6 +291,7 @@ def _service_period(paths: dict[str, Path]) -> DataPeriod | None:
 
     lows, highs = [], []
     with duckdb.connect() as con:
+        con.execute("SET enable_progress_bar = false")
         for table, col in SERVICE_DATES.items():
             lo, hi = con.execute(f'SELECT min("{col}"), max("{col}") FROM read_parquet(?) WHERE "{col}" <= ?',
                                  [str(paths[table]), today().to_pydatetime()]).fetchone()
