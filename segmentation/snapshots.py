@@ -23,8 +23,30 @@ from segmentation.transitions import transition_matrix, transition_table
 def _events(tables) -> pd.DataFrame:
     frames = tables.tables if hasattr(tables, "tables") else tables
     if not isinstance(frames, Mapping) or "events" not in frames:
-        raise TypeError("tables must be validated tables or a mapping of table name to DataFrame with 'events'")
+        raise TypeError("tables must be validated tables, a validated dataset or a mapping of table name to "
+                        "DataFrame with 'events'")
     return frames["events"]
+
+
+def _next_year(tables, t: pd.Timestamp, data_end) -> tuple[pd.DataFrame, object]:
+    """The events :func:`horizon_cost` reads at ``t`` and the data end :func:`next_year_covered` compares with.
+
+    From a validated dataset only the events starting in the year after ``t``
+    come into pandas (three columns), and the last event start is read in SQL.
+    """
+    from features.targets.labels import event_span, is_dataset
+
+    if not is_dataset(tables):
+        return _events(tables), data_end
+    hi = t + pd.Timedelta(days=NEXT_YEAR_DAYS)
+    events = tables.read("events", ["client_id", "start", "cost_eur"],
+                         where=f"start >= TIMESTAMP '{t:%Y-%m-%d}' AND start < TIMESTAMP '{hi:%Y-%m-%d}'")
+    if data_end is None:
+        last = event_span(tables)[1]
+        data_end = None if pd.isna(last) else last
+        if data_end is None:  # no events at all: not covered, as next_year_covered says for an empty table
+            return events.iloc[:0], None
+    return events, data_end
 
 
 def next_year_covered(events: pd.DataFrame, as_of, *, data_end=None, days: int = NEXT_YEAR_DAYS) -> bool:
@@ -57,7 +79,7 @@ def cohort_clients(tables, as_of, cohort: str, *, targets: str | Path | None = N
     Parameters
     ----------
     tables
-        Validated tables or a mapping of table name to DataFrame.
+        Validated tables, a validated dataset or a mapping of table name to DataFrame.
     as_of
         Index date; the cohort uses only records before it.
     cohort
@@ -73,7 +95,9 @@ def cohort_clients(tables, as_of, cohort: str, *, targets: str | Path | None = N
     from features.targets.labels import cohort_members
     from features.targets.spec import get_target
 
-    frames = tables.tables if hasattr(tables, "tables") else tables
+    from features.targets.labels import is_dataset
+
+    frames = tables if is_dataset(tables) else tables.tables if hasattr(tables, "tables") else tables
     target = get_target(cohort, targets)
     return pd.Index(cohort_members(frames, pd.Timestamp(as_of).normalize(), target.cohort).index.astype(str))
 
@@ -139,8 +163,9 @@ def segment_at(tables, as_of, method: str = "kmeans", k: int | str = "auto", *, 
     Parameters
     ----------
     tables
-        Validated tables (:func:`features.contract.load.load_tables`) or a mapping of
-        table name to DataFrame with costs filled.
+        Validated tables (:func:`features.contract.load.load_tables`), a validated dataset
+        (:func:`features.contract.stream.open_dataset`: only the year after ``as_of`` is read
+        into pandas) or a mapping of table name to DataFrame with costs filled.
     as_of
         Index date.
     method, k, random_state, lang, grid_config, **segmenter_kw
@@ -171,7 +196,7 @@ def segment_at(tables, as_of, method: str = "kmeans", k: int | str = "auto", *, 
         features = features[features["client_id"].astype(str).isin(members)].reset_index(drop=True)
         if features.empty:
             raise ValueError(f"the cohort of {cohort} is empty at {t.date()}")
-    events = _events(tables)
+    events, data_end = _next_year(tables, t, data_end)
     next_cost = (horizon_cost(events, features["client_id"], t, NEXT_YEAR_DAYS)
                  if next_year_covered(events, t, data_end=data_end) else None)
     result = segment_clients(features, method, k, next_year_cost=next_cost, random_state=random_state,

@@ -52,9 +52,9 @@ def features(
     check_writable(out)
     check_period(data, [(t, "--as-of", 0, "")])
     try:
-        with console.status(f"reading {data}"):
+        with console.status(f"reading {data}"):  # validated once into Parquet that DuckDB scans
             histories = ClientHistories(data, spec, validate=validate)
-        with console.status(f"building features as of {t:%Y-%m-%d}"):
+        with histories, console.status(f"building features as of {t:%Y-%m-%d}"):
             table = histories.features(t)
     except ContractError as err:
         console.print(err.report.to_text(), highlight=False, markup=False)

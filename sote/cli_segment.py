@@ -25,11 +25,12 @@ def _k(value: str) -> int | str:
 
 
 def _load(data: Path):
-    from features.contract.load import load_tables
+    """The folder validated into a dataset (a context manager: a temporary copy is removed on leaving)."""
+    from features.contract.stream import open_dataset
     from features.contract.validation import ContractError
 
     try:
-        return load_tables(data)
+        return open_dataset(data)
     except ContractError as err:
         console.print(err.report.to_text(), markup=False)
         fail(f"{data} breaks the data contract; run `sote validate {data}` for details", ExitCode.DATA_INVALID)
@@ -82,15 +83,15 @@ def segment(
     check_writable(out, report)  # before any work: never --out written and --report failed
     t = _date(as_of, "--as-of")
     check_period(data, [(t, "--as-of", 0, "")])
-    tables = _load(data)
-    with console.status(f"building client histories as of {t.date()}"):
-        features = _features_at(tables, t)
-    with console.status(f"segmenting {len(features):,} clients ({method})"):
-        try:  # the next-year cost enters the profiles only when the data cover that whole year
-            segments = segment_at(tables, t, method, _k(k), features=features, random_state=seed, lang=lang,
-                                  cohort=cohort, needs_config=needs_config)
-        except ValueError as err:
-            fail(str(err))
+    with _load(data) as tables:
+        with console.status(f"building client histories as of {t.date()}"):
+            features = _features_at(tables, t)
+        with console.status(f"segmenting {len(features):,} clients ({method})"):
+            try:  # the next-year cost enters the profiles only when the data cover that whole year
+                segments = segment_at(tables, t, method, _k(k), features=features, random_state=seed, lang=lang,
+                                      cohort=cohort, needs_config=needs_config)
+            except ValueError as err:
+                fail(str(err))
     result, next_cost, features = segments.result, segments.next_year_cost, segments.features
     assignments = result.assignments
     if method == "needs":
@@ -148,14 +149,14 @@ def segment_transitions(
     guard_file(flows_out, "--flows", inputs=[data, out])
     check_writable(out, flows_out)
     check_period(data, [(t0, "--from", 0, ""), (t1, "--to", 0, "")])
-    tables = _load(data)
-    with console.status("building client histories at both dates"):
-        f0, f1 = _features_at(tables, t0), _features_at(tables, t1)
-    try:
-        fitted = segment_at(tables, t0, method, _k(k), features=f0, random_state=seed, lang="fi", cohort=cohort)
-        moves = transitions_between(fitted, t1, features=f1)
-    except ValueError as err:
-        fail(str(err))
+    with _load(data) as tables:
+        with console.status("building client histories at both dates"):
+            f0, f1 = _features_at(tables, t0), _features_at(tables, t1)
+        try:
+            fitted = segment_at(tables, t0, method, _k(k), features=f0, random_state=seed, lang="fi", cohort=cohort)
+            moves = transitions_between(fitted, t1, features=f1)
+        except ValueError as err:
+            fail(str(err))
     write_html(moves.html(), out)
     if flows_out is not None:
         write_table(moves.flows, flows_out)
