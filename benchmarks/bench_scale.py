@@ -18,7 +18,8 @@ the later commands read the validated copy (the raw tiled county if
 MLflow store, or the model it logged if the quality gate kept it from
 registering.
 
-For each command the benchmark records the wall seconds, the peak resident
+For each command the benchmark records the wall and CPU seconds (CPU time
+is the steadier figure on a shared machine), the peak resident
 memory of the process (``ru_maxrss`` from ``os.wait4``, KiB on Linux; the
 largest of the process and the children it waited for, not their sum), the
 exit status, the load average before and after, and on failure the tail of
@@ -98,7 +99,8 @@ _, status, ru = os.wait4(pid, 0)
 seconds = time.perf_counter() - t0
 code = os.waitstatus_to_exitcode(status)
 with open(report, "w") as f:
-    json.dump({"seconds": seconds, "maxrss_kib": ru.ru_maxrss, "exit": code}, f)
+    json.dump({"seconds": seconds, "cpu_seconds": ru.ru_utime + ru.ru_stime, "maxrss_kib": ru.ru_maxrss,
+               "exit": code}, f)
 sys.exit(code if code >= 0 else 128 - code)
 """
 
@@ -133,7 +135,8 @@ def run_measured(name: str, argv: list[str], logs: Path, *, cwd: Path | None = N
     Returns
     -------
     dict
-        ``step``, ``seconds``, ``peak_rss_mb``, ``exit`` (the status, ``-N`` for signal N, or
+        ``step``, ``seconds`` (wall), ``cpu_seconds`` (user + system, the command and the processes it
+        waited for), ``peak_rss_mb``, ``exit`` (the status, ``-N`` for signal N, or
         ``timeout``), ``ok``, ``load_before``, ``load_after`` (1-minute load averages) and ``error``
         (the stderr tail, empty when the command succeeded).
     """
@@ -165,7 +168,8 @@ def run_measured(name: str, argv: list[str], logs: Path, *, cwd: Path | None = N
     try:
         measured = json.loads(report.read_text())
     except (OSError, ValueError):  # the launcher itself was killed
-        measured = {"seconds": seconds, "maxrss_kib": float("nan"), "exit": proc.returncode}
+        measured = {"seconds": seconds, "cpu_seconds": float("nan"), "maxrss_kib": float("nan"),
+                    "exit": proc.returncode}
     code = measured["exit"]
     ok = code == 0 and not timed_out
     error = ""
@@ -173,7 +177,7 @@ def run_measured(name: str, argv: list[str], logs: Path, *, cwd: Path | None = N
         lines = [ln.rstrip() for ln in err_path.read_text(encoding="utf-8", errors="replace").splitlines()
                  if ln.strip()]
         error = " | ".join(lines[-tail_lines:])[-1500:]
-    return {"step": name, "seconds": round(measured["seconds"], 1),
+    return {"step": name, "seconds": round(measured["seconds"], 1), "cpu_seconds": round(measured["cpu_seconds"], 1),
             "peak_rss_mb": round(measured["maxrss_kib"] / 1024, 1), "exit": "timeout" if timed_out else code,
             "ok": ok, "load_before": round(load_before, 2), "load_after": round(os.getloadavg()[0], 2),
             "error": error}
@@ -249,11 +253,11 @@ def prepare_county(args, work: Path, logs: Path) -> tuple[Path, list[dict]]:
 
 def markdown(rows: list[dict]) -> str:
     """The results as a Markdown table (one line per step)."""
-    lines = ["| step | data | seconds | peak RSS (MB) | exit | load before/after |",
-             "|---|---|---:|---:|---|---|"]
+    lines = ["| step | data | seconds | CPU seconds | peak RSS (MB) | exit | load before/after |",
+             "|---|---|---:|---:|---:|---|---|"]
     for r in rows:
-        lines.append(f"| {r['step']} | {r['data']} | {r['seconds']:,.1f} | {r['peak_rss_mb']:,.0f} | {r['exit']} | "
-                     f"{r['load_before']:.2f} / {r['load_after']:.2f} |")
+        lines.append(f"| {r['step']} | {r['data']} | {r['seconds']:,.1f} | {r['cpu_seconds']:,.1f} | "
+                     f"{r['peak_rss_mb']:,.0f} | {r['exit']} | {r['load_before']:.2f} / {r['load_after']:.2f} |")
     return "\n".join(lines)
 
 

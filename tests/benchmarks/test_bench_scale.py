@@ -105,7 +105,7 @@ def test_a_child_is_measured_by_its_own_peak_memory(tmp_path):
     result = bench_scale.run_measured("grow", [sys.executable, "-c", grow], tmp_path)
     assert result["ok"] and result["exit"] == 0 and result["error"] == ""
     assert 100 <= result["peak_rss_mb"] < 200
-    assert result["load_before"] >= 0 and result["seconds"] > 0
+    assert result["load_before"] >= 0 and result["seconds"] > 0 and 0 < result["cpu_seconds"] < 30
 
 
 def test_a_failing_child_is_recorded_with_its_stderr_tail(tmp_path):
@@ -136,5 +136,6 @@ def test_sote_validate_on_the_tiled_county_is_measured(tiny, tmp_path):
     assert result["peak_rss_mb"] > 50  # an interpreter with pandas and DuckDB, not this test's floor
     rows = pq.read_metadata(tmp_path / "validated" / "clients.parquet").num_rows
     assert rows == pq.read_metadata(tiled / "clients.parquet").num_rows
+    assert result["cpu_seconds"] > 0.5  # the interpreter's imports at least, counted for the command itself
     assert "| validate | tiled |" in bench_scale.markdown([{**result, "data": "tiled"}])
     assert os.path.exists(tmp_path / "logs" / "validate.out")
