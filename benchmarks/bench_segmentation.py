@@ -13,6 +13,10 @@ need-based rule segments, side by side. Figures go to
 
     .venv/bin/python benchmarks/bench_segmentation.py /tmp/seg20k_s1 /tmp/seg20k_s2 /tmp/seg20k_ita
     .venv/bin/python benchmarks/bench_segmentation.py /tmp/c --variants equal --methods kmeans --k 5 8
+    .venv/bin/python benchmarks/bench_segmentation.py /tmp/c --variants equal2w15 --methods kmeans --refits 0 --no-auto
+
+``--bootstrap`` and ``--refits`` default to ``Segmenter``'s defaults (8 and 10); ``--refits 0`` is the
+former single k-means fit (4 initialisations, lowest inertia).
 
 A feature table can be cached next to the run with ``--cache DIR`` (one Parquet per county and date).
 """
@@ -28,7 +32,7 @@ from sklearn.metrics import adjusted_rand_score
 
 from segmentation.cluster import Segmenter, cost_bands, eta_squared
 from segmentation.compare import compare_methods, synthetic_archetypes
-from segmentation.preprocess import FOUR_BLOCKS, TWO_BLOCKS, UseProfileTransformer
+from segmentation.preprocess import CONDITIONS_WEIGHT, FOUR_BLOCKS, TWO_BLOCKS, UseProfileTransformer
 from segmentation.segments import segment_clients
 
 VARIANTS = {
@@ -36,6 +40,10 @@ VARIANTS = {
     "equal": {"block_scaling": "equal"},                         # conditions / service use / person equal
     "equal4": {"block_scaling": "equal", "blocks": FOUR_BLOCKS},  # level of use a block of its own
     "equal2": {"block_scaling": "equal", "blocks": TWO_BLOCKS},   # conditions / use and person
+    "equal2w15": {"block_scaling": "equal", "blocks": TWO_BLOCKS,  # the same, conditions 1.5 times (default)
+                  "block_weights": CONDITIONS_WEIGHT},
+    "equal2w2": {"block_scaling": "equal", "blocks": TWO_BLOCKS,   # the same, conditions twice
+                 "block_weights": (("conditions", 2.0),)},
     "pca": {"block_scaling": "pca", "block_components": 6},      # per-block PCA, then equal
     "rank": {"tail": "rank"},                                    # quantiles instead of log1p
 }
@@ -70,7 +78,9 @@ def main() -> None:
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--methods", default="kmeans,gmm")
     parser.add_argument("--k", nargs=2, type=int, default=(5, 12))
-    parser.add_argument("--bootstrap", type=int, default=3)
+    parser.add_argument("--bootstrap", type=int, default=8)
+    parser.add_argument("--refits", type=int, default=10,
+                        help="k-means: most central of this many bootstrap runs (0: one fit, 4 initialisations).")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache", type=Path, default=None)
     parser.add_argument("--no-auto", action="store_true", help="Skip the --method auto / needs comparison.")
@@ -91,13 +101,14 @@ def main() -> None:
         for variant in ([] if args.no_ablation else args.variants.split(",")):
             Z = UseProfileTransformer(**VARIANTS[variant]).fit_transform(features)
             for method in args.methods.split(","):
-                seg = Segmenter(method=method, n_bootstrap=args.bootstrap, random_state=args.seed)
+                seg = Segmenter(method=method, n_bootstrap=args.bootstrap, n_refits=args.refits,
+                                random_state=args.seed)
                 for k in range(args.k[0], args.k[1] + 1):
                     t = time.perf_counter()
-                    model, centers = seg._fit_model(Z, k, args.seed)
+                    model, centers = seg._fit_central(Z, k, args.seed)
                     labels = seg._assign(model, centers, Z)
                     stab = seg._stability(Z, k, labels, np.random.default_rng([args.seed, k]))
-                    row = {"county": folder.name, "variant": variant, "method": method, "k": k,
+                    row = {"county": folder.name, "variant": variant, "method": method, "refits": args.refits, "k": k,
                            "ari": adjusted_rand_score(arch, labels), "stability": float(np.mean(stab)),
                            "min_share": np.bincount(labels, minlength=k).min() / len(labels),
                            "eta2": eta_squared(labels, next_cost), "eta2_bands": eta_squared(cost_bands(prior, k),
@@ -109,7 +120,8 @@ def main() -> None:
         if args.no_auto:
             continue
         t = time.perf_counter()
-        auto = segment_clients(features, "auto", next_year_cost=next_cost, random_state=args.seed)
+        auto = segment_clients(features, "auto", next_year_cost=next_cost, random_state=args.seed,
+                               n_bootstrap=args.bootstrap, n_refits=args.refits)
         needs = segment_clients(features, "needs", next_year_cost=next_cost)
         grid = segment_clients(features, "grid", next_year_cost=next_cost)
         table = compare_methods(features, {f"auto ({auto.method})": auto, "needs": needs, "grid": grid}, next_cost,

@@ -9,7 +9,7 @@ from sklearn.metrics import adjusted_rand_score, silhouette_score
 from sklearn.mixture import GaussianMixture
 from sklearn.utils.validation import check_is_fitted
 
-from segmentation.preprocess import TWO_BLOCKS, UseProfileTransformer
+from segmentation.preprocess import CONDITIONS_WEIGHT, TWO_BLOCKS, UseProfileTransformer
 
 METHODS = ("kmeans", "gmm", "hdbscan")
 SELECTIONS = ("planner", "silhouette")
@@ -66,14 +66,27 @@ class Segmenter(ClusterMixin, BaseEstimator):
         Transformer from the feature table to the clustering space; by
         default a :class:`~segmentation.preprocess.UseProfileTransformer`
         with ``block_scaling="equal"`` over two blocks, recorded conditions
-        and use-and-person (:data:`~segmentation.preprocess.TWO_BLOCKS`), so
-        the many heavy-tailed use columns weigh as much as the conditions and
-        no more; see ``benchmarks/bench_segmentation.py`` and docs/segmentation.md.
+        and use-and-person (:data:`~segmentation.preprocess.TWO_BLOCKS`), the
+        conditions weighing 1.5 times the rest
+        (:data:`~segmentation.preprocess.CONDITIONS_WEIGHT`), so the many
+        heavy-tailed use columns cannot drown the conditions; see
+        ``benchmarks/bench_segmentation.py`` and docs/segmentation.md.
     sample_size
         Clients used for model selection scores and for HDBSCAN fitting
         (all clients are still assigned); keeps large counties fast.
     n_bootstrap
-        Bootstrap refits behind the stability score (0 to skip).
+        Bootstrap refits behind the stability score (0 to skip). With
+        ``n_refits`` > 1 these are single k-means runs (one initialisation)
+        on bootstrap samples, independent of the refits the segments were chosen from.
+    n_refits
+        k-means only: the segments of a given k are the most central of
+        ``n_refits`` single k-means runs on bootstrap samples — the run whose
+        segments agree best (mean adjusted Rand index) with the others' —
+        refined on all clients from its centres. k-means has several local
+        optima of nearly equal inertia that group clients differently; the
+        lowest inertia is not the most reproducible of them, the most central
+        run is. 0 or 1: one k-means fit with 4 initialisations, the lowest
+        inertia kept (the former behaviour).
     min_cluster_share
         HDBSCAN's smallest segment as a share of the sample.
     select
@@ -111,7 +124,8 @@ class Segmenter(ClusterMixin, BaseEstimator):
         ``passes_*`` flags, ``eligible`` and ``chosen``; the choice can be read back.
     stability_ : float
         Mean adjusted Rand index between the segments of bootstrap refits and
-        the final model on the same clients (1 = perfectly stable).
+        the final model on the same clients (1 = perfectly stable); with
+        ``k="auto"`` the chosen candidate's figure (the same refits).
     stability_scores_ : list of float
         The individual bootstrap ARIs.
     centers_ : ndarray
@@ -121,9 +135,9 @@ class Segmenter(ClusterMixin, BaseEstimator):
     """
 
     def __init__(self, method: str = "kmeans", k: int | str = "auto", k_range: tuple[int, int] = (3, 10),
-                 preprocess=None, sample_size: int = 20_000, n_bootstrap: int = 5, min_cluster_share: float = 0.01,
+                 preprocess=None, sample_size: int = 20_000, n_bootstrap: int = 8, min_cluster_share: float = 0.01,
                  select: str = "planner", min_segment_share: float = 0.01, min_stability: float = 0.8,
-                 prior_cost: str = PRIOR_COST, random_state: int = 0):
+                 prior_cost: str = PRIOR_COST, n_refits: int = 10, random_state: int = 0):
         self.method = method
         self.k = k
         self.k_range = k_range
@@ -135,12 +149,16 @@ class Segmenter(ClusterMixin, BaseEstimator):
         self.min_segment_share = min_segment_share
         self.min_stability = min_stability
         self.prior_cost = prior_cost
+        self.n_refits = n_refits
         self.random_state = random_state
 
     # -- model per method ---------------------------------------------------------------------------
+    def _central(self) -> bool:
+        return self.method == "kmeans" and self.n_refits > 1
+
     def _model(self, k: int | None, seed: int):
         if self.method == "kmeans":
-            return KMeans(n_clusters=k, n_init=4, random_state=seed)
+            return KMeans(n_clusters=k, n_init=1 if self._central() else 4, random_state=seed)
         if self.method == "gmm":
             return GaussianMixture(n_components=k, covariance_type="diag", n_init=2, random_state=seed)
         if self.method == "hdbscan":
@@ -157,6 +175,27 @@ class Segmenter(ClusterMixin, BaseEstimator):
                 raise ValueError("HDBSCAN found no segment; lower min_cluster_share or use kmeans")
             return model, np.vstack([Z[labels == c].mean(axis=0) for c in found])
         return model, (model.cluster_centers_ if self.method == "kmeans" else model.means_)
+
+    def _fit_central(self, Z: np.ndarray, k: int | None, seed: int):
+        """The segments of k: the most central of ``n_refits`` bootstrap runs, refined on all of Z.
+
+        Without ``n_refits`` (or for another method than k-means) one fit, as :meth:`_fit_model`.
+        """
+        if not self._central():
+            return self._fit_model(Z, k, seed)
+        rng = np.random.default_rng([seed, k, 7])
+        runs = []
+        for _ in range(self.n_refits):
+            boot = rng.choice(len(Z), len(Z), replace=True)
+            runs.append(self._fit_model(Z[boot], k, int(rng.integers(2**31 - 1)))[1])
+        labels = [_nearest(Z, c) for c in runs]
+        agree = np.zeros((len(runs), len(runs)))
+        for i in range(len(runs)):
+            for j in range(i + 1, len(runs)):
+                agree[i, j] = agree[j, i] = adjusted_rand_score(labels[i], labels[j])
+        best = int(np.argmax(agree.sum(axis=1)))  # first of equals: reproducible
+        model = KMeans(n_clusters=k, init=runs[best], n_init=1).fit(Z)
+        return model, model.cluster_centers_
 
     def _assign(self, model, centers: np.ndarray, Z: np.ndarray) -> np.ndarray:
         # The mixture assigns by posterior; k-means and HDBSCAN (noise included) by nearest centre.
@@ -179,16 +218,18 @@ class Segmenter(ClusterMixin, BaseEstimator):
         if self.select not in SELECTIONS:
             raise ValueError(f"select must be one of {SELECTIONS}, got {self.select!r}")
         rows = []
+        self._fits = {}
         sil_sample = rng.choice(len(Z), min(len(Z), 5_000), replace=False)
         for k in range(lo, hi + 1):
-            model, centers = self._fit_model(Z, k, self.random_state)
+            model, centers = self._fit_central(Z, k, self.random_state)
             labels = self._assign(model, centers, Z)
             row = {"k": k, "bic": model.bic(Z) if self.method == "gmm" else np.nan, "silhouette": np.nan}
             if self.method != "gmm" or self.select == "planner":
                 row["silhouette"] = (silhouette_score(Z[sil_sample], labels[sil_sample])
                                      if len(np.unique(labels[sil_sample])) > 1 else -1.0)
             if self.select == "planner":
-                stab = self._stability(Z, k, labels, np.random.default_rng([self.random_state, k]))
+                stab = self._stability(Z, k, labels, np.random.default_rng([self.random_state, k or 0]))
+                self._fits[k] = (model, centers, stab)
                 row["stability"] = float(np.mean(stab)) if stab else np.nan
                 row["min_share"] = float(np.bincount(labels, minlength=k).min() / len(labels))
                 row["eta2"] = eta_squared(labels, y) if y is not None else np.nan
@@ -238,8 +279,10 @@ class Segmenter(ClusterMixin, BaseEstimator):
             is never used to fit the segments themselves.
         """
         rng = np.random.default_rng(self.random_state)
+        self._fits = {}  # k -> (model, centres, stability refits) of the candidates of k="auto"
         self.preprocess_ = (clone(self.preprocess) if self.preprocess is not None
-                            else UseProfileTransformer(block_scaling="equal", blocks=TWO_BLOCKS))
+                            else UseProfileTransformer(block_scaling="equal", blocks=TWO_BLOCKS,
+                                                       block_weights=CONDITIONS_WEIGHT))
         Z_all = _finite(self.preprocess_.fit_transform(X))
         self.n_features_in_ = self.preprocess_.n_features_in_
         if hasattr(self.preprocess_, "feature_names_in_"):
@@ -260,7 +303,9 @@ class Segmenter(ClusterMixin, BaseEstimator):
         else:
             k = int(self.k)
             self.scores_ = pd.DataFrame(columns=["k", "bic", "silhouette"])
-        self.model_, centers = self._fit_model(Z, k, self.random_state)
+        cached = getattr(self, "_fits", {}).get(k)
+        self._fits = {}
+        self.model_, centers = (cached[:2] if cached is not None else self._fit_central(Z, k, self.random_state))
         # Order segments by size (largest first) so labels are stable and readable.
         raw = self._assign(self.model_, centers, Z_all)
         order = np.argsort(-np.bincount(raw, minlength=len(centers)), kind="stable")
@@ -268,8 +313,11 @@ class Segmenter(ClusterMixin, BaseEstimator):
         self.centers_ = centers[order]
         self.k_ = len(self.centers_)
         self.labels_ = self.order_[raw]
-        base = self.order_[self._assign(self.model_, centers, Z)]
-        self.stability_scores_ = self._stability(Z, k, base, rng)
+        if cached is not None:  # the candidate's own refits: the figure the choice was made on
+            self.stability_scores_ = list(cached[2])
+        else:
+            base = self.order_[self._assign(self.model_, centers, Z)]
+            self.stability_scores_ = self._stability(Z, k, base, np.random.default_rng([self.random_state, k or 0]))
         self.stability_ = float(np.mean(self.stability_scores_)) if self.stability_scores_ else np.nan
         return self
 

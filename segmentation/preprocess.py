@@ -48,6 +48,9 @@ FOUR_BLOCKS = (
     ("level", r"^(cost_total_365d|count_total_365d|service_lines_365d)$"),
     ("person", r"^(age|rai_.+)$"),
 )
+#: Default weights of :data:`TWO_BLOCKS` in ``Segmenter``'s preprocessing: recorded conditions carry 1.5 times
+#: the total variance of use and the person together (60 % / 40 %; see docs/segmentation.md, "Block weights").
+CONDITIONS_WEIGHT = (("conditions", 1.5),)
 BLOCK_SCALINGS = ("none", "equal", "pca")
 
 
@@ -82,6 +85,12 @@ class UseProfileTransformer(TransformerMixin, BaseEstimator):
         column belongs to its column's block.
     block_components
         Components kept per block with ``block_scaling="pca"``.
+    block_weights
+        With ``"equal"`` or ``"pca"``: ``(block name, weight)`` pairs (or a
+        mapping) giving a block a total variance of ``weight`` instead of 1
+        (a block not named weighs 1), e.g. ``(("conditions", 1.5),)``
+        (:data:`CONDITIONS_WEIGHT`). A name that is not a block of ``blocks``
+        (or ``other``) is refused.
 
     Missing values (an RAI scale of a client never assessed) take the column's
     fitted median after transformation, and a 0/1 missingness column is added
@@ -107,17 +116,21 @@ class UseProfileTransformer(TransformerMixin, BaseEstimator):
         Block of each output column before block scaling (profile columns, then missingness columns).
     block_sizes_ : dict
         Block name -> number of columns.
+    block_weight_ : dict
+        Block name -> its total variance after block scaling (1 unless ``block_weights`` says otherwise).
     block_pca_ : dict
         With ``block_scaling="pca"``: block name -> (column indices, fitted PCA).
     """
 
     def __init__(self, patterns: tuple[str, ...] = DEFAULT_PATTERNS, tail: str = "log", block_scaling: str = "none",
-                 blocks: tuple[tuple[str, str], ...] = DEFAULT_BLOCKS, block_components: int = 4):
+                 blocks: tuple[tuple[str, str], ...] = DEFAULT_BLOCKS, block_components: int = 4,
+                 block_weights=None):
         self.patterns = patterns
         self.tail = tail
         self.block_scaling = block_scaling
         self.blocks = blocks
         self.block_components = block_components
+        self.block_weights = block_weights
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -182,6 +195,15 @@ class UseProfileTransformer(TransformerMixin, BaseEstimator):
         col_block = [next((name for name, r in blocks if r.search(c)), "other") for c in self.columns_]
         self.block_of_ = col_block + [b for b, m in zip(col_block, self.has_missing_) if m]
         self.block_sizes_ = {b: self.block_of_.count(b) for b in dict.fromkeys(self.block_of_)}
+        weights = dict(self.block_weights or {})
+        known = {name for name, _ in self.blocks} | {"other"}
+        unknown = sorted(set(weights) - known)
+        if unknown:
+            raise ValueError(f"block_weights names {unknown}, which are not blocks (blocks: {sorted(known)})")
+        bad = {b: w for b, w in weights.items() if not (np.isfinite(float(w)) and float(w) > 0)}
+        if bad:
+            raise ValueError(f"block_weights must be positive numbers, got {bad}")
+        self.block_weight_ = {b: float(weights.get(b, 1.0)) for b in self.block_sizes_}
         self.block_pca_ = {}
         if self.block_scaling == "pca":
             from sklearn.decomposition import PCA
@@ -204,13 +226,13 @@ class UseProfileTransformer(TransformerMixin, BaseEstimator):
         if self.block_scaling == "none":
             return Z
         if self.block_scaling == "equal":
-            weights = np.array([1.0 / np.sqrt(self.block_sizes_[b]) for b in self.block_of_])
+            weights = np.array([np.sqrt(self.block_weight_[b] / self.block_sizes_[b]) for b in self.block_of_])
             return Z * weights
         parts = []
-        for idx, pca in self.block_pca_.values():
+        for b, (idx, pca) in self.block_pca_.items():
             P = pca.transform(Z[:, idx])
             total = float(pca.explained_variance_.sum())
-            parts.append(P / np.sqrt(total) if total > 0 else P)
+            parts.append(P * np.sqrt(self.block_weight_[b] / total) if total > 0 else P)
         return np.hstack(parts)
 
     def transform(self, X: pd.DataFrame) -> np.ndarray:

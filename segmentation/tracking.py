@@ -124,7 +124,7 @@ def log_segmentation(result: SegmentationResult, features: pd.DataFrame, *, as_o
     model = result.model
     params = {"method": result.method, "as_of": as_of, "features_digest": frame_digest(features)}
     for name in ("k", "k_range", "sample_size", "n_bootstrap", "min_cluster_share", "select", "min_segment_share",
-                 "min_stability", "random_state"):
+                 "min_stability", "n_refits", "random_state"):
         if hasattr(model, name):
             params[name] = getattr(model, name)
     with mlflow.start_run(run_name=run_name or f"segments {result.method} {as_of}") as run:

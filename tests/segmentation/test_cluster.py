@@ -127,3 +127,47 @@ def test_block_scaling_gives_each_block_the_same_weight():
     assert Zp[:, :2].var(axis=0, ddof=1).sum() == pytest.approx(1.0)  # the kept components carry the block's weight
     with pytest.raises(ValueError, match="block_scaling must be one of"):
         UseProfileTransformer(block_scaling="both").fit(X)
+
+
+def test_block_weights_set_each_blocks_total_variance():
+    from segmentation.preprocess import TWO_BLOCKS
+
+    rng = np.random.default_rng(1)
+    X = pd.DataFrame(rng.normal(size=(500, 6)), columns=["dx_a", "dx_b", "dx_c", "dx_d", "age", "cost_total_365d"])
+    X["cost_total_365d"] = np.abs(X["cost_total_365d"]) * 100
+    pre = UseProfileTransformer(block_scaling="equal", blocks=TWO_BLOCKS, block_weights=(("conditions", 1.5),)).fit(X)
+    Z, block = pre.transform(X), np.array(pre.block_of_)
+    assert pre.block_weight_ == {"conditions": 1.5, "use_and_person": 1.0}
+    assert Z[:, block == "conditions"].var(axis=0).sum() == pytest.approx(1.5)
+    assert Z[:, block == "use_and_person"].var(axis=0).sum() == pytest.approx(1.0)
+    pca = UseProfileTransformer(block_scaling="pca", block_components=2, block_weights={"conditions": 2.0}).fit(X)
+    assert pca.transform(X)[:, :2].var(axis=0, ddof=1).sum() == pytest.approx(2.0)
+    with pytest.raises(ValueError, match=r"block_weights names \['diagnoses'\], which are not blocks"):
+        UseProfileTransformer(block_scaling="equal", block_weights={"diagnoses": 2.0}).fit(X)
+    with pytest.raises(ValueError, match="block_weights must be positive"):
+        UseProfileTransformer(block_scaling="equal", block_weights={"conditions": 0}).fit(X)
+    # Segmenter's default representation: two blocks, the recorded conditions 1.5 times the rest
+    seg = Segmenter(k=3, n_bootstrap=0, n_refits=0).fit(X)
+    assert seg.preprocess_.block_weight_ == {"conditions": 1.5, "use_and_person": 1.0}
+
+
+def test_central_run_is_the_one_agreeing_best_with_the_others(monkeypatch):
+    # four blobs at the corners of a square, k = 2: two optima of equal inertia, left/right and top/bottom
+    Xa, _ = make_blobs(n_samples=800, centers=[[-5, -5], [-5, 5], [5, -5], [5, 5]], cluster_std=0.5, random_state=1)
+    X = pd.DataFrame(Xa, columns=["f0", "f1"])
+    left_right, top_bottom = np.array([[-1.0, 0.0], [1.0, 0.0]]), np.array([[0.0, -1.0], [0.0, 1.0]])
+
+    def runs(script):
+        calls = iter(script)
+        monkeypatch.setattr(Segmenter, "_fit_model", lambda self, Z, k, seed: (None, next(calls)))
+        return Segmenter(k=2, preprocess=_pre(), n_bootstrap=0, n_refits=len(script)).fit(X).labels_
+
+    # the run the others agree with most is the majority's optimum, whichever comes first
+    split_x = (Xa[:, 0] > 0).astype(int)
+    split_y = (Xa[:, 1] > 0).astype(int)
+    assert adjusted_rand_score(split_x, runs([top_bottom, left_right, left_right, top_bottom, left_right])) == 1
+    assert adjusted_rand_score(split_y, runs([left_right, top_bottom, top_bottom, left_right, top_bottom])) == 1
+    monkeypatch.undo()
+    seg = Segmenter(k=2, preprocess=_pre(), n_bootstrap=3, n_refits=10).fit(X)
+    np.testing.assert_array_equal(seg.predict(X), seg.labels_)  # every client in its nearest centre's segment
+    assert len(seg.stability_scores_) == 3 and seg.get_params()["n_refits"] == 10
