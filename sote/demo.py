@@ -130,19 +130,9 @@ class DemoResult:
 
 def run_demo(out: str | Path, config: DemoConfig = DemoConfig(), say=print) -> DemoResult:
     """Run the whole pipeline; every output goes under ``out`` and tracking to ``./mlruns`` (or the URI)."""
-    from features.histories.build import ClientHistories
-    from features.contract.io import write_table
-    from features.contract.load import load_tables
+    from features.contract.stream import open_dataset
     from features.synth import SynthConfig, generate_county
-    from features.synth.realism import realism_report
-    from models.scoring import score
-    from models.train import TrainConfig, top_metrics, train
-    from segmentation.report import segmentation_html, write_html
-    from segmentation.segments import segment_clients
-    from segmentation.snapshots import segment_at, transitions_between
-    from worklist.report import write_report
-    from segmentation.tracking import track_segmentation
-    from sote.demo_worklist import check_outside, load_demo_worklist
+    from sote.demo_worklist import check_outside
     from worklist.db import default_url
 
     out = Path(out)
@@ -165,9 +155,51 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig(), say=print) -> D
     lap("synthetic county")
 
     say("2/8 validation, realism and client histories")
-    tables = load_tables(data)
+    # validated once into Parquet (removed at the end); every step reads from it only what it needs
+    with open_dataset(data) as tables:
+        return _pipeline(out, data, tables, config, say, lap, seconds, worklist_db)
+
+
+def realism_figures(dataset, years: list[int]) -> pd.DataFrame:
+    """:func:`features.synth.realism.realism_report` of a validated dataset, two years of events at a time.
+
+    A year's figures read its residents, its events and the diagnoses before its
+    end; its top-decile persistence also the next year's events. So the report
+    is built year by year from those rows only (three event columns), with the
+    same rows and values as over the whole tables.
+    """
+    from features.synth.realism import realism_report
+
+    clients = dataset.read("clients")
+    parts = []
+    for i, year in enumerate(years):
+        span = years[i:i + 2]
+        lo, hi = f"TIMESTAMP '{year}-01-01'", f"TIMESTAMP '{span[-1] + 1}-01-01'"
+        window = {"clients": clients,
+                  "events": dataset.read("events", ["client_id", "start", "cost_eur"],
+                                         where=f"start >= {lo} AND start < {hi}"),
+                  "diagnoses": dataset.read("diagnoses", ["client_id", "date", "code"], where=f"date < {hi}")}
+        part = realism_report(window, span)
+        parts.append(part[part["year"] == year])
+    return pd.concat(parts, ignore_index=True)
+
+
+def _pipeline(out: Path, data: Path, tables, config: DemoConfig, say, lap, seconds: dict, worklist_db: str
+              ) -> DemoResult:
+    """Steps 2-8 of :func:`run_demo` over the validated dataset ``tables`` of the county in ``data``."""
+    from features.contract.io import write_table
+    from features.histories.build import ClientHistories
+    from models.scoring import score
+    from models.train import TrainConfig, top_metrics, train
+    from segmentation.report import segmentation_html, write_html
+    from segmentation.segments import segment_clients
+    from segmentation.snapshots import segment_at, transitions_between
+    from segmentation.tracking import track_segmentation
+    from sote.demo_worklist import load_demo_worklist
+    from worklist.report import write_report
+
     years = list(range(pd.Timestamp(config.train_as_of).year - 2, pd.Timestamp(config.score_as_of).year))
-    write_table(realism_report(tables.tables, years), out / "realism.csv")
+    write_table(realism_figures(tables, years), out / "realism.csv")
     histories = ClientHistories(tables, cache=True)
     t_train, t_valid = pd.Timestamp(config.train_as_of), pd.Timestamp(config.valid_as_of)
     f_valid = histories.features(t_valid)
@@ -229,6 +261,7 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig(), say=print) -> D
     say(f"5/8 risk lists as of {config.score_as_of}")
     lists = out / "risklists"
     summaries = []
+    clock = time.perf_counter()
     for target in trained:
         sidecar = score(f"models:/{target}@champion", tables, config.score_as_of, lists / f"{target}.parquet",
                         tracking_uri=config.tracking_uri, histories=histories, explain_share=config.explain_share)
