@@ -25,7 +25,7 @@ serve: $(STAMP)
 # the default suite on 2 cores, then the integration tests (a real PostgreSQL server and headless Chromium;
 # each skipped with the reason when missing, or failing when CI=true); the last line counts what ran
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow and not integration" -n 2
+	$(BIN)/python -m pytest -q -m "not slow and not integration" -n 2 --dist loadgroup
 	$(BIN)/python -m pytest -q -m integration tests/integration
 
 bench: $(STAMP)
