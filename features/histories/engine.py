@@ -8,10 +8,25 @@ engine is the same three methods over a SparkSession (see docs/features.md).
 """
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import pandas as pd
+
+
+def default_memory_limit(share: float = 0.25, cap_gb: float = 6.0) -> str:
+    """DuckDB's memory limit when none is given: a quarter of physical memory, at most 6 GB.
+
+    DuckDB's own default (80 % of memory) leaves nothing for the pandas frame the
+    query returns; with a limit, large joins and aggregations spill to disk instead.
+    """
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        return f"{cap_gb:g}GB"
+    return f"{max(0.5, min(cap_gb, share * total / 2**30)):.1f}GB"
 
 
 @runtime_checkable
@@ -38,7 +53,9 @@ class DuckDBEngine:
     threads
         Worker threads; None lets DuckDB decide (all cores).
     memory_limit
-        DuckDB memory limit such as ``"8GB"``; None keeps DuckDB's default.
+        DuckDB memory limit such as ``"8GB"``; None takes ``$SOTE_DUCKDB_MEMORY_LIMIT``,
+        else :func:`default_memory_limit`. Beyond it DuckDB spills to a temporary
+        folder of its own, removed by :meth:`close`.
     """
 
     dialect = "duckdb"
@@ -49,8 +66,12 @@ class DuckDBEngine:
         self._con = duckdb.connect(":memory:")
         if threads is not None:
             self._con.execute(f"SET threads = {int(threads)}")
-        if memory_limit is not None:
-            self._con.execute("SET memory_limit = ?", [memory_limit])
+        memory_limit = memory_limit or os.environ.get("SOTE_DUCKDB_MEMORY_LIMIT") or default_memory_limit()
+        self._con.execute("SET memory_limit = ?", [memory_limit])
+        # what does not fit spills to a private temporary folder, never into the working directory
+        self._spill = tempfile.TemporaryDirectory(prefix="sote-duckdb-")
+        self._con.execute("SET temp_directory = ?", [self._spill.name])
+        self._con.execute("SET enable_progress_bar = false")
         self._frames: dict[str, pd.DataFrame] = {}
 
     def register(self, name: str, data: pd.DataFrame | str | Path) -> None:
@@ -75,5 +96,6 @@ class DuckDBEngine:
         return self._con.execute(sql).df()
 
     def close(self) -> None:
-        """Close the connection."""
+        """Close the connection and remove its spill folder."""
         self._con.close()
+        self._spill.cleanup()
