@@ -130,11 +130,19 @@ class ClientHistories:
     cache
         Keep each date's feature table, so several targets trained on the same
         dates build their features once (a copy is returned each time).
+    clients_per_query
+        With an engine that can restrict its tables to a share of the clients
+        (:meth:`DuckDBEngine.restrict`), a population larger than this is built
+        in shares of about this many clients, one query each, so that the
+        per-client window functions and aggregates stay within the engine's
+        memory limit (every feature is per client, so the result is the same).
     """
 
     def __init__(self, data: TableSource, spec: FeatureSpec | str | Path | None = None, *,
-                 engine: Engine | None = None, validate: bool = True, cache: bool = False):
+                 engine: Engine | None = None, validate: bool = True, cache: bool = False,
+                 clients_per_query: int = 400_000):
         self.spec = resolve_spec(spec)
+        self.clients_per_query = clients_per_query
         self._cache: dict[pd.Timestamp, pd.DataFrame] | None = {} if cache else None
         self.engine = engine if engine is not None else DuckDBEngine()
         self.dataset: ValidatedDataset | None = None  # opened here from a folder: closed by close()
@@ -174,11 +182,26 @@ class ClientHistories:
             "days since" values NaN where there is nothing to summarise.
         """
         if self._cache is None:
-            return _typed(self.engine.query(self.sql(as_of)), self.spec)
+            return _typed(self._query(as_of), self.spec)
         key = pd.Timestamp(as_of).normalize()
         if key not in self._cache:
-            self._cache[key] = _typed(self.engine.query(self.sql(key)), self.spec)
+            self._cache[key] = _typed(self._query(key), self.spec)
         return self._cache[key].copy()
+
+    def _query(self, as_of) -> pd.DataFrame:
+        restrict = getattr(self.engine, "restrict", None)
+        clients = int(self.engine.query("SELECT count(*) AS n FROM clients")["n"].iloc[0]) if restrict else 0
+        parts = -(-clients // max(1, self.clients_per_query))
+        if parts <= 1:
+            return self.engine.query(self.sql(as_of))
+        frames = []
+        try:
+            for part in range(parts):
+                restrict(parts, part)
+                frames.append(self.engine.query(self.sql(as_of)))
+        finally:
+            restrict(None)
+        return pd.concat(frames, ignore_index=True).sort_values("client_id", kind="stable", ignore_index=True)
 
     def features_many(self, as_of_dates: Iterable) -> pd.DataFrame:
         """Feature tables for several index dates stacked, with an ``as_of`` column."""

@@ -73,21 +73,45 @@ class DuckDBEngine:
         self._con.execute("SET temp_directory = ?", [self._spill.name])
         self._con.execute("SET enable_progress_bar = false")
         self._frames: dict[str, pd.DataFrame] = {}
+        self._sources: list[str] = []
 
     def register(self, name: str, data: pd.DataFrame | str | Path) -> None:
+        # each table is a source "<name>__source" and a view "<name>" over it, so that
+        # restrict() can narrow every view to one share of the clients
+        source = f"{name}__source"
         if isinstance(data, pd.DataFrame):
             self._frames[name] = data  # keep a reference: DuckDB scans it lazily
-            self._con.register(name, data)
-            return
-        path = Path(data)
-        if path.is_dir():
-            pattern = str(path / "**" / "*.parquet")
-        elif path.suffix == ".parquet":
-            pattern = str(path)
+            self._con.register(source, data)
         else:
-            raise ValueError(f"{path}: the DuckDB engine reads Parquet files or folders; load CSV with pandas first")
-        quoted = pattern.replace("'", "''")
-        self._con.execute(f'CREATE OR REPLACE VIEW "{name}" AS SELECT * FROM read_parquet(\'{quoted}\')')
+            path = Path(data)
+            if path.is_dir():
+                pattern = str(path / "**" / "*.parquet")
+            elif path.suffix == ".parquet":
+                pattern = str(path)
+            else:
+                raise ValueError(f"{path}: the DuckDB engine reads Parquet files or folders; "
+                                 "load CSV with pandas first")
+            quoted = pattern.replace("'", "''")
+            self._con.execute(f'CREATE OR REPLACE VIEW "{source}" AS SELECT * FROM read_parquet(\'{quoted}\')')
+        if name not in self._sources:
+            self._sources.append(name)
+        self._view(name, None)
+
+    def _view(self, name: str, part: tuple[int, int] | None) -> None:
+        where = ""
+        if part is not None and "client_id" in self.columns(f"{name}__source"):
+            where = f" WHERE hash(client_id) % {int(part[0])} = {int(part[1])}"
+        self._con.execute(f'CREATE OR REPLACE VIEW "{name}" AS SELECT * FROM "{name}__source"{where}')
+
+    def restrict(self, parts: int | None = None, part: int = 0) -> None:
+        """Narrow every registered table with a ``client_id`` to one of ``parts`` shares of the clients.
+
+        A client's rows all fall in the same share (by a hash of the id), so a
+        query whose results are per client gives, share by share, exactly its
+        rows over all clients; ``parts=None`` lifts the restriction.
+        """
+        for name in self._sources:
+            self._view(name, None if parts is None or parts <= 1 else (parts, part))
 
     def columns(self, name: str) -> list[str]:
         return [row[0] for row in self._con.execute(f'DESCRIBE "{name}"').fetchall()]

@@ -52,3 +52,16 @@ def test_a_folder_is_validated_once_and_its_copy_removed(folder):
     assert not copy.exists()
     _same(lazy, eager)
     _same(build_features(clean, "2024-01-01"), eager)
+
+
+def test_features_built_in_shares_of_the_clients_equal_one_query(folder):
+    from features.histories.engine import DuckDBEngine
+
+    with open_dataset(folder, lenient=True) as dataset:
+        whole = ClientHistories(dataset).features("2024-01-01")
+        engine = DuckDBEngine()
+        shares = ClientHistories(dataset, engine=engine, clients_per_query=40).features("2024-01-01")
+        # the restriction is lifted afterwards: the engine sees every client again
+        assert engine.query("SELECT count(*) AS n FROM clients")["n"].iloc[0] == len(dataset.read("clients"))
+    assert len(whole) > 100  # several shares of 40
+    pd.testing.assert_frame_equal(shares, whole)
