@@ -71,7 +71,10 @@ class DuckDBEngine:
         # what does not fit spills to a private temporary folder, never into the working directory
         self._spill = tempfile.TemporaryDirectory(prefix="sote-duckdb-")
         self._con.execute("SET temp_directory = ?", [self._spill.name])
-        self._con.execute("SET enable_progress_bar = false")
+        try:
+            self._con.execute("SET enable_progress_bar = false")  # it prints into standard output
+        except duckdb.InvalidInputException:  # Jupyter without ipywidgets: DuckDB refuses; it draws nothing there
+            pass
         self._frames: dict[str, pd.DataFrame] = {}
         self._sources: list[str] = []
 
