@@ -334,16 +334,9 @@ def open_dataset(data: str | Path, *, lenient: bool = False, quarantine_dir: str
         If ``quarantine_dir`` overlaps ``data`` or holds other files.
     """
     data = Path(data)
-    if lenient and quarantine_dir is not None:
-        check_not_input(quarantine_dir, [data], "--quarantine")
-    if data.is_dir():
-        mark = validated_copy(data, costs=_unit_cost_digest(unit_costs, fill_costs))
-        if mark is not None:
-            ds = _open_copy(data, mark)
-            if lenient and quarantine_dir is not None:
-                write_empty_quarantine(ds, quarantine_dir, overwrite=overwrite)
-                ds.quarantine = Path(quarantine_dir)
-            return ds
+    ds = _reuse_copy(data, _unit_cost_digest(unit_costs, fill_costs), lenient, quarantine_dir, overwrite)
+    if ds is not None:
+        return ds
     return _validate(data, lenient=lenient, quarantine_dir=quarantine_dir, unit_costs=unit_costs,
                      fill_costs=fill_costs, overwrite=overwrite, workdir=workdir, memory_limit=memory_limit,
                      batch_rows=batch_rows)
@@ -396,6 +389,23 @@ def _validate(data: Path, *, lenient: bool, quarantine_dir: str | Path | None, u
                             memory_limit=memory_limit, costs=_unit_cost_digest(unit_costs, fill_costs))
 
 
+def _reuse_copy(data: Path, costs: str, lenient: bool, quarantine_dir, overwrite: bool) -> ValidatedDataset | None:
+    """The validated copy ``data`` is, opened as it is (with an empty quarantine when lenient), or None.
+
+    Checks first that a lenient run's quarantine folder lies outside ``data``.
+    """
+    if lenient and quarantine_dir is not None:
+        check_not_input(quarantine_dir, [data], "--quarantine")
+    mark = validated_copy(data, costs=costs) if data.is_dir() else None
+    if mark is None:
+        return None
+    ds = _open_copy(data, mark)
+    if lenient and quarantine_dir is not None:
+        write_empty_quarantine(ds, quarantine_dir, overwrite=overwrite)
+        ds.quarantine = Path(quarantine_dir)
+    return ds
+
+
 def check_folder(data: str | Path, *, lenient: bool = False, quarantine_dir: str | Path | None = None,
                  overwrite: bool = False, workdir: str | Path | None = None, batch_rows: int = BATCH_ROWS
                  ) -> tuple[ValidationReport, DataPeriod | None]:
@@ -413,15 +423,9 @@ def check_folder(data: str | Path, *, lenient: bool = False, quarantine_dir: str
         As :func:`open_dataset`.
     """
     data = Path(data)
-    if lenient and quarantine_dir is not None:
-        check_not_input(quarantine_dir, [data], "--quarantine")
-    if data.is_dir():
-        mark = validated_copy(data, costs=_unit_cost_digest(None, True))
-        if mark is not None:
-            ds = _open_copy(data, mark)
-            if lenient and quarantine_dir is not None:
-                write_empty_quarantine(ds, quarantine_dir, overwrite=overwrite)
-            return ds.report, ds.period
+    ds = _reuse_copy(data, _unit_cost_digest(None, True), lenient, quarantine_dir, overwrite)
+    if ds is not None:
+        return ds.report, ds.period
     with _validate(data, lenient=lenient, quarantine_dir=quarantine_dir, unit_costs=None, fill_costs=False,
                    overwrite=overwrite, workdir=workdir, memory_limit=None, write=False,
                    batch_rows=batch_rows) as ds:
