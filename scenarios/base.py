@@ -27,6 +27,12 @@ from scenarios.projection import MAX_AGE, SEXES
 DIED, MOVED = "died", "moved_out"
 
 
+def shares(x: np.ndarray, fallback: np.ndarray | float = 0.0) -> np.ndarray:
+    """``x`` divided by its sum over the last axis; ``fallback`` where that sum is zero."""
+    tot = x.sum(-1, keepdims=True)
+    return np.where(tot > 0, x / np.where(tot > 0, tot, 1), fallback)
+
+
 def band_index(age, bands: tuple[int, ...]) -> np.ndarray:
     """Index of the age band of each age (``bands`` are the lower bounds, the first 0)."""
     return np.searchsorted(np.asarray(bands), np.asarray(age), side="right") - 1

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from features.contract.tables import SERVICE_LINES
-from scenarios.base import BasePanel, band_index
+from scenarios.base import BasePanel, band_index, shares
 from scenarios.projection import MAX_AGE, SEXES, ProjectionGrid
 from scenarios.rates import Rates
 from scenarios.spec import Scenario
@@ -109,12 +109,6 @@ class BaseState:
     base_residents: np.ndarray
 
 
-def _normalise(x: np.ndarray, fallback: np.ndarray) -> np.ndarray:
-    tot = x.sum(-1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(tot > 0, x / np.where(tot > 0, tot, 1), fallback)
-
-
 def base_state(panel: BasePanel) -> BaseState:
     """The base year's populations and segment mixes (see :class:`BaseState`)."""
     rows = panel.rows
@@ -129,8 +123,8 @@ def base_state(panel: BasePanel) -> BaseState:
     np.add.at(n0, (m[start], s[start], rows["age"].to_numpy()[start]), w[start])
     c0 = np.zeros((len(munis), len(SEXES), nb, k))
     np.add.at(c0, (m[start], s[start], rows["band"].to_numpy()[start], rows["segment"].to_numpy()[start]), w[start])
-    county0 = _normalise(c0.sum(0), 1.0 / k)
-    mix_band = _normalise(c0, np.broadcast_to(county0[None], c0.shape))  # an empty cell: the county's mix
+    county0 = shares(c0.sum(0), 1.0 / k)
+    mix_band = shares(c0, np.broadcast_to(county0[None], c0.shape))  # an empty cell: the county's mix
     # 1 January after the base year: stayers in their new segment, and the year's entrants
     state = rows["state"].to_numpy()
     seg1 = np.where(rows["exposure"].to_numpy() > 0, state, rows["segment"].to_numpy())
@@ -141,8 +135,8 @@ def base_state(panel: BasePanel) -> BaseState:
     band1 = band_index(AGES, panel.bands)
     cb = np.zeros((len(SEXES), nb, k))
     np.add.at(cb, (s[at1], band1[age1[at1]], seg1[at1]), w[at1])
-    county1 = _normalise(cb, 1.0 / k)[:, band1, :]                       # [s, a, k]
-    next_mix = _normalise(c1, np.broadcast_to(county1[None], c1.shape))
+    county1 = shares(cb, 1.0 / k)[:, band1, :]                       # [s, a, k]
+    next_mix = shares(c1, np.broadcast_to(county1[None], c1.shape))
     used = panel.volume > 0
     bc = np.zeros((len(munis), k, len(SERVICE_LINES)))
     seg0 = rows["segment"].to_numpy()
@@ -251,7 +245,7 @@ def _roll(mix: np.ndarray, year: int, panel: BasePanel, state: BaseState, rates:
     deaths = grid.at(variant, year, "deaths")
     moves = expand(rates.moves[..., :k], 1, look)                           # [r, a, k, k]
     surv = np.einsum("rmsak,rakj->rmsaj", mix, moves, optimize=True)
-    surv = _normalise(surv, mix)
+    surv = shares(surv, mix)
     out_rate = rates.out_rate[band_index(AGES, panel.bands)].T               # [s, a]
     stay = np.maximum(n_start * (1 - out_rate[None]) - deaths, 0.0)         # [m, s, a]
     entry = rates.entry[:, band_index(AGES, panel.bands)]                   # [r, a, s, k]

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from features.contract.tables import SERVICE_LINES
-from scenarios.base import BasePanel
+from scenarios.base import BasePanel, shares
 from scenarios.projection import SEXES
 
 V = len(SERVICE_LINES)
@@ -210,9 +210,7 @@ def estimate_rates(sums: CellSums, min_cell: int) -> Rates:
     moves_n = sums.moves.sum(2)                                   # [round, band, segment, state]
     tot = moves_n.sum(-1, keepdims=True)
     all_bands = moves_n.sum(1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        m_cell = moves_n / np.where(tot > 0, tot, 1)
-        m_all = all_bands / np.where(all_bands.sum(-1, keepdims=True) > 0, all_bands.sum(-1, keepdims=True), 1)
+    m_cell, m_all = shares(moves_n), shares(all_bands)
     small = (tot[0:1] < min_cell)
     moves = np.where(small, np.broadcast_to(m_all, m_cell.shape), m_cell)
     empty = moves.sum(-1) == 0                                    # a segment nobody was in: it stays itself
@@ -221,13 +219,11 @@ def estimate_rates(sums: CellSums, min_cell: int) -> Rates:
     ent = sums.entrants                                           # [round, band, sex, segment]
     et = ent.sum(-1, keepdims=True)
     eb = ent.sum(2, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mix_cell = ent / np.where(et > 0, et, 1)
-        mix_both = eb / np.where(eb.sum(-1, keepdims=True) > 0, eb.sum(-1, keepdims=True), 1)
+    mix_cell, mix_both = shares(ent), shares(eb)
     use_both = (et[0:1] < min_cell)
     entry = np.where(use_both, np.broadcast_to(mix_both, ent.shape), mix_cell)
     none = entry.sum(-1) == 0                                     # no entrant of the band at all: the residents' mix
-    res_mix = e / np.where(e.sum(-1, keepdims=True) > 0, e.sum(-1, keepdims=True), 1)
+    res_mix = shares(e)
     entry = np.where(none[..., None], res_mix, entry)
     moved = sums.moves[0, ..., k + 1].sum(-1)                     # [band, sex]
     with np.errstate(invalid="ignore", divide="ignore"):
