@@ -144,7 +144,7 @@ class ValidatedDataset:
         select = "*" if columns is None else ", ".join('"' + c.replace('"', '""') + '"' for c in columns)
         sql = f"SELECT {select} FROM read_parquet(?)" + (f" WHERE {where}" if where else "")
         with duckdb.connect() as con:
-            _no_progress_bar(con)
+            no_progress_bar(con)
             if self.memory_limit:
                 con.execute(f"SET memory_limit = '{self.memory_limit}'")
             arrow = con.sql(sql, params=[str(path), *(params or [])]).to_arrow_table()
@@ -247,7 +247,7 @@ def validated_copy(folder: str | Path, *, costs: str) -> dict | None:
     return mark
 
 
-def _no_progress_bar(con) -> None:
+def no_progress_bar(con) -> None:
     """Switch DuckDB's progress bar off (it prints into standard output); in Jupyter without
     ipywidgets DuckDB refuses to change the setting at all, and there it draws nothing anyway."""
     import duckdb
@@ -264,7 +264,7 @@ def _service_period(paths: dict[str, Path]) -> DataPeriod | None:
 
     lows, highs = [], []
     with duckdb.connect() as con:
-        _no_progress_bar(con)
+        no_progress_bar(con)
         for table, col in SERVICE_DATES.items():
             lo, hi = con.execute(f'SELECT min("{col}"), max("{col}") FROM read_parquet(?) WHERE "{col}" <= ?',
                                  [str(paths[table]), today().to_pydatetime()]).fetchone()

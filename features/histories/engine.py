@@ -15,6 +15,8 @@ from typing import Protocol, runtime_checkable
 
 import pandas as pd
 
+from features.contract.stream import no_progress_bar
+
 
 def default_memory_limit(share: float = 0.25, cap_gb: float = 6.0) -> str:
     """DuckDB's memory limit when none is given: a quarter of physical memory, at most 6 GB.
@@ -71,10 +73,7 @@ class DuckDBEngine:
         # what does not fit spills to a private temporary folder, never into the working directory
         self._spill = tempfile.TemporaryDirectory(prefix="sote-duckdb-")
         self._con.execute("SET temp_directory = ?", [self._spill.name])
-        try:
-            self._con.execute("SET enable_progress_bar = false")  # it prints into standard output
-        except duckdb.InvalidInputException:  # Jupyter without ipywidgets: DuckDB refuses; it draws nothing there
-            pass
+        no_progress_bar(self._con)
         self._frames: dict[str, pd.DataFrame] = {}
         self._sources: list[str] = []
 
