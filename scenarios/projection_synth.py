@@ -19,6 +19,7 @@ engine reads them at); a client of sex ``X`` counts half as F and half as M.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -127,7 +128,7 @@ def county_rates(tables, years) -> CountyRates:
         start, end = pd.Timestamp(f"{y}-01-01"), pd.Timestamp(f"{y + 1}-01-01")
         res = c[residents_at(c, start)]
         f = _by_sex(pd.DataFrame({"sex": res["sex"].astype(str).to_numpy(), "age": age_at(res["birth_date"], start),
-                                  "m": res["municipality"].astype(str).map(mi).to_numpy(),
+                                  "m": res["municipality"].astype(str).map(mi).to_numpy(dtype=np.int64),
                                   "died": (res["death_date"].notna() & (res["death_date"] < end)).to_numpy(),
                                   "out": (res["moved_out"].notna() & (res["moved_out"] <= end)
                                           & ~(res["death_date"].notna() & (res["death_date"] < end))).to_numpy()}))
@@ -141,11 +142,11 @@ def county_rates(tables, years) -> CountyRates:
         np.add.at(women_m, f["m"].to_numpy()[fertile], w[fertile])
         born = c[(c["birth_date"] >= start) & (c["birth_date"] < end) & c["moved_in"].isna()]
         births += len(born)
-        np.add.at(births_m, born["municipality"].astype(str).map(mi).to_numpy(), 1.0)
+        np.add.at(births_m, born["municipality"].astype(str).map(mi).to_numpy(dtype=np.int64), 1.0)
         movers = c[c["moved_in"].notna() & (c["moved_in"] > start) & (c["moved_in"] <= end)]
         m = _by_sex(pd.DataFrame({"sex": movers["sex"].astype(str).to_numpy(),
                                   "age": age_at(movers["birth_date"], end),
-                                  "m": movers["municipality"].astype(str).map(mi).to_numpy()}))
+                                  "m": movers["municipality"].astype(str).map(mi).to_numpy(dtype=np.int64)}))
         np.add.at(inflow, (m["m"].to_numpy(), (m["sex"] == "M").to_numpy().astype(int), m["age"].to_numpy()),
                   m["weight"].to_numpy())
     n = max(len(list(years)), 1)
@@ -222,3 +223,101 @@ def death_rates(tables, years) -> pd.DataFrame:
     r = county_rates(tables, years)
     return pd.DataFrame({"sex": np.repeat(SEXES, MAX_AGE + 1), "age": np.tile(np.arange(MAX_AGE + 1), 2),
                          "rate": r.death.ravel()})
+
+
+#: The synthetic county's projection runs to this year at least (the issue's horizon).
+PROJECTION_END = 2030
+#: File name of a county's own projection beside its tables.
+PROJECTION_FILE = "projection.csv"
+
+
+def full_years(start, end) -> list[int]:
+    """Calendar years wholly inside the data period ``start`` .. ``end`` (inclusive dates)."""
+    first = pd.Timestamp(start).year + (pd.Timestamp(start) != pd.Timestamp(f"{pd.Timestamp(start).year}-01-01"))
+    last = pd.Timestamp(end).year - (pd.Timestamp(end) != pd.Timestamp(f"{pd.Timestamp(end).year}-12-31"))
+    return list(range(first, last + 1))
+
+
+def county_projection(tables, years, end_year: int | None = None) -> pd.DataFrame:
+    """A county's own projection file: the observed years of its records, then a cohort-component projection.
+
+    Parameters
+    ----------
+    tables
+        The county's tables (only ``clients`` is read).
+    years
+        Full calendar years of the records (:func:`full_years`). The last one starts the
+        projection; it and up to two years before it are the records' own population and
+        deaths (so a scenario may take any of them as its base year), and the rates are
+        averaged over them.
+    end_year
+        Last projected year (default: :data:`PROJECTION_END`, or the year after the last
+        full year if that is later).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The layout of :mod:`scenarios.projection`, variants ``base`` and ``no_migration``
+        (validated); the observed years are the same in both.
+
+    Raises
+    ------
+    ValueError
+        If ``years`` is empty (the records hold no full calendar year).
+    """
+    years = sorted(int(y) for y in years)
+    if not years:
+        raise ValueError("county projection: the records hold no full calendar year to start from")
+    last = years[-1]
+    end_year = end_year if end_year is not None else max(PROJECTION_END, last + 1)
+    observed = years[-3:]
+    proj = cohort_component(tables, last, end_year, rate_years=observed)
+    earlier = observed[:-1]
+    if not earlier:
+        return proj
+    past = observed_projection(tables, earlier, "observed")
+    frames = [past.assign(variant=v) for v in proj["variant"].unique()]
+    out = pd.concat([*frames, proj], ignore_index=True).sort_values(["variant", "year"], kind="stable")
+    return validate_projection(out.reset_index(drop=True), "county projection")
+
+
+def write_county_projection(folder, start, end, end_year: int | None = None) -> dict:
+    """Write ``projection.csv`` beside a county's ``clients.parquet`` (a synthetic county's own projection).
+
+    The clients table is read as written (a ``--dirty`` county's duplicated client ids
+    count once; an invalid sex code counts half F, half M, as the contract's ``X``).
+
+    Parameters
+    ----------
+    folder
+        The folder holding ``clients.parquet``; ``projection.csv`` is written into it atomically.
+    start, end
+        The data period (first and last day).
+    end_year
+        Last projected year (see :func:`county_projection`).
+
+    Returns
+    -------
+    dict
+        A manifest entry: file, years observed and projected, variants, rows and method; or
+        ``{"written": False, "reason": ...}`` when the period holds no full calendar year.
+    """
+    import pyarrow.parquet as pq
+
+    from features.contract.io import atomic_path
+    from features.contract.stream import to_pandas
+
+    years = full_years(start, end)
+    if not years:
+        return {"file": PROJECTION_FILE, "written": False,
+                "reason": f"the data period {start} .. {end} holds no full calendar year"}
+    clients = to_pandas("clients", pq.read_table(Path(folder) / "clients.parquet"))
+    clients = clients.drop_duplicates("client_id", keep="first")
+    proj = county_projection({"clients": clients}, years, end_year)
+    with atomic_path(Path(folder) / PROJECTION_FILE) as tmp:
+        proj.to_csv(tmp, index=False, float_format="%.4f")
+    return {"file": PROJECTION_FILE, "written": True, "rows": int(len(proj)),
+            "observed_years": years[-3:], "projected_years": [years[-1] + 1, int(proj["year"].max())],
+            "variants": sorted(proj["variant"].unique().tolist()),
+            "method": "cohort-component trend from the county's own records (scenarios.projection_synth); "
+                      "not Statistics Finland's projection"}

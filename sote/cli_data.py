@@ -78,15 +78,22 @@ def validate(
                       "validate again)", highlight=False)
 
 
+def _county_projection(folder: Path, config) -> dict:
+    """The county's own ``projection.csv`` (scenarios; a layer features/synth may not import)."""
+    from scenarios.projection_synth import write_county_projection
+
+    return {"projection": write_county_projection(folder, config.start, config.end)}
+
+
 def run_synth(out: Path, config, overwrite: bool = False) -> dict:
-    """Generate the synthetic county with a progress bar; return its manifest."""
+    """Generate the synthetic county and its ``projection.csv`` with a progress bar; return its manifest."""
     from features.synth import generate_county
 
     with progress_bar() as bar:
         task = bar.add_task(f"simulating {config.clients:,} residents", total=None)
         manifest = generate_county(out, config, progress=lambda done, total: bar.update(task, completed=done,
                                                                                         total=total),
-                                   overwrite=overwrite)
+                                   overwrite=overwrite, extra_outputs=_county_projection)
     return manifest
 
 
@@ -104,7 +111,12 @@ def synth(
     overwrite: bool = typer.Option(False, help="Write into a folder that holds other files (only sote's own "
                                                "files are ever replaced)."),
 ) -> None:
-    """Generate a synthetic county with known ground truth (Parquet)."""
+    """Generate a synthetic county with known ground truth (Parquet) and its own population projection.
+
+    Besides the tables, truth.parquet and manifest.json, the folder gets projection.csv: the
+    county's population and deaths by municipality, sex and age to 2030 (variants base and
+    no_migration; docs/scenarios.md), the input of sote scenarios.
+    """
     from features.synth import SynthConfig
     from sote.options import cli_date, guard_dir
 
@@ -119,6 +131,11 @@ def synth(
         fail(str(err))
     rows = ", ".join(f"{k} {v:,}" for k, v in manifest["rows"].items())
     console.print(f"wrote {out}/ in {manifest['seconds']} s: {rows}; truth {manifest['truth_rows']:,} rows")
+    proj = manifest["projection"]
+    console.print(f"population projection {proj['file']}: " + (
+        f"{proj['observed_years'][0]}-{proj['projected_years'][1]} ({', '.join(proj['variants'])}), "
+        "a cohort-component trend from the county's own records" if proj["written"] else proj["reason"]),
+        highlight=False)
     if manifest["faults_injected"]:
         console.print(f"faults injected: {manifest['faults_injected']}")
 

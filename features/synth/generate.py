@@ -281,7 +281,7 @@ def _validate_config(cfg: SynthConfig) -> None:
 
 
 def generate_county(out_dir: str | Path, config: SynthConfig = SynthConfig(), progress=None, *,
-                    overwrite: bool = False) -> dict:
+                    overwrite: bool = False, extra_outputs=None) -> dict:
     """Simulate a county and write its tables, ``truth.parquet`` and ``manifest.json`` into ``out_dir``.
 
     The directory is built aside and swapped in only when complete, so an
@@ -299,6 +299,12 @@ def generate_county(out_dir: str | Path, config: SynthConfig = SynthConfig(), pr
         Optional callable ``progress(done_chunks, total_chunks)``.
     overwrite
         Write into a folder that also holds files sote did not write.
+    extra_outputs
+        Optional callable ``extra_outputs(folder, config) -> dict`` run once the tables and
+        the truth are written into the folder being built (before it is moved into place):
+        it may add files there (``sote synth`` adds the county's ``projection.csv``, made by
+        a layer that this package may not import) and returns manifest entries, added under
+        their own keys.
 
     Returns
     -------
@@ -367,8 +373,14 @@ def generate_county(out_dir: str | Path, config: SynthConfig = SynthConfig(), pr
                                    for m, r in truth_reps_by_month(config, truth_months).items()},
             "faults_injected": fault_counts,
             "truth_realism": realism,
-            "seconds": round(time.perf_counter() - t_start, 1),
         }
+        if extra_outputs is not None:
+            extra = extra_outputs(tmp, config)
+            clash = sorted(set(extra) & set(manifest))
+            if clash:
+                raise ValueError(f"extra_outputs: manifest key(s) {clash} are the generator's own")
+            manifest.update(extra)
+        manifest["seconds"] = round(time.perf_counter() - t_start, 1)
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
     return manifest
 

@@ -61,7 +61,7 @@ def test_synth_refuses_a_folder_with_other_files_and_with_overwrite_keeps_them(t
     done = runner.invoke(app, args + ["--overwrite"])
     assert done.exit_code == 0, done.output
     assert (work / "thesis.txt").read_text() == "three years of work"
-    assert TABLE_FILES | {"truth.parquet", "manifest.json"} == owned(work)
+    assert TABLE_FILES | {"truth.parquet", "manifest.json", "projection.csv"} == owned(work)
     # a rerun into sote's own folder (with the user's file beside) still needs --overwrite, and keeps the file
     again = runner.invoke(app, args + ["--overwrite", "--seed", "9"])
     assert again.exit_code == 0 and (work / "thesis.txt").read_text() == "three years of work"

@@ -58,3 +58,41 @@ def test_segment_dynamics_beats_the_demographic_model(tmp_path_factory):
     dyn, dem = summary.loc["dynamics"], summary.loc["demographic"]
     assert dyn.loc[2024, "total_cost_ape"] < dem.loc[2024, "total_cost_ape"]
     assert dyn["mean_cost_ape"].mean() < dem["mean_cost_ape"].mean()
+
+
+def test_full_years_of_a_period():
+    from scenarios.projection_synth import full_years
+
+    assert full_years("2019-01-01", "2025-12-31") == list(range(2019, 2026))
+    assert full_years("2019-02-01", "2025-11-30") == list(range(2020, 2025))
+    assert full_years("2019-03-01", "2019-12-31") == []
+
+
+def test_sote_synth_writes_the_county_s_own_projection(tmp_path):
+    """`sote synth` adds projection.csv (observed 2023-2025, then the cohort-component trend to 2030), listed in
+    the manifest and in the folder's record of sote's own files."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from features.contract.load import load_tables
+    from features.contract.outputs import owned
+    from scenarios.projection import load_projection
+    from sote.cli import app
+
+    out = tmp_path / "county"
+    res = CliRunner().invoke(app, ["synth", "--out", str(out), "--clients", "150", "--seed", "4",
+                                   "--truth-reps", "1", "--workers", "1"])
+    assert res.exit_code == 0, res.output
+    assert "projection.csv" in owned(out) and "projection.csv: 2023-2030" in res.output
+    entry = json.loads((out / "manifest.json").read_text())["projection"]
+    assert entry["written"] and entry["observed_years"] == [2023, 2024, 2025] and entry["projected_years"] == [2026,
+                                                                                                             2030]
+    proj = load_projection(out / "projection.csv")
+    assert set(proj["year"]) == set(range(2023, 2031)) and set(proj["variant"]) == {"base", "no_migration"}
+    observed = observed_projection(load_tables(out), [2023, 2024, 2025]).groupby("year")[["population", "deaths"]].sum()
+    for variant in ("base", "no_migration"):
+        got = proj[(proj["variant"] == variant) & (proj["year"] <= 2025)].groupby("year")[["population", "deaths"]]
+        np.testing.assert_allclose(got.sum().to_numpy(), observed.to_numpy(), atol=1e-3)   # 4 decimals in the CSV
+    later = proj[proj["year"] == 2030].groupby("variant")["population"].sum()
+    assert later["no_migration"] < later["base"]
