@@ -105,6 +105,13 @@ class ValidatedDataset:
         self.costs = costs
         self._finalizer = weakref.finalize(self, release_temporary, str(self.folder)) if temporary else None
 
+    def costs_filled(self, unit_costs: str | Path | None = None) -> bool:
+        """Whether the event costs were filled from ``unit_costs`` (the packaged table when None).
+
+        Then every missing cost left is one that table cannot fill.
+        """
+        return self.costs == _unit_cost_digest(unit_costs, True)
+
     def paths(self) -> dict[str, Path]:
         """The Parquet file of each canonical table."""
         return {table: self.folder / f"{table}.parquet" for table in TABLES}

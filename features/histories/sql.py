@@ -46,8 +46,21 @@ def _in(values) -> str:
     return "(" + ", ".join(_q(v) for v in sorted(values)) + ")"
 
 
-def _range_cond(col: str, ranges) -> str:
-    """SQL twin of :func:`features.contract.codes.code_in_ranges` on the 3-character category."""
+def code_in_ranges_sql(col: str, ranges) -> str:
+    """SQL twin of :func:`features.contract.codes.code_in_ranges`: the 3-character category of ``col`` in a range.
+
+    Parameters
+    ----------
+    col
+        A text column or SQL expression holding codes.
+    ranges
+        Inclusive category bounds such as ``("E10", "E14")``; one letter matches a whole ICPC-2 chapter.
+
+    Returns
+    -------
+    str
+        A SQL condition (``FALSE`` for no ranges).
+    """
     parts = []
     for lo, hi in ranges:
         lower = lo if len(lo) >= 3 else lo + "00"
@@ -216,9 +229,9 @@ class _Compiler:
         """A diagnosis (``system``, dotless code ``c``) in group ``g``."""
         parts = []
         if g.icd10:
-            parts.append(f"(system = 'ICD-10' AND ({_range_cond('c', g.icd10)}))")
+            parts.append(f"(system = 'ICD-10' AND ({code_in_ranges_sql('c', g.icd10)}))")
         if g.icpc2:
-            parts.append(f"(system = 'ICPC-2' AND ({_range_cond('c', g.icpc2)}))")
+            parts.append(f"(system = 'ICPC-2' AND ({code_in_ranges_sql('c', g.icpc2)}))")
         return " OR ".join(parts) or "FALSE"
 
     def diagnosis_ctes(self) -> list[tuple[str, str]]:

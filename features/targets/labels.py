@@ -26,10 +26,11 @@ import pandas as pd
 
 from features.contract.codes import code_in_ranges
 from features.contract.costs import fill_missing_costs, load_unit_costs
-from features.contract.tables import RAI_SCALES
+from features.contract.tables import EPISODE_SERVICES, RAI_SCALES
 from features.contract.validation import ValidatedTables
 from features.histories.pandas_reference import window_cost
 from features.histories.spec import FeatureSpec, load_diagnosis_groups
+from features.histories.sql import code_in_ranges_sql
 from features.targets.spec import (  # noqa: F401  (re-exported: the names callers import from here)
     DEFAULT_PRIOR_COST_DAYS,
     OUTCOME_KINDS,
@@ -60,17 +61,45 @@ def _timestamp(day: pd.Timestamp) -> str:
     return f"TIMESTAMP '{day:%Y-%m-%d}'"
 
 
+def _text(value: str) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _groups_sql(names: Iterable[str]) -> str:
+    """A diagnosis row (``system``, ``code``) in one of the named groups: the rule of :func:`cohort_members` in SQL."""
+    groups = load_diagnosis_groups()
+    parts = []
+    for name in names:
+        g = groups[name]
+        if g.icd10:
+            parts.append(f"(system = 'ICD-10' AND ({code_in_ranges_sql('code', list(g.icd10))}))")
+        if g.icpc2:
+            parts.append(f"(system = 'ICPC-2' AND ({code_in_ranges_sql('code', list(g.icpc2))}))")
+    return " OR ".join(parts) or "FALSE"
+
+
 def window_tables(dataset, as_of, *, history_days: int | None = 1, horizon_days: int = 0,
-                  diagnoses: bool = False, assessments: bool = False) -> dict[str, pd.DataFrame]:
+                  diagnoses: bool | Iterable[str] = False, assessments: bool = False,
+                  services: Iterable[str] = (), professional: bool = True) -> dict[str, pd.DataFrame]:
     """The rows of a validated dataset that a cohort, label or prior cost at T can use, in pandas.
 
-    Every client; the events that start before T + ``horizon_days`` and start,
-    or (episodes) end or run, on or after T - ``history_days`` (all events before
-    T + ``horizon_days`` when ``history_days`` is None); when asked, the diagnoses
-    and assessments dated before T + ``horizon_days``. The rules themselves are
-    applied in pandas to these rows exactly as to the whole tables: the window
-    only leaves out rows no rule can reach, so results equal those of the
-    in-memory tables (tested in ``tests/features/targets/test_labels_lazy.py``).
+    Every client; the events that start before T + ``horizon_days`` and either
+    start, or end, on or after T - ``history_days``, or have no end and belong to
+    an episode service (:data:`~features.contract.tables.EPISODE_SERVICES`) or to
+    ``services`` (all events before T + ``horizon_days`` when ``history_days`` is
+    None); when asked, the diagnoses and assessments dated before
+    T + ``horizon_days`` (the diagnoses only of the given groups). The rules
+    themselves are applied in pandas to these rows exactly as to the whole
+    tables: the window only leaves out rows no rule can reach, so results equal
+    those of the in-memory tables (tested in
+    ``tests/features/targets/test_labels_lazy.py``).
+
+    Which rows no rule reaches: a point contact (no end) that started before
+    the look-back is read by no rule (the look-back rules count contacts by
+    their start; the running-episode rules -- ``exclude_ongoing``, the
+    prior cost, a ``service_start``'s continuing stay -- read only episode
+    services, the targets file checks that). Reading them took every contact of
+    the history into pandas (16.8 GB for the 1.33 M county's ``high_use``).
 
     Parameters
     ----------
@@ -82,8 +111,17 @@ def window_tables(dataset, as_of, *, history_days: int | None = 1, horizon_days:
         Days before T the rules look back (at least 1: an episode ending on T - 1 runs at T); None for all history.
     horizon_days
         Days from T the outcome looks forward (0: nothing at or after T).
-    diagnoses, assessments
-        Read those tables too (otherwise they are empty).
+    diagnoses
+        Read the diagnoses too: True for every row dated before T + ``horizon_days``, or diagnosis group
+        names (``features/config/diagnosis_groups.yaml``) for only the rows with a code in one of them.
+    assessments
+        Read the assessments too (otherwise empty).
+    services
+        Further services whose events without an end reach the rules from any date (the episode services
+        always do), e.g. the services of :func:`current_use_flags`.
+    professional
+        Read the events' ``professional`` (a row's unit cost can depend on it: the prior-cost rule and the
+        filling of missing costs read it); without it the events have the other five columns.
 
     Returns
     -------
@@ -99,12 +137,18 @@ def window_tables(dataset, as_of, *, history_days: int | None = 1, horizon_days:
     where = f"start < {end}"
     if history_days is not None:
         lo = _timestamp(t - pd.Timedelta(days=max(int(history_days), 1)))
-        where += f' AND (start >= {lo} OR "end" IS NULL OR "end" >= {lo})'
+        open_ended = sorted(set(EPISODE_SERVICES) | set(services))
+        where += (f' AND (start >= {lo} OR "end" >= {lo} OR ("end" IS NULL AND service IN '
+                  f'({", ".join(_text(v) for v in open_ended)})))')
     out = {table: empty_table(table) for table in TABLES}
     out["clients"] = dataset.read("clients")
-    out["events"] = dataset.read("events", EVENT_COLUMNS, where=where)
+    columns = EVENT_COLUMNS if professional else [c for c in EVENT_COLUMNS if c != "professional"]
+    out["events"] = dataset.read("events", columns, where=where)
     if diagnoses:
-        out["diagnoses"] = dataset.read("diagnoses", ["client_id", "date", "system", "code"], where=f"date < {end}")
+        dx_where = f"date < {end}"
+        if not isinstance(diagnoses, bool):
+            dx_where += f" AND code IS NOT NULL AND ({_groups_sql(diagnoses)})"
+        out["diagnoses"] = dataset.read("diagnoses", ["client_id", "date", "system", "code"], where=dx_where)
     if assessments:
         out["assessments"] = dataset.read("assessments", ["client_id", "date", "scale", "value"],
                                           where=f"date < {end}")
@@ -150,7 +194,7 @@ def _frames(data, validate: bool, as_of=None, **window) -> dict[str, pd.DataFram
     if isinstance(data, Mapping):
         return dict(data)
     if is_dataset(data):
-        return window_tables(data, as_of, **window)
+        return window_tables(data, as_of, **_costed(data, window))
     from features.contract.io import read_tables
 
     if not validate:
@@ -158,7 +202,15 @@ def _frames(data, validate: bool, as_of=None, **window) -> dict[str, pd.DataFram
     from features.contract.stream import open_dataset
 
     with open_dataset(data) as dataset:
-        return window_tables(dataset, as_of, **window)
+        return window_tables(dataset, as_of, **_costed(dataset, window))
+
+
+def _costed(dataset, window: dict) -> dict:
+    """``window`` reading the professional unless it says it needs no unit costs (``professional=False``) and the
+    dataset's costs were filled from the packaged table (every missing cost left is one no rate fills)."""
+    if window.get("professional", True) or dataset.costs_filled():
+        return window
+    return {**window, "professional": True}
 
 
 def _day(s: pd.Series) -> pd.Series:
@@ -190,7 +242,7 @@ def cohort_members(tables, as_of, cohort: Cohort) -> pd.DataFrame:
     t = pd.Timestamp(as_of).normalize()
     if is_dataset(tables):
         tables = window_tables(tables, t, history_days=cohort_history_days(cohort),
-                               diagnoses=bool(cohort.diagnosis_groups))
+                               diagnoses=cohort.diagnosis_groups)
     pop = population(tables["clients"], t)
     keep = pd.Series(True, index=pop.index)
     if cohort.min_age is not None:
@@ -325,11 +377,11 @@ def current_use_flags(data, as_of, *, quantile: float = 0.9, days: int = DEFAULT
         T), ``intensive_services`` (those services, ``;``-separated, "" if none).
     """
     t = pd.Timestamp(as_of).normalize()
-    tables = _frames(data, validate, t, history_days=days)
+    services = tuple(services) if services is not None else intensive_services(targets)
+    tables = _frames(data, validate, t, history_days=days, services=services)
     pop = population(tables["clients"], t)
     cost = prior_cost(tables, t, days, population_index=pop.index).round(2)  # in cents, as the cohort compares it
     threshold = _quantile(cost, quantile)
-    services = tuple(services) if services is not None else intensive_services(targets)
     which = pd.Series("", index=pop.index)
     episodes = tables["events"].loc[tables["events"]["service"].isin(services).to_numpy()]
     for service in services:
@@ -387,6 +439,12 @@ def _evaluate(outcome: Outcome, members: pd.Index, horizon: dict) -> tuple[pd.Se
     return flags, threshold
 
 
+def _start_services(outcome: Outcome) -> set[str]:
+    """The services of the ``service_start`` outcomes in an outcome (or the parts of an any_of)."""
+    own = {outcome.service} if outcome.kind == "service_start" else set()
+    return own.union(*(_start_services(o) for o in outcome.of))
+
+
 def _needs_assessments(outcome: Outcome) -> bool:
     """Whether an outcome (or a part of an any_of) reads assessments."""
     return outcome.kind in ("assessment_level", "assessment_rise") or any(_needs_assessments(o) for o in outcome.of)
@@ -433,8 +491,9 @@ def build_labels(data, as_of, target: str | Target, *, targets: str | Path | Map
         target = get_target(target, targets)
     t = pd.Timestamp(as_of).normalize()
     tables = _frames(data, validate, t, history_days=cohort_history_days(target.cohort),
-                     horizon_days=target.horizon_days, diagnoses=bool(target.cohort.diagnosis_groups),
-                     assessments=_needs_assessments(target.outcome))
+                     horizon_days=target.horizon_days, diagnoses=target.cohort.diagnosis_groups,
+                     assessments=_needs_assessments(target.outcome),
+                     professional=target.cohort.max_prior_cost_quantile is not None)
     members = cohort_members(tables, t, target.cohort)
     ids = members.index
     # a threshold over the whole population needs everyone's horizon cost, observed by the same rules
@@ -446,11 +505,20 @@ def build_labels(data, as_of, target: str | Target, *, targets: str | Path | Map
         out = _day(scope["moved_out"])
         end = end.where(~(out < end), out)
 
-    ev = tables["events"]
+    ev = tables.pop("events")
+    # the continuing stays of service_start outcomes need earlier rows of their services; nothing else does
+    starts = sorted(_start_services(target.outcome))
+    start_rows = ev.loc[ev["service"].isin(starts).to_numpy()] if starts else ev.iloc[:0]
     if ev["cost_eur"].isna().any():
         ev = fill_missing_costs(ev, load_unit_costs())
-    ev = ev.assign(cid=ev["client_id"].astype("str"), s=_day(ev["start"]))
-    ev = ev.loc[(ev["cid"].isin(scope.index) & (ev["s"] >= t)).to_numpy()]
+    # the horizon's rows in four columns (a label reads no other), in their order, so the sums are the same
+    start = _day(ev["start"])
+    later = (start >= t).to_numpy()
+    rows = ev.loc[later, ["client_id", "service", "cost_eur"]]
+    ev = pd.DataFrame({"cid": rows["client_id"].astype("str"), "s": start[later], "service": rows["service"],
+                       "cost_eur": rows["cost_eur"]})
+    del rows, start, later
+    ev = ev.loc[ev["cid"].isin(scope.index).to_numpy()]
     ev = ev.loc[(ev["s"] < end.reindex(ev["cid"]).to_numpy()).to_numpy()]
     population_cost = ev.groupby("cid")["cost_eur"].sum().reindex(scope.index, fill_value=0.0)
     ev = ev.loc[ev["cid"].isin(ids).to_numpy()]
@@ -460,10 +528,9 @@ def build_labels(data, as_of, target: str | Target, *, targets: str | Path | Map
     assessments_in_horizon = assessments.loc[(assessments["cid"].isin(ids) & (assessments["d"] >= t)).to_numpy()]
     assessments_in_horizon = assessments_in_horizon.loc[
         (assessments_in_horizon["d"] < end.reindex(assessments_in_horizon["cid"]).to_numpy()).to_numpy()]
-    all_events = tables["events"]
 
     def service_rows(service: str) -> pd.DataFrame:
-        rows = all_events.loc[all_events["service"].eq(service).to_numpy()]
+        rows = start_rows.loc[start_rows["service"].eq(service).to_numpy()]
         rows = pd.DataFrame({"cid": rows["client_id"].astype("str").to_numpy(),
                              "prior_start": _day(rows["start"]).to_numpy(), "prior_end": _day(rows["end"]).to_numpy()})
         return rows.loc[rows["cid"].isin(ids).to_numpy()]

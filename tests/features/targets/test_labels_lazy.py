@@ -10,8 +10,11 @@ every built-in target's labels at two dates must be equal, row for row.
 import pandas as pd
 import pytest
 
+from features.contract.codes import code_in_ranges
 from features.contract.load import load_tables, write_tables
 from features.contract.stream import open_dataset
+from features.contract.tables import EPISODE_SERVICES
+from features.histories.spec import load_diagnosis_groups
 from features.targets.labels import (
     build_labels,
     cohort_members,
@@ -86,7 +89,30 @@ def test_the_window_leaves_out_only_unreachable_events(dataset, tables):
     assert window["start"].max() < t + pd.Timedelta(days=365)
     early = window[window["start"] < t - pd.Timedelta(days=365)]
     assert (early["end"].isna() | (early["end"] >= t - pd.Timedelta(days=365))).all()
+    # an earlier row without an end is a running episode: an old point contact reaches no rule
+    assert early.loc[early["end"].isna(), "service"].isin(sorted(EPISODE_SERVICES)).all()
+    old_contacts = every[(every["start"] < t - pd.Timedelta(days=365)) & every["end"].isna()
+                         & ~every["service"].isin(sorted(EPISODE_SERVICES))]
+    assert len(old_contacts) > 0  # the data had such rows to leave out
     assert list(window.columns) == ["client_id", "start", "end", "service", "professional", "cost_eur"]
+    # asked for, a point service's open rows come in from any date; without the professional, five columns
+    wider = window_tables(dataset, t, history_days=365, horizon_days=365, services=["emergency"],
+                          professional=False)["events"]
+    assert list(wider.columns) == ["client_id", "start", "end", "service", "cost_eur"]
+    assert len(wider) - len(window) == (old_contacts["service"] == "emergency").sum() > 0
+
+
+def test_the_diagnosis_window_of_a_group_holds_every_row_of_the_group(dataset, tables):
+    """Diagnoses read for groups: exactly the coded rows before T + horizon whose code is in one of the groups."""
+    t = pd.Timestamp("2024-01-01")
+    window = window_tables(dataset, t, diagnoses=("diabetes",))["diagnoses"]
+    dx = tables.tables["diagnoses"]
+    group = load_diagnosis_groups()["diabetes"]
+    hit = ((dx["system"].eq("ICD-10") & code_in_ranges(dx["code"], list(group.icd10)))
+           | (dx["system"].eq("ICPC-2") & code_in_ranges(dx["code"], list(group.icpc2))))
+    expected = dx.loc[(hit & dx["code"].notna() & (dx["date"] < t)).to_numpy()]
+    assert 0 < len(window) == len(expected) < len(dx)
+    assert sorted(window["client_id"]) == sorted(expected["client_id"])
 
 
 def test_event_span_without_reading_the_events(dataset, tables):
