@@ -92,6 +92,11 @@ class ScenariosConfig:
             raise ValueError(f"reference: {self.reference!r} is not a scenario ({sorted(self.scenarios)})")
 
 
+def packaged_scenarios_path() -> Path:
+    """The shipped scenarios file (``scenarios/config/scenarios.yaml``), the one to copy and edit."""
+    return Path(__file__).resolve().parent / "config" / "scenarios.yaml"
+
+
 def load_scenarios(path: str | Path | None = None) -> ScenariosConfig:
     """Read and check a scenarios file (the packaged ``scenarios/config/scenarios.yaml`` when None).
 

@@ -37,3 +37,9 @@ def test_unknown_segment_is_named(tmp_path):
                     "reach: 0.5, reduction: {home_care: 0.1}}}}")
     with pytest.raises(ConfigError, match=r"scenarios.a.intervention.segments: unknown segment\(s\) \['fraility'\]"):
         check_segments(load_scenarios(path), ("frailty", "healthy"))
+
+
+def test_the_packaged_path_is_the_shipped_file():
+    from scenarios.spec import packaged_scenarios_path
+
+    assert load_scenarios(packaged_scenarios_path()).scenarios == load_scenarios().scenarios
