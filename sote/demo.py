@@ -30,6 +30,8 @@ TARGETS = BUILTIN_TARGETS
 REPORT_TARGET = "rising_high_use" if "rising_high_use" in TARGETS else TARGETS[0]
 #: The whole-population list kept for capacity planning (its reports are labelled so, under reports/capacity/).
 CAPACITY_TARGET = "high_use"
+#: Last year of the demo's service-need scenarios (from the validation date's year: out/scenarios/).
+SCENARIO_TO_YEAR = 2030
 
 
 @dataclass(frozen=True)
@@ -163,21 +165,26 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig(), say=print) -> D
 def realism_figures(dataset, years: list[int]) -> pd.DataFrame:
     """:func:`features.synth.realism.realism_report` of a validated dataset, two years of events at a time.
 
-    A year's figures read its residents, its events and the diagnoses before its
-    end; its top-decile persistence also the next year's events. So the report
-    is built year by year from those rows only (three event columns), with the
-    same rows and values as over the whole tables.
+    A year's figures read its residents, its events, the episodes running into
+    it and the diagnoses before its end; its top-decile persistence also the
+    next year's events. So the report is built year by year from those rows
+    only (five event columns), with the same rows and values as over the whole
+    tables.
     """
+    from features.contract.tables import EPISODE_SERVICES
     from features.synth.realism import realism_report
 
     clients = dataset.read("clients")
+    episodes = ", ".join(f"'{s}'" for s in sorted(EPISODE_SERVICES))
     parts = []
     for i, year in enumerate(years):
         span = years[i:i + 2]
         lo, hi = f"TIMESTAMP '{year}-01-01'", f"TIMESTAMP '{span[-1] + 1}-01-01'"
+        before = f"TIMESTAMP '{year - 1}-12-31'"  # an episode ending the day before a year runs into it
+        running = f'service IN ({episodes}) AND ("end" IS NULL OR "end" >= {before})'
         window = {"clients": clients,
-                  "events": dataset.read("events", ["client_id", "start", "cost_eur"],
-                                         where=f"start >= {lo} AND start < {hi}"),
+                  "events": dataset.read("events", ["client_id", "start", "end", "service", "cost_eur"],
+                                         where=f"start < {hi} AND (start >= {lo} OR ({running}))"),
                   "diagnoses": dataset.read("diagnoses", ["client_id", "date", "code"], where=f"date < {hi}")}
         part = realism_report(window, span)
         parts.append(part[part["year"] == year])
@@ -229,6 +236,14 @@ def _pipeline(out: Path, data: Path, tables, config: DemoConfig, say, lap, secon
     moves = transitions_between(segmented, t_train, histories=histories)
     write_html(moves.html(), out / "segment_transitions.html")
     lap("segments")
+
+    base_year = t_valid.year  # a full year of records with 1 January after it
+    say(f"   service-need scenarios {base_year}-{SCENARIO_TO_YEAR} (out/scenarios/)")
+    from scenarios.demo_step import demo_scenarios
+
+    scen = demo_scenarios(tables, data, out / "scenarios", base_year=base_year, to_year=SCENARIO_TO_YEAR,
+                          histories=histories, tracking_uri=config.tracking_uri)
+    lap("scenarios")
 
     say(f"4/8 models for {len(config.targets)} targets (train {t_train.date()}, validate {t_valid.date()})")
     rows = []
@@ -313,6 +328,7 @@ def _pipeline(out: Path, data: Path, tables, config: DemoConfig, say, lap, secon
         tmp.write_text(json.dumps({"seconds": seconds, "clients": config.clients,
                                    "metrics": metrics.to_dict("records"),
                                    "lists": summaries, "report_target": report_target, "monitoring": monitoring,
+                                   "scenarios": scen,
                                    "worklist": {"imported": loaded["imported"], "already": loaded["already"],
                                                 "users_created": loaded["users_created"],
                                                 "users_file": str(loaded["users_file"])}},
