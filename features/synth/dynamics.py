@@ -45,6 +45,20 @@ AGE_BANDS = np.array([4.4, 5.2, 5.8, 5.7, 5.8, 6.3, 6.5, 6.4, 6.3, 5.8, 6.2, 6.4
 AGE_BANDS = AGE_BANDS / AGE_BANDS.sum()
 
 HOUSING_DAY_EUR = 160.0
+
+# Care states (0 at home, 1 regular home care, 2 24-hour housing): thresholds of frailty at the start, the monthly
+# hazards of entering home care and 24-hour housing (rate x frailty above a threshold; dementia adds 0.2 to
+# frailty for housing), and the log-hazard of death in 24-hour housing. Calibrated so that at year end about
+# 8-9 % of residents aged 75+ are in 24-hour care and about 11 % in regular home care, steadily over the data
+# years (THL: 24-hour care about 9 % of 75+, home care about 11 %; docs/synthetic_county.md).
+INITIAL_FRAIL_SCALE = 2.0
+INITIAL_HOUSING_FRAIL = 1.15
+INITIAL_HOME_FRAIL = 0.8
+HOUSING_ENTRY_RATE = 0.04
+HOUSING_ENTRY_FRAIL = 0.9
+HOME_ENTRY_RATE = 0.055
+HOME_ENTRY_FRAIL = 0.6
+HOUSING_DEATH = 1.0
 YEAR_SHAPE = 1.3  # gamma shape of the yearly shock on all service use (mean 1): unforeseeable variation
 
 
@@ -87,8 +101,9 @@ def new_clients(rng: np.random.Generator, age_years: np.ndarray, sex: np.ndarray
     cond[:, C["substance_use"]] = rng.random(n) < np.where(age_years >= 18, np.where(male, 0.035, 0.014), 0.0)
     # Frailty: near zero until the late sixties, then a widening, right-skewed spread.
     old = np.clip(age_years - 65, 0, None)
-    frail = rng.gamma(1.5, 1.0, n) * (0.006 * old + 0.0002 * old**2) + 0.15 * cond[:, C["dementia"]]
-    care = np.where(frail > 0.85, 2, np.where(frail > 0.5, 1, 0)).astype(np.int8)
+    frail = INITIAL_FRAIL_SCALE * rng.gamma(1.5, 1.0, n) * (0.006 * old + 0.0002 * old**2) \
+        + 0.15 * cond[:, C["dementia"]]
+    care = np.where(frail > INITIAL_HOUSING_FRAIL, 2, np.where(frail > INITIAL_HOME_FRAIL, 1, 0)).astype(np.int8)
     social = rng.exponential(0.25, n) * (rng.random(n) < 0.12)
     social += 0.4 * cond[:, C["substance_use"]] * rng.random(n)
     mh = np.where(cond[:, C["mental_health"]], rng.gamma(2.0, 0.35, n), 0.0)
@@ -216,7 +231,7 @@ def step(st: State, rng: np.random.Generator, month_len: int, january: bool, *, 
 
     b = burden(st)
     active_cancer = (st["cancer_m"] >= 0) & (st["cancer_m"] < 12)
-    annual_q = _GOMPERTZ[age_y] * np.exp(0.2 * b + 1.3 * active_cancer + 0.6 * (st["care"] == 2)
+    annual_q = _GOMPERTZ[age_y] * np.exp(0.2 * b + 1.3 * active_cancer + HOUSING_DEATH * (st["care"] == 2)
                                          + 0.7 * cond[:, C["substance_use"]])
     u = rng.random((n, 5))
     died = present & (u[:, 0] < 1 - np.exp(-annual_q / 12))
@@ -241,11 +256,13 @@ def step(st: State, rng: np.random.Generator, month_len: int, january: bool, *, 
     # 24 h housing: those already in it stay from day 1; entrants this month from a random day.
     f = st["frail"]
     dem = cond[:, C["dementia"]]
-    to_housing = present & ~died & (st["care"] < 2) & (u[:, 3] < 0.10 * np.clip(f - 0.7 + 0.2 * dem, 0, 1))
+    to_housing = present & ~died & (st["care"] < 2) & (
+        u[:, 3] < HOUSING_ENTRY_RATE * np.clip(f - HOUSING_ENTRY_FRAIL + 0.2 * dem, 0, 1))
     entry_day = 1 + (u[:, 4] * month_len).astype(np.int64)
     housing_from = np.where(to_housing, entry_day, np.where(present & (st["care"] == 2), 1, 0))
     u2 = rng.random((n, 2))
-    to_home = present & (st["care"] == 0) & ~to_housing & (u2[:, 0] < 0.15 * np.clip(f - 0.45, 0, 1))
+    to_home = present & (st["care"] == 0) & ~to_housing & (
+        u2[:, 0] < HOME_ENTRY_RATE * np.clip(f - HOME_ENTRY_FRAIL, 0, 1))
     st["care"] = np.where(to_housing, 2, np.where(to_home, 1, st["care"])).astype(np.int8)
 
     assessed = present & (st["care"] > 0) & ((u2[:, 1] < 1 / 6) | to_housing | to_home)
