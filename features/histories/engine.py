@@ -1,21 +1,34 @@
 """The small engine interface the feature SQL runs behind, and its DuckDB default.
 
-An engine knows three things: how to expose a table under a name (a pandas
-DataFrame, or a Parquet file or folder), which columns a table has, and how to
-run one SQL query into a pandas DataFrame. The SQL the compiler emits is
-DuckDB dialect restricted to what sqlglot transpiles to Spark SQL, so a Spark
-engine is the same three methods over a SparkSession (see docs/features.md).
+An engine knows four things: how to expose a table under a name (a pandas
+DataFrame, or a Parquet file or folder), which columns a table has, how to run
+one SQL query into a pandas DataFrame, and how to write a query's result to
+Parquet without bringing it into pandas (a file, or a folder partitioned by
+some columns, published atomically). The SQL the compiler emits is DuckDB
+dialect restricted to what sqlglot transpiles to Spark SQL, so the Spark engine
+(:mod:`features.histories.engine_spark`) is the same four methods over a
+SparkSession (see docs/features.md and docs/spark.md).
+
+A written folder follows one layout whichever engine wrote it: Hive-style
+``<column>=<value>/`` subfolders holding ``*.parquet`` files, and an empty
+``_SUCCESS`` marker written last (:data:`SUCCESS`); readers take a folder only
+when the marker is there (:func:`read_parquet_output`).
 """
 from __future__ import annotations
 
 import os
 import tempfile
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 import pandas as pd
 
+from features.contract.io import atomic_dir, atomic_path
 from features.contract.stream import no_progress_bar
+
+#: The marker file a complete Parquet output folder holds (Spark's name for it; DuckDB's writes add it too).
+SUCCESS = "_SUCCESS"
 
 
 def default_memory_limit(share: float = 0.25, cap_gb: float = 6.0) -> str:
@@ -45,6 +58,13 @@ class Engine(Protocol):
 
     def query(self, sql: str) -> pd.DataFrame:
         """Run one query (in this engine's input dialect) and return the result."""
+
+    def write(self, sql: str, path: str | Path, partition_by: Sequence[str] | None = None) -> None:
+        """Run one query and write its result to Parquet at ``path``, atomically.
+
+        A ``.parquet`` file name without ``partition_by`` gives one file; otherwise
+        ``path`` becomes a folder of Hive-style partitions with a :data:`SUCCESS` marker.
+        """
 
 
 class DuckDBEngine:
@@ -121,7 +141,123 @@ class DuckDBEngine:
     def query(self, sql: str) -> pd.DataFrame:
         return self._con.execute(sql).df()
 
+    def write(self, sql: str, path: str | Path, partition_by: Sequence[str] | None = None) -> int:
+        """Write the result of ``sql`` to Parquet with DuckDB's ``COPY … TO`` (nothing comes into pandas).
+
+        Parameters
+        ----------
+        sql
+            One query in DuckDB's dialect.
+        path
+            A ``.parquet`` file (without ``partition_by``), or a folder: built aside and moved
+            into place when complete (:func:`features.contract.io.atomic_path` / ``atomic_dir``).
+        partition_by
+            Columns to partition the folder by (``<column>=<value>/`` subfolders; the
+            values leave the files, as Spark writes them).
+
+        Returns
+        -------
+        int
+            Rows written.
+        """
+        path = Path(path)
+        options = "FORMAT parquet, COMPRESSION zstd"
+        if not partition_by and path.suffix == ".parquet" and not path.is_dir():
+            with atomic_path(path) as tmp:
+                return self._copy(sql, tmp, options)
+        with atomic_dir(path, option="output folder") as tmp:
+            if partition_by:
+                cols = ", ".join('"' + c.replace('"', '""') + '"' for c in partition_by)
+                rows = self._copy(sql, tmp, f"{options}, PARTITION_BY ({cols}), OVERWRITE_OR_IGNORE true")
+            else:
+                rows = self._copy(sql, tmp / "part-0.parquet", options)
+            (tmp / SUCCESS).touch()
+            return rows
+
+    def _copy(self, sql: str, target: Path, options: str) -> int:
+        quoted = str(target).replace("'", "''")
+        return int(self._con.execute(f"COPY ({sql}) TO '{quoted}' ({options})").fetchone()[0])
+
     def close(self) -> None:
         """Close the connection and remove its spill folder."""
         self._con.close()
         self._spill.cleanup()
+
+
+def partition_columns(folder: str | Path) -> list[str]:
+    """The Hive partition columns of an output folder, outermost first (``[]`` for a flat folder)."""
+    names: list[str] = []
+    level = Path(folder)
+    while True:
+        subs = sorted(p for p in level.iterdir() if p.is_dir() and "=" in p.name and p.name[0] not in "._")
+        if not subs:
+            return names
+        names.append(subs[0].name.split("=", 1)[0])
+        level = subs[0]
+
+
+def read_parquet_output(path: str | Path, columns: Sequence[str] | None = None):
+    """Read a Parquet output of :meth:`Engine.write`: one file, or a complete partitioned folder.
+
+    Partition values come back as text (``"091"`` stays ``"091"``; no type is
+    guessed from folder names) and as ordinary columns, after the file's own.
+
+    Parameters
+    ----------
+    path
+        A ``.parquet`` file or a folder holding :data:`SUCCESS`.
+    columns
+        Columns to read (default: all).
+
+    Returns
+    -------
+    pyarrow.Table
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        If a folder lacks the :data:`SUCCESS` marker (an unfinished or failed write)
+        or holds no Parquet file.
+    """
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found")
+    if path.is_file():
+        return pq.read_table(path, columns=list(columns) if columns is not None else None)
+    if not (path / SUCCESS).is_file():
+        raise ValueError(f"{path} is a folder without the {SUCCESS} marker: an unfinished or failed write, "
+                         "not a complete output")
+    keys = partition_columns(path)
+    partitioning = ds.partitioning(pa.schema([(k, pa.string()) for k in keys]), flavor="hive") if keys else None
+    dataset = ds.dataset(path, format="parquet", partitioning=partitioning)
+    if not dataset.files:
+        raise ValueError(f"{path} holds no Parquet file")
+    return dataset.to_table(columns=list(columns) if columns is not None else None)
+
+
+def output_digest(path: str | Path) -> str:
+    """SHA-256 of a Parquet output: of the file's bytes, or of a folder's data files whatever their names.
+
+    For a folder, each ``*.parquet`` file contributes its partition folder and the
+    digest of its bytes, sorted: Spark's part-file names carry a random id per run,
+    so the same rows written twice give the same digest.
+    """
+    import hashlib
+
+    path = Path(path)
+    if path.is_file():
+        sha = hashlib.sha256()
+        with path.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                sha.update(block)
+        return sha.hexdigest()
+    entries = sorted(f"{f.parent.relative_to(path).as_posix()}\0{output_digest(f)}"
+                     for f in path.rglob("*.parquet") if not any(p.startswith((".", "_"))
+                                                                 for p in f.relative_to(path).parts))
+    return hashlib.sha256("\n".join(entries).encode()).hexdigest()

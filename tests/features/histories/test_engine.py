@@ -38,3 +38,60 @@ def test_explicit_limit_wins_over_the_environment(monkeypatch):
     assert engine.columns("t") == ["a"]
     assert _setting(engine, "memory_limit").startswith("953")
     engine.close()
+
+
+# ------------------------------------------------------------------------------------ writing results
+import pytest  # noqa: E402
+
+from features.histories.engine import SUCCESS, output_digest, partition_columns, read_parquet_output  # noqa: E402
+
+_ROWS = "SELECT * FROM (VALUES ('c1', '091', 1.5), ('c2', '091', NULL), ('c3', '753', 3.0)) AS t(client_id, municipality, x)"
+
+
+def test_write_a_file_and_a_partitioned_folder_and_read_them_back(tmp_path):
+    engine = DuckDBEngine(threads=1)
+    assert engine.write(_ROWS, tmp_path / "one.parquet") == 3
+    assert pd.read_parquet(tmp_path / "one.parquet")["client_id"].tolist() == ["c1", "c2", "c3"]
+    assert engine.write(_ROWS, tmp_path / "parts", partition_by=["municipality"]) == 3
+    folder = tmp_path / "parts"
+    assert (folder / SUCCESS).is_file() and partition_columns(folder) == ["municipality"]
+    assert sorted(p.name for p in folder.iterdir() if p.is_dir()) == ["municipality=091", "municipality=753"]
+    back = read_parquet_output(folder).to_pandas().sort_values("client_id", ignore_index=True)
+    assert back["municipality"].tolist() == ["091", "091", "753"]  # text, not the number 91
+    assert back["x"].isna().tolist() == [False, True, False]
+    engine.close()
+
+
+def test_a_failed_write_leaves_the_earlier_output_and_no_temporary(tmp_path):
+    engine = DuckDBEngine(threads=1)
+    engine.write(_ROWS, tmp_path / "parts", partition_by=["municipality"])
+    before = output_digest(tmp_path / "parts")
+    with pytest.raises(Exception, match="(?i)divide|conversion|error"):
+        engine.write("SELECT CAST('x' AS INTEGER) AS client_id", tmp_path / "parts", partition_by=["client_id"])
+    assert output_digest(tmp_path / "parts") == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".sote-manifest.json", "parts"]  # no temporary
+    engine.close()
+
+
+def test_output_digest_ignores_file_names_but_not_contents(tmp_path):
+    engine = DuckDBEngine(threads=1)
+    engine.write(_ROWS, tmp_path / "a", partition_by=["municipality"])
+    engine.write(_ROWS, tmp_path / "b", partition_by=["municipality"])
+    assert output_digest(tmp_path / "a") == output_digest(tmp_path / "b")
+    data = next((tmp_path / "b" / "municipality=753").glob("*.parquet"))
+    data.rename(data.with_name("part-renamed.parquet"))
+    assert output_digest(tmp_path / "a") == output_digest(tmp_path / "b")
+    engine.write(_ROWS.replace("3.0", "4.0"), tmp_path / "b", partition_by=["municipality"])
+    assert output_digest(tmp_path / "a") != output_digest(tmp_path / "b")
+    engine.close()
+
+
+def test_a_folder_without_its_marker_is_not_read(tmp_path):
+    engine = DuckDBEngine(threads=1)
+    engine.write(_ROWS, tmp_path / "parts", partition_by=["municipality"])
+    (tmp_path / "parts" / SUCCESS).unlink()
+    with pytest.raises(ValueError, match="without the _SUCCESS marker"):
+        read_parquet_output(tmp_path / "parts")
+    with pytest.raises(FileNotFoundError):
+        read_parquet_output(tmp_path / "nothing")
+    engine.close()
