@@ -25,6 +25,25 @@ def _check_out(out: Path, data: Path) -> None:
     guard_file(out, "--out", inputs=[data])
 
 
+def spark_engine(master: Optional[str]):
+    """A Spark engine on ``master`` (None: local), or a clear failure when pyspark or Java is missing."""
+    from features.histories.engine_spark import SparkEngine, SparkUnavailable
+
+    try:
+        with console.status(f"starting Spark ({master or 'local'})"):
+            return SparkEngine(master=master)
+    except SparkUnavailable as err:
+        fail(str(err), ExitCode.USER_ERROR)
+
+
+def check_engine(engine: str, spark_master: Optional[str]) -> None:
+    """``--engine`` is duckdb or spark; ``--spark-master`` goes with spark only."""
+    if engine not in ("duckdb", "spark"):
+        fail(f"--engine must be duckdb or spark, got {engine!r}", ExitCode.USER_ERROR)
+    if spark_master and engine != "spark":
+        fail("--spark-master goes with --engine spark", ExitCode.USER_ERROR)
+
+
 def _write(frame: pd.DataFrame, out: Path) -> None:
     from features.contract.io import write_table
 
@@ -35,10 +54,16 @@ def _write(frame: pd.DataFrame, out: Path) -> None:
 def features(
     data: Path = typer.Option(..., help="Folder with the canonical tables (Parquet or CSV)."),
     as_of: str = typer.Option(..., "--as-of", help="Index date T (YYYY-MM-DD); only records before T are used."),
-    out: Path = typer.Option(..., help="Output file (.parquet or .csv), written atomically."),
+    out: Path = typer.Option(..., help="Output file (.parquet or .csv), written atomically (with --engine spark: "
+                                       "a folder)."),
     spec: Optional[Path] = typer.Option(None, help="Feature spec YAML (default: features/config/features.yaml)."),
     validate: bool = typer.Option(True, help="Validate and cost-fill the tables first (--no-validate scans "
                                              "already-valid Parquet in place, faster)."),
+    engine: str = typer.Option("duckdb", help="duckdb (in-process; --out is a file) or spark (--out is a Parquet "
+                                              "folder partitioned by municipality, written by Spark)."),
+    spark_master: Optional[str] = typer.Option(None, "--spark-master",
+                                               help="Spark master URL (spark://host:7077, yarn, ...); "
+                                                    "default: a local Spark. Needs --engine spark."),
 ) -> None:
     """Build the client-history feature table as of a date: one row per client alive and resident at T."""
     from features.histories.build import ClientHistories
@@ -48,10 +73,21 @@ def features(
     from sote.options import check_period
 
     t = _as_of(as_of)
-    _check_out(out, data)
+    check_engine(engine, spark_master)
+    if engine == "spark":
+        from sote.options import guard_dir
+
+        if out.suffix == ".csv":
+            fail(f"--out {out}: Spark writes a Parquet folder; give a folder name", ExitCode.USER_ERROR)
+        guard_dir(out, "--out", inputs=[data])
+    else:
+        _check_out(out, data)
     check_writable(out)
     check_period(data, [(t, "--as-of", 0, "")])
     try:
+        if engine == "spark":
+            _spark_features(data, spec, validate, t, out, spark_master)
+            return
         with console.status(f"reading {data}"):  # validated once into Parquet that DuckDB scans
             histories = ClientHistories(data, spec, validate=validate)
         with histories, console.status(f"building features as of {t:%Y-%m-%d}"):
@@ -67,6 +103,33 @@ def features(
              f"rows); nothing written. Run `sote validate {data}` (or drop --no-validate)", ExitCode.DATA_INVALID)
     _write(table, out)
     console.print(f"{len(table):,} clients x {table.shape[1] - 1} features as of {t:%Y-%m-%d} written to {out}")
+
+
+def _spark_features(data: Path, spec, validate: bool, t: pd.Timestamp, out: Path, master: Optional[str]) -> None:
+    """``sote features --engine spark``: validate first (the same contract errors), then Spark writes the folder."""
+    from contextlib import nullcontext
+
+    from features.contract.stream import open_dataset
+    from features.histories.build import ClientHistories
+    from features.histories.output import write_features
+
+    with console.status(f"reading {data}"):
+        dataset = open_dataset(data) if validate else None  # raises ContractError before Spark starts
+    with dataset if dataset is not None else nullcontext():
+        engine = spark_engine(master)
+        try:
+            with ClientHistories(dataset if dataset is not None else data, spec, validate=False, engine=engine) as h:
+                with console.status(f"Spark: building features as of {t:%Y-%m-%d} into {out}"):
+                    dup = int(engine.query("SELECT count(*) - count(DISTINCT client_id) AS n FROM clients")["n"].iloc[0])
+                    if dup:
+                        fail(f"{data}: {dup:,} client_id value(s) occur more than once in the clients table; nothing "
+                             f"written. Run `sote validate {data}` (or drop --no-validate)", ExitCode.DATA_INVALID)
+                    write_features(h, t, out)
+                rows = engine.spark.read.parquet(str(out)).count()  # from the files' footers
+        finally:
+            engine.close()
+    console.print(f"{rows:,} clients x {len(h.spec.columns())} features as of {t:%Y-%m-%d} written by Spark to {out} "
+                  "(Parquet folder partitioned by municipality)")
 
 
 @app.command()

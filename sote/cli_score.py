@@ -22,6 +22,12 @@ def score(
                                                   "(1 = everyone; 0.2 is 5x faster and covers every list a "
                                                   "case manager reads)."),
     tracking_uri: Optional[str] = typer.Option(None, help="MLflow tracking URI (default: ./mlruns)."),
+    engine: str = typer.Option("duckdb", help="duckdb (in-process; --out is a file) or spark (features, scores, "
+                                              "ranks and reasons computed by Spark; --out is a Parquet folder "
+                                              "partitioned by unit)."),
+    spark_master: Optional[str] = typer.Option(None, "--spark-master",
+                                               help="Spark master URL (spark://host:7077, yarn, ...); "
+                                                    "default: a local Spark. Needs --engine spark."),
 ) -> None:
     """Score a model's cohort at a date into an explained risk list.
 
@@ -33,19 +39,30 @@ def score(
     from models.scoring import ScoringError
     from models.scoring import score as run_score
 
-    from sote.options import check_period, cli_date, guard_file
+    from sote.cli_features import check_engine
+    from sote.options import check_period, cli_date, guard_dir, guard_file
 
     t = cli_date(as_of, "--as-of")
-    guard_file(out, "--out", inputs=[data])
+    check_engine(engine, spark_master)
+    if engine == "spark":
+        if out.suffix == ".csv":
+            fail(f"--out {out}: Spark writes a Parquet folder; give a folder name", ExitCode.USER_ERROR)
+        guard_dir(out, "--out", inputs=[data])
+    else:
+        guard_file(out, "--out", inputs=[data])
     guard_file(out.with_name(out.name + ".json"), "--out (its sidecar)", inputs=[data])
     check_period(data, [(t, "--as-of", 0, "")])
     quiet_libraries()
     try:
         with progress_bar() as bar:
             task = bar.add_task("scoring", total=None)
-            sidecar = run_score(model, data, t, out, chunk_size=chunk_size, reasons=reasons, explain_share=explain_share,
-                                tracking_uri=tracking_uri,
-                                progress=lambda done, total: bar.update(task, completed=done, total=total))
+            report = lambda done, total: bar.update(task, completed=done, total=total)  # noqa: E731
+            if engine == "spark":
+                sidecar = _score_on_spark(model, data, t, out, reasons, explain_share, tracking_uri, spark_master,
+                                          report)
+            else:
+                sidecar = run_score(model, data, t, out, chunk_size=chunk_size, reasons=reasons,
+                                    explain_share=explain_share, tracking_uri=tracking_uri, progress=report)
     except ContractError as err:
         console.print(err.report.to_text(), markup=False)
         fail(f"{data} breaks the data contract; run `sote validate {data}`", ExitCode.DATA_INVALID)
@@ -66,6 +83,22 @@ def score(
     if over.get("over_rows"):
         console.print(f"{over['over_rows']:,} probabilities in the top calibration bin are shown as over "
                       f"{100 * over['over']:g} %, not as the capped value", markup=False, highlight=False)
+
+
+def _score_on_spark(model, data, t, out, reasons, explain_share, tracking_uri, master, progress) -> dict:
+    """``sote score --engine spark``: the data validated first (the same contract errors), then Spark scores."""
+    from features.contract.stream import open_dataset
+    from models.scoring_spark import score_spark
+
+    from sote.cli_features import spark_engine
+
+    with open_dataset(data) as dataset:  # raises ContractError before Spark starts
+        engine = spark_engine(master)
+        try:
+            return score_spark(model, dataset, t, out, engine=engine, reasons=reasons, explain_share=explain_share,
+                               tracking_uri=tracking_uri, progress=progress)
+        finally:
+            engine.close()
 
 
 @app.command()

@@ -1,0 +1,51 @@
+"""``--engine`` on sote features and sote score: options checked first, and the data contract before any engine."""
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from sote.app import ExitCode
+from sote.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def broken(county, tmp_path_factory):
+    """The history tests' county as Parquet: it breaks the contract (records after deaths, unknown clients)."""
+    folder = tmp_path_factory.mktemp("broken") / "county"
+    folder.mkdir()
+    for name, frame in county.items():
+        frame.to_parquet(folder / f"{name}.parquet")
+    return folder
+
+
+@pytest.mark.parametrize("command", ["features", "score"])
+def test_engine_must_be_duckdb_or_spark_and_the_master_goes_with_spark(broken, tmp_path, command):
+    base = [command, "--data", str(broken), "--as-of", "2024-01-01", "--out", str(tmp_path / "x.parquet")]
+    result = runner.invoke(app, base + ["--engine", "bigquery"])
+    assert result.exit_code == ExitCode.USER_ERROR and "--engine must be duckdb or spark" in result.output
+    result = runner.invoke(app, base + ["--spark-master", "spark://h:7077"])
+    assert result.exit_code == ExitCode.USER_ERROR and "--spark-master goes with --engine spark" in result.output
+    assert not (tmp_path / "x.parquet").exists()
+
+
+def test_spark_features_on_broken_data_fail_with_duckdbs_contract_report_before_spark_starts(
+        broken, tmp_path, monkeypatch):
+    import features.histories.engine_spark as engine_spark
+
+    def no_spark(*args, **kwargs):
+        raise AssertionError("Spark was started before the data were validated")
+
+    monkeypatch.setattr(engine_spark, "SparkEngine", no_spark)
+    outputs = {}
+    for engine in ("duckdb", "spark"):
+        out = tmp_path / f"features_{engine}"
+        result = runner.invoke(app, ["features", "--data", str(broken), "--as-of", "2024-01-01",
+                                     "--out", str(out) + (".parquet" if engine == "duckdb" else ""),
+                                     "--engine", engine])
+        assert result.exit_code == ExitCode.DATA_INVALID, result.output
+        outputs[engine] = result.output
+        assert not out.exists()
+    assert outputs["spark"] == outputs["duckdb"]
+    assert "breaks the data contract" in outputs["spark"] and "death_date" in outputs["spark"]
