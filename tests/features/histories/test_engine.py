@@ -95,3 +95,20 @@ def test_a_folder_without_its_marker_is_not_read(tmp_path):
     with pytest.raises(FileNotFoundError):
         read_parquet_output(tmp_path / "nothing")
     engine.close()
+
+
+def test_features_written_by_duckdb_read_back_equal_the_pandas_result(county, tmp_path):
+    """write_features (folder by municipality, or one file) and read_features give ClientHistories.features back."""
+    from features.histories.build import ClientHistories
+    from features.histories.output import read_features, write_features
+
+    with ClientHistories(county, validate=False) as h:
+        expected = h.features("2024-01-01")
+        write_features(h, "2024-01-01", tmp_path / "folder")
+        write_features(h, "2024-01-01", tmp_path / "one.parquet", partition_by=None)
+        spec = h.spec
+    assert len(expected) > 50 and expected["municipality"].nunique() > 1
+    for path in (tmp_path / "folder", tmp_path / "one.parquet"):
+        got = read_features(path, spec)
+        pd.testing.assert_frame_equal(got, expected, check_exact=False, rtol=1e-12)
+        assert list(got.dtypes) == list(expected.dtypes)
