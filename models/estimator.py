@@ -85,7 +85,9 @@ class ServiceNeedClassifier(ClassifierMixin, BaseEstimator):
     random_state
         Seed of the split and of LightGBM.
     n_jobs
-        LightGBM threads.
+        LightGBM threads; ``None``: OpenMP's default (one per core, or ``$OMP_NUM_THREADS``). More
+        threads than free cores make LightGBM's threads spin against each other (6× the CPU time when
+        two processes share two cores); the trees are the same whatever the count.
 
     Attributes
     ----------
@@ -115,7 +117,7 @@ class ServiceNeedClassifier(ClassifierMixin, BaseEstimator):
     def __init__(self, n_estimators: int = 2000, learning_rate: float = 0.05, num_leaves: int = 31,
                  min_child_samples: int = 50, feature_fraction: float = 0.8, bagging_fraction: float = 0.8,
                  lambda_l2: float = 1.0, early_stopping_rounds: int = 100, calibration: str = "isotonic",
-                 holdout: float = 0.3, random_state: int = 0, n_jobs: int = 2):
+                 holdout: float = 0.3, random_state: int = 0, n_jobs: int | None = None):
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
         self.num_leaves = num_leaves
@@ -183,7 +185,7 @@ class ServiceNeedClassifier(ClassifierMixin, BaseEstimator):
         return dict(objective="binary", learning_rate=self.learning_rate, num_leaves=self.num_leaves,
                     min_child_samples=self.min_child_samples, feature_fraction=self.feature_fraction,
                     bagging_fraction=self.bagging_fraction, bagging_freq=1, lambda_l2=self.lambda_l2,
-                    seed=self.random_state, deterministic=True, force_row_wise=True, num_threads=self.n_jobs,
+                    seed=self.random_state, deterministic=True, force_row_wise=True, num_threads=self.n_jobs or 0,
                     verbose=-1)
 
     def fit(self, X, y, groups=None) -> "ServiceNeedClassifier":

@@ -48,6 +48,15 @@ def test_fit_learns_the_documented_attributes_and_predicts_two_columns(table):
     np.testing.assert_array_equal(again.predict_proba(X), proba)  # deterministic
 
 
+def test_the_thread_count_does_not_change_the_model(table):
+    # n_jobs defaults to OpenMP's count, which differs between machines: the trees must not depend on it
+    X, y, ids = table
+    probas = [ServiceNeedClassifier(n_estimators=150, early_stopping_rounds=20, n_jobs=n).fit(X, y, groups=ids)
+              .predict_proba(X) for n in (1, 2, 3)]
+    np.testing.assert_array_equal(probas[0], probas[1])
+    np.testing.assert_array_equal(probas[0], probas[2])
+
+
 def test_refusals_name_the_problem(table):
     X, y, ids = table
     with pytest.raises(TooFewOutcomesError, match="slice has"):
