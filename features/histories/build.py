@@ -182,26 +182,33 @@ class ClientHistories:
             "days since" values NaN where there is nothing to summarise.
         """
         if self._cache is None:
-            return _typed(self._query(as_of), self.spec)
+            return self._query(as_of)
         key = pd.Timestamp(as_of).normalize()
         if key not in self._cache:
-            self._cache[key] = _typed(self._query(key), self.spec)
+            self._cache[key] = self._query(key)
         return self._cache[key].copy()
 
     def _query(self, as_of) -> pd.DataFrame:
+        """The typed feature table: one query, or one per share of the clients stacked and sorted by ``client_id``.
+
+        Each share's result is typed as it arrives and the engine's frame let go, and the
+        shares are let go once stacked: at most two copies of the table are held at once.
+        """
         restrict = getattr(self.engine, "restrict", None)
         clients = int(self.engine.query("SELECT count(*) AS n FROM clients")["n"].iloc[0]) if restrict else 0
         parts = -(-clients // max(1, self.clients_per_query))
         if parts <= 1:
-            return self.engine.query(self.sql(as_of))
+            return _typed(self.engine.query(self.sql(as_of)), self.spec)
         frames = []
         try:
             for part in range(parts):
                 restrict(parts, part)
-                frames.append(self.engine.query(self.sql(as_of)))
+                frames.append(_typed(self.engine.query(self.sql(as_of)), self.spec))
         finally:
             restrict(None)
-        return pd.concat(frames, ignore_index=True).sort_values("client_id", kind="stable", ignore_index=True)
+        stacked = pd.concat(frames, ignore_index=True)
+        frames.clear()
+        return stacked.sort_values("client_id", kind="stable", ignore_index=True)
 
     def features_many(self, as_of_dates: Iterable) -> pd.DataFrame:
         """Feature tables for several index dates stacked, with an ``as_of`` column."""
