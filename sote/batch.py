@@ -94,6 +94,13 @@ class JobConfig:
         As ``sote score``'s options of the same names.
     unit_costs
         Unit-cost YAML overriding the defaults (for events without a cost).
+    engine
+        ``duckdb`` (in-process) or ``spark``: the features and the risk list are then
+        computed and written by Spark (:mod:`models.scoring_spark`) as Parquet folders
+        (``features.parquet/`` by municipality, ``risklist.parquet/`` by unit), and the
+        monitor reads the feature folder back (docs/spark.md).
+    spark_master
+        Spark master URL for ``engine: spark`` (None: a local Spark).
     """
 
     data: str
@@ -112,6 +119,8 @@ class JobConfig:
     reasons: int = field(default=5, metadata={"ge": 0})
     chunk_size: int = field(default=50_000, metadata={"ge": 1})
     unit_costs: str | None = None
+    engine: Literal["duckdb", "spark"] = "duckdb"
+    spark_master: str | None = None
 
     def __post_init__(self):
         from features.contract.dates import DateError, parse_cli_date
@@ -120,6 +129,8 @@ class JobConfig:
             parse_cli_date(self.as_of, "as_of")
         except DateError as err:
             raise ValueError(str(err)) from None
+        if self.spark_master is not None and self.engine != "spark":
+            raise ValueError("spark_master goes with engine: spark")
         if self.quarantine is not None and not self.lenient:
             raise ValueError("quarantine needs lenient: true (a strict run keeps nothing and rejects nothing)")
         for name in ("data", "out"):
@@ -191,8 +202,8 @@ def previous_folder(job: JobConfig) -> Path | None:
             day = pd.Timestamp(pd.to_datetime(entry.name, format="%Y-%m-%d"))
         except (ValueError, TypeError):
             continue
-        if entry.is_dir() and day < job.date and (entry / "features.parquet").is_file() \
-                and (entry / "risklist.parquet").is_file():
+        if entry.is_dir() and day < job.date and (entry / "features.parquet").exists() \
+                and (entry / "risklist.parquet").exists():
             found.append((day, entry))
     return max(found)[1] if found else None
 
@@ -323,11 +334,43 @@ def _monitor(job: JobConfig, staging: Path, features: pd.DataFrame, log: bool) -
 
 
 def _digests(folder: Path) -> dict[str, str]:
-    """SHA-256 digest (16 hex digits) of every output file in ``folder`` (sote's manifest left out)."""
-    from features.contract.outputs import MANIFEST, is_temp
+    """SHA-256 digest (16 hex digits) of every output in ``folder`` (sote's manifest left out).
 
-    return {str(p.relative_to(folder)): file_digest(p) for p in sorted(folder.rglob("*"))
-            if p.is_file() and p.name != MANIFEST and not is_temp(p.name)}
+    A Parquet folder written by an engine (``_SUCCESS`` inside) counts as one output, digested
+    by :func:`features.histories.engine.output_digest` (Spark's part-file names change every run).
+    """
+    from features.contract.outputs import MANIFEST, is_temp
+    from features.histories.engine import SUCCESS, output_digest
+
+    parquet_dirs = [p for p in folder.iterdir() if p.is_dir() and (p / SUCCESS).is_file()]
+    out = {p.name: output_digest(p)[:DIGEST_LENGTH] for p in parquet_dirs}
+    out.update({str(p.relative_to(folder)): file_digest(p) for p in sorted(folder.rglob("*"))
+                if p.is_file() and p.name != MANIFEST and not is_temp(p.name)
+                and not any(d in p.parents for d in parquet_dirs)})
+    return dict(sorted(out.items()))
+
+
+_SPARK: dict = {}
+
+
+def _spark(job: JobConfig):
+    """The job's Spark engine (one per process and master URL)."""
+    from features.histories.engine_spark import SparkEngine
+
+    if job.spark_master not in _SPARK:
+        _SPARK[job.spark_master] = SparkEngine(master=job.spark_master)
+    return _SPARK[job.spark_master]
+
+
+def _spark_features(job: JobConfig, tables, ref, staging: Path) -> pd.DataFrame:
+    """``engine: spark``: Spark writes ``features.parquet/`` (by municipality); the monitor gets it back in pandas."""
+    from features.histories.build import ClientHistories
+    from features.histories.output import read_features, write_features
+
+    spec = ref.model.spec()
+    with ClientHistories(tables, spec, engine=_spark(job)) as histories:
+        write_features(histories, job.date, staging / "features.parquet")
+    return read_features(staging / "features.parquet", spec)
 
 
 def _append_log(job: JobConfig, line: dict) -> None:
@@ -406,18 +449,28 @@ def run_batch(job: JobConfig, say=lambda message: None) -> BatchResult:
             say(f"2/5 features as of {job.as_of}")
             ref = load_model(job.model, job.tracking_uri)
             summary["model"] = {"uri": job.model, "name": ref.name, "version": ref.version, "run_id": ref.run_id}
-            histories = ClientHistories(tables, ref.model.spec(), cache=True)
-            features = histories.features(job.date)
-            write_table(features, staging / "features.parquet")
+            if job.engine == "spark":
+                features, histories = _spark_features(job, tables, ref, staging), None
+            else:
+                histories = ClientHistories(tables, ref.model.spec(), cache=True)
+                features = histories.features(job.date)
+                write_table(features, staging / "features.parquet")
             steps.append({"step": "features", "status": "ok", "rows_in": step["rows_out"],
                           "rows_out": len(features), "columns": features.shape[1] - 1})
             clock.stop()
 
             clock.start("score")
             say(f"3/5 score with {job.model}")
-            sidecar = score(job.model, tables, job.date, staging / "risklist.parquet", chunk_size=job.chunk_size,
-                            reasons=job.reasons, explain_share=job.explain_share, tracking_uri=job.tracking_uri,
-                            histories=histories)
+            if job.engine == "spark":
+                from models.scoring_spark import score_spark
+
+                sidecar = score_spark(job.model, tables, job.date, staging / "risklist.parquet",
+                                      engine=_spark(job), reasons=job.reasons, explain_share=job.explain_share,
+                                      tracking_uri=job.tracking_uri)
+            else:
+                sidecar = score(job.model, tables, job.date, staging / "risklist.parquet", chunk_size=job.chunk_size,
+                                reasons=job.reasons, explain_share=job.explain_share, tracking_uri=job.tracking_uri,
+                                histories=histories)
             timed["score_seconds"] = sidecar.pop("seconds", None)  # a time: kept out of the outputs
             with atomic_path(staging / "risklist.parquet.json") as tmp:
                 tmp.write_text(json.dumps(sidecar, indent=2, ensure_ascii=False), encoding="utf-8")

@@ -49,3 +49,14 @@ def test_spark_features_on_broken_data_fail_with_duckdbs_contract_report_before_
         assert not out.exists()
     assert outputs["spark"] == outputs["duckdb"]
     assert "breaks the data contract" in outputs["spark"] and "death_date" in outputs["spark"]
+
+
+def test_batch_job_engine_key_is_checked(tmp_path):
+    import yaml
+
+    config = tmp_path / "job.yaml"
+    for settings, named in (({"engine": "bigquery"}, "engine: 'bigquery' is not one of"),
+                            ({"spark_master": "spark://h:7077"}, "spark_master goes with engine: spark")):
+        config.write_text(yaml.safe_dump({"data": "d", "as_of": "2024-01-01", "out": "o", **settings}))
+        result = runner.invoke(app, ["batch", "--config", str(config)])
+        assert result.exit_code == ExitCode.USER_ERROR and named in result.output, result.output
