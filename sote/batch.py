@@ -347,7 +347,7 @@ def _digests(folder: Path) -> dict[str, str]:
     out.update({str(p.relative_to(folder)): file_digest(p) for p in sorted(folder.rglob("*"))
                 if p.is_file() and p.name != MANIFEST and not is_temp(p.name)
                 and not any(d in p.parents for d in parquet_dirs)})
-    return dict(sorted(out.items()))
+    return dict(sorted(out.items(), key=lambda item: Path(item[0])))  # the order of sorted(rglob)
 
 
 _SPARK: dict = {}
