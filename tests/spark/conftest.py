@@ -84,13 +84,20 @@ def small_county(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def small_model(small_county, tmp_path_factory):
-    """``high_use`` trained (few trees) and registered in its own MLflow store; yields the tracking URI."""
+    """``high_use`` trained (few trees, the small spec ``scoring_spec.yaml``) and registered; yields the tracking URI.
+
+    The small spec keeps Spark's planning of the scoring's feature query short; the full spec's
+    parity is the features test's (and the slow 20,000-client test scores with it).
+    """
+    from pathlib import Path
+
     from features.contract.load import load_tables
     from models.train import TrainConfig, train
 
     path, _ = small_county
     uri = f"sqlite:///{tmp_path_factory.mktemp('spark_mlflow') / 'mlflow.db'}"
-    train(load_tables(path), TrainConfig(target="high_use", n_estimators=60, early_stopping_rounds=20,
+    spec = Path(__file__).with_name("scoring_spec.yaml")
+    train(load_tables(path), TrainConfig(target="high_use", spec=str(spec), n_estimators=60, early_stopping_rounds=20,
                                          shap_sample=300), register=True, tracking_uri=uri)
     return uri
 
