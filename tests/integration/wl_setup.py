@@ -7,6 +7,7 @@ cannot be imported by name.
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -14,6 +15,8 @@ import pandas as pd
 
 def _worklist_suite():
     path = Path(__file__).resolve().parents[1] / "worklist" / "conftest.py"
+    if str(path.parent) not in sys.path:  # the conftest imports its neighbour list_helpers by name
+        sys.path.insert(0, str(path.parent))
     spec = importlib.util.spec_from_file_location("worklist_suite_fixtures", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

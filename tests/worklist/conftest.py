@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from features.synth import SynthConfig, generate_county
+from list_helpers import LIST_TARGET, load_lists
 
-LIST_TARGET = "rising_high_use"
 LIST_DATES = ("2024-01-01", "2025-01-01")
 REASONS = {
     "fi": "3 päivystyskäyntiä viimeisen 6 kuukauden aikana (nostaa riskiä) | ikä 81 vuotta (nostaa riskiä) | "
@@ -95,22 +95,6 @@ def db_url(tmp_path):
     url = f"sqlite:///{tmp_path / 'worklist.db'}"
     migrate(url)
     return url
-
-
-def load_lists(url: str, lists, county) -> None:
-    """Import ``lists`` (oldest first) and the directory of ``county``'s clients into the database at ``url``."""
-    from worklist.db import make_engine, session_factory
-    from worklist.directory import build_directory, load_directory, read_clients
-    from worklist.lists import import_risklist
-
-    engine = make_engine(url)
-    try:
-        with session_factory(engine).begin() as db:
-            for path in lists:
-                import_risklist(db, path, imported_by="test")
-            load_directory(db, build_directory(read_clients(county), seed=14))
-    finally:
-        engine.dispose()
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ from datetime import date, datetime, timedelta, timezone
 
 import pandas as pd
 import pytest
-from conftest import LIST_TARGET, load_lists
+from list_helpers import LIST_TARGET, load_lists
 from sqlalchemy import func, select
 
 from models.risklists import RiskListError, band_codes, read_risklist
