@@ -50,8 +50,20 @@ def read_input(source, option: str = "input") -> pd.DataFrame:
     if isinstance(source, pd.DataFrame):
         return source
     path = Path(source)
+    if path.is_dir():  # a Parquet folder written by an engine (sote features/score --engine spark)
+        from features.histories.engine import read_parquet_output
+
+        try:
+            names = read_parquet_output(path).schema.names
+        except ValueError as err:
+            raise ValueError(f"{option} {path}: {err}") from err
+        if {"probability", "rank", "model_name"} <= set(names):
+            from models.risklists import read_risklist
+
+            return read_risklist(path)
+        return read_parquet_output(path).to_pandas().sort_values("client_id", ignore_index=True)
     if not path.is_file():
-        raise FileNotFoundError(f"{option} not found: {path}" if not path.exists() else f"{option} {path} is a folder")
+        raise FileNotFoundError(f"{option} not found: {path}")
     if path.suffix == ".parquet":
         import pyarrow.parquet as pq
 

@@ -499,7 +499,12 @@ def log_evaluation(result: ListEvaluation, shared: pd.DataFrame, risk: pd.DataFr
             "model_version": result.model_version, "list_run_id": result.list_run_id,
             "list_data_digest": str(risk["data_digest"].iloc[0]), "promised_from": result.promised_from}
     if path is not None:
-        tags["list_digest"] = file_digest(path)
+        if Path(path).is_dir():  # a Parquet folder (sote score --engine spark)
+            from features.histories.engine import output_digest
+
+            tags["list_digest"] = output_digest(path)[:16]
+        else:
+            tags["list_digest"] = file_digest(path)
     with mlflow.start_run(run_name=f"evaluate-list {result.target} {result.as_of.date()} ({result.basis})") as run:
         mlflow.set_tags(tags)
         mlflow.log_params({"list_rows": len(risk), "basis": result.basis})

@@ -127,14 +127,29 @@ def _read_parquet(path: Path) -> pd.DataFrame:
     return frame
 
 
+def _read_folder(path: Path) -> pd.DataFrame:
+    """A risk list written as a Parquet folder partitioned by unit (``sote score --engine spark``), best rank first."""
+    from features.histories.engine import read_parquet_output
+
+    try:
+        table = read_parquet_output(path)
+    except ValueError as err:
+        raise RiskListError(f"risk list {path}: {err}") from err
+    except OSError as err:
+        raise RiskListError(f"{path} is not a readable Parquet folder: {str(err).splitlines()[0]}") from err
+    frame = table.to_pandas()
+    return frame.sort_values("rank", kind="stable", ignore_index=True) if "rank" in frame else frame
+
+
 def read_risklist(path: str | Path) -> pd.DataFrame:
     """Read a risk list written by ``sote score`` (Parquet or CSV) and check it against :class:`RiskList`.
 
     Parameters
     ----------
     path
-        A ``.parquet`` or ``.csv`` file. In a CSV an empty reasons cell reads as
-        missing (not explained): CSV cannot tell an empty text from a missing one.
+        A ``.parquet`` or ``.csv`` file, or a Parquet folder partitioned by unit with
+        its ``_SUCCESS`` marker (``sote score --engine spark``). In a CSV an empty reasons
+        cell reads as missing (not explained): CSV cannot tell an empty text from a missing one.
 
     Returns
     -------
@@ -151,10 +166,11 @@ def read_risklist(path: str | Path) -> pd.DataFrame:
         file, the columns and the rules, never a client's identifier.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"risk list not found: {path}" if not path.exists()
-                                else f"risk list {path} is a folder, not a file")
-    if path.suffix == ".parquet":
+    if not path.exists():
+        raise FileNotFoundError(f"risk list not found: {path}")
+    if path.is_dir():
+        frame = _read_folder(path)
+    elif path.suffix == ".parquet":
         frame = _read_parquet(path)
     elif path.suffix == ".csv":
         frame = _read_csv(path)

@@ -34,9 +34,8 @@ def evaluate_list(
     from models.evaluate_list import output_paths
     from sote.options import guard_file
 
-    if not risklist.is_file():
-        fail(f"--risklist {risklist}: no such file" if not risklist.exists() else f"--risklist {risklist} is a folder, "
-             "not a risk list")
+    if not risklist.exists():  # a file, or a Parquet folder (sote score --engine spark)
+        fail(f"--risklist {risklist}: no such file")
     if not data.is_dir():
         fail(f"--data {data}: no such folder" if not data.exists() else f"--data {data} is not a folder")
     base = out if out is not None else default_out(risklist)

@@ -41,10 +41,11 @@ def monitor(
     if reference is None and model is None:
         fail("give --reference, or --model to compare with the model's training distribution")
     for option, path in (("--current", current), ("--reference", reference), ("--config", config)):
-        if path is not None and not path.is_file():
+        # a feature table or risk list may be a Parquet folder written by Spark (sote ... --engine spark)
+        if path is not None and not (path.is_file() or (option != "--config" and path.is_dir())):
             fail(f"{option} {path}: no such file" if not path.exists() else f"{option} {path} is a folder, not a file")
     for option, path in (("--current", current), ("--reference", reference)):
-        if path is not None and path.suffix not in (".parquet", ".csv"):
+        if path is not None and path.is_file() and path.suffix not in (".parquet", ".csv"):
             fail(f"{option} {path}: use a .parquet or .csv file (a feature table or a risk list)")
     thresholds = load_monitoring_config(config)  # a bad config is named before any work
     paths = output_paths(out)

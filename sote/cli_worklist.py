@@ -202,7 +202,8 @@ def import_list(
     from worklist.db import session_factory
 
     for path, option in ((risklist, "RISKLIST"), (segments, "--segments")):
-        if path is not None and not path.is_file():
+        # a risk list may be a Parquet folder (sote score --engine spark)
+        if path is not None and not (path.is_file() or (option == "RISKLIST" and path.is_dir())):
             fail(f"{option} {path}: file not found")
     if directory_from is not None and not directory_from.is_dir():
         fail(f"--directory-from {directory_from}: data directory not found")

@@ -211,7 +211,12 @@ def import_risklist(db: DbSession, path: str | Path, *, imported_by: str, now: d
     import, so import lists oldest first.
     """
     path = Path(path)
-    digest = _sha256(path)
+    if path.is_dir():  # a Parquet folder (sote score --engine spark): its data files, whatever their names
+        from features.histories.engine import output_digest
+
+        digest = output_digest(path)
+    else:
+        digest = _sha256(path)
     known = db.scalars(select(RiskListRecord).where(RiskListRecord.digest == digest)).first()
     if known is not None:
         return ImportResult(known.id, digest, known.rows, False, known.target, known.as_of)
