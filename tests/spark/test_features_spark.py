@@ -101,3 +101,19 @@ def test_bad_input_gives_the_same_contract_error_before_spark_runs(small_county,
         errors[name] = caught.value.report.to_text()
     assert errors["spark"] == errors["duckdb"]
     assert "events" in errors["spark"] and "service" in errors["spark"] and "teleportation" in errors["spark"]
+
+
+def test_a_failed_spark_write_leaves_the_earlier_output_and_no_temporary(spark, tmp_path):
+    """A task failing on an executor mid-write: the folder written before is intact, nothing half-written remains."""
+    from features.histories.engine import output_digest
+    from features.histories.engine_spark import write_frame
+
+    good = spark.range(200).selectExpr("id", "CAST(id % 3 AS STRING) AS part")
+    write_frame(good, tmp_path / "out", partition_by=["part"])
+    before = output_digest(tmp_path / "out")
+    bad = spark.range(200).selectExpr("CASE WHEN id = 150 THEN raise_error('boom') ELSE id END AS id",
+                                      "CAST(id % 3 AS STRING) AS part")
+    with pytest.raises(Exception, match="boom"):
+        write_frame(bad, tmp_path / "out", partition_by=["part"])
+    assert output_digest(tmp_path / "out") == before
+    assert not [p for p in tmp_path.iterdir() if is_temp(p.name)]
