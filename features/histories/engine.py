@@ -141,7 +141,8 @@ class DuckDBEngine:
     def query(self, sql: str) -> pd.DataFrame:
         return self._con.execute(sql).df()
 
-    def write(self, sql: str, path: str | Path, partition_by: Sequence[str] | None = None) -> int:
+    def write(self, sql: str, path: str | Path, partition_by: Sequence[str] | None = None, *,
+              shares: int = 1) -> int:
         """Write the result of ``sql`` to Parquet with DuckDB's ``COPY … TO`` (nothing comes into pandas).
 
         Parameters
@@ -154,6 +155,10 @@ class DuckDBEngine:
         partition_by
             Columns to partition the folder by (``<column>=<value>/`` subfolders; the
             values leave the files, as Spark writes them).
+        shares
+            Run the query once per share of the clients (:meth:`restrict`), each
+            share's rows into files of their own in the same folder, so that a
+            per-client query larger than the memory limit completes (a folder only).
 
         Returns
         -------
@@ -162,15 +167,24 @@ class DuckDBEngine:
         """
         path = Path(path)
         options = "FORMAT parquet, COMPRESSION zstd"
-        if not partition_by and path.suffix == ".parquet" and not path.is_dir():
+        if not partition_by and path.suffix == ".parquet" and not path.is_dir() and shares <= 1:
             with atomic_path(path) as tmp:
                 return self._copy(sql, tmp, options)
         with atomic_dir(path, option="output folder") as tmp:
-            if partition_by:
-                cols = ", ".join('"' + c.replace('"', '""') + '"' for c in partition_by)
-                rows = self._copy(sql, tmp, f"{options}, PARTITION_BY ({cols}), OVERWRITE_OR_IGNORE true")
-            else:
-                rows = self._copy(sql, tmp / "part-0.parquet", options)
+            rows = 0
+            try:
+                for share in range(max(1, shares)):
+                    if shares > 1:
+                        self.restrict(shares, share)
+                    if partition_by:
+                        cols = ", ".join('"' + c.replace('"', '""') + '"' for c in partition_by)
+                        rows += self._copy(sql, tmp, f"{options}, PARTITION_BY ({cols}), OVERWRITE_OR_IGNORE true, "
+                                                     f"FILENAME_PATTERN 'part-{share}-{{i}}'")
+                    else:
+                        rows += self._copy(sql, tmp / f"part-{share}.parquet", options)
+            finally:
+                if shares > 1:
+                    self.restrict(None)
             (tmp / SUCCESS).touch()
             return rows
 

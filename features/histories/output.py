@@ -46,12 +46,23 @@ def write_features(histories, as_of, path: str | Path,
         Index date T.
     path
         A folder (partitioned by ``partition_by``, with a ``_SUCCESS`` marker) or,
-        with ``partition_by=None`` and the DuckDB engine, a ``.parquet`` file.
+        with ``partition_by=None`` and the DuckDB engine, a ``.parquet`` file. With
+        DuckDB, a folder for more clients than ``histories.clients_per_query`` is
+        written share by share (:meth:`DuckDBEngine.write`'s ``shares``).
     partition_by
         Feature columns to partition by (default: municipality).
     """
     sql = typed_sql(histories.spec, histories.sql(as_of))
-    histories.engine.write(sql, path, partition_by=list(partition_by) if partition_by else None)
+    engine = histories.engine
+    partition_by = list(partition_by) if partition_by else None
+    if hasattr(engine, "restrict") and (partition_by or Path(path).suffix != ".parquet"):
+        # DuckDB: a population above clients_per_query is written share by share, as features() builds it
+        clients = int(engine.query("SELECT count(*) AS n FROM clients")["n"].iloc[0])
+        shares = -(-clients // max(1, histories.clients_per_query))
+        if shares > 1:
+            engine.write(sql, path, partition_by=partition_by, shares=shares)
+            return
+    engine.write(sql, path, partition_by=partition_by)
 
 
 def read_features(path: str | Path, spec: FeatureSpec | None = None) -> pd.DataFrame:

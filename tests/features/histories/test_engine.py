@@ -112,3 +112,17 @@ def test_features_written_by_duckdb_read_back_equal_the_pandas_result(county, tm
         got = read_features(path, spec)
         pd.testing.assert_frame_equal(got, expected, check_exact=False, rtol=1e-12)
         assert list(got.dtypes) == list(expected.dtypes)
+
+
+def test_features_written_in_shares_equal_one_query(county, tmp_path):
+    """Above clients_per_query DuckDB writes the folder share by share; the rows are those of one query."""
+    from features.histories.build import ClientHistories
+    from features.histories.output import read_features, write_features
+
+    with ClientHistories(county, validate=False, clients_per_query=40) as h:
+        expected = h.features("2024-01-01")
+        write_features(h, "2024-01-01", tmp_path / "shares")
+        spec = h.spec
+    files = list((tmp_path / "shares").rglob("part-*.parquet"))
+    assert len({f.name.split("-")[1] for f in files}) >= 3  # written by several shares
+    pd.testing.assert_frame_equal(read_features(tmp_path / "shares", spec), expected, check_exact=False, rtol=1e-12)
