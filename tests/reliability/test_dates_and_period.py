@@ -148,8 +148,13 @@ def test_a_bad_declaration_is_one_clear_message(tmp_path, text, match):
 def test_records_after_the_declared_period_are_errors_or_quarantined(county_copy, tmp_path):
     events = pd.read_parquet(county_copy / "events.parquet")
     events["start"] = pd.to_datetime(events["start"]).astype("datetime64[s]")
-    events.loc[events.index[:5], "start"] = pd.Timestamp("2099-03-01")
-    events.loc[events.index[5], "start"] = pd.Timestamp("2026-01-01")  # one day after the declared end
+    # contacts without an end, of six different living clients: no start-after-end, after-death or
+    # duplicate-row problem on top
+    clients = pd.read_parquet(county_copy / "clients.parquet")
+    living = clients.loc[clients["death_date"].isna(), "client_id"]
+    point = events[events["end"].isna() & events["client_id"].isin(living)].drop_duplicates("client_id").index
+    events.loc[point[:5], "start"] = pd.Timestamp("2099-03-01")
+    events.loc[point[5], "start"] = pd.Timestamp("2026-01-01")  # one day after the declared end
     events.to_parquet(county_copy / "events.parquet")
     with pytest.raises(ContractError) as err:
         load_tables(county_copy)
