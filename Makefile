@@ -3,6 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+SPARK  := $(VENV)/.installed-spark
 
 .PHONY: install demo serve test bench clean
 
@@ -11,6 +12,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
+
+# the tests also need pyspark (the spark extra; Java 17 from the system): installed by `make test` only,
+# so `make demo` stays lean
+$(SPARK): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,spark]'
+	touch $(SPARK)
 
 install: $(STAMP)
 
@@ -22,11 +29,13 @@ demo: $(STAMP)
 serve: $(STAMP)
 	$(BIN)/sote serve --data out/county $(SERVE_ARGS)
 
-# the default suite on 2 cores, then the integration tests (a real PostgreSQL server and headless Chromium;
-# each skipped with the reason when missing, or failing when CI=true); the last line counts what ran
-test: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow and not integration" -n 2 --dist loadgroup
+# the default suite on 2 cores, then the integration tests (a real PostgreSQL server and headless Chromium),
+# then the Spark tests (a standalone master and two workers on 127.0.0.1); each component is skipped with
+# the reason when missing, or fails the run when CI=true; each stage ends with a line counting what ran
+test: $(SPARK)
+	$(BIN)/python -m pytest -q -m "not slow and not integration and not spark" -n 2 --dist loadgroup
 	$(BIN)/python -m pytest -q -m integration tests/integration
+	$(BIN)/python -m pytest -q -m "spark and not slow" -n 0 tests/spark
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_synth.py
