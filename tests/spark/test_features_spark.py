@@ -32,7 +32,7 @@ def assert_same_features(expected: pd.DataFrame, got: pd.DataFrame) -> None:
 
 
 @pytest.fixture(scope="module")
-def both(small_county, spark_engine, tmp_path_factory):
+def both(spark_engine, small_county, tmp_path_factory):
     """The features as of AS_OF by DuckDB (in pandas and written) and written by Spark on the cluster."""
     _, dataset = small_county
     root = tmp_path_factory.mktemp("spark_features")
@@ -79,7 +79,7 @@ def test_spark_sql_is_the_transpiled_duckdb_sql(spark_engine, small_county):
     assert "DATEDIFF" in spark_sql.upper() and spark_sql != sql
 
 
-def test_bad_input_gives_the_same_contract_error_before_spark_runs(small_county, spark_engine, tmp_path):
+def test_bad_input_gives_the_same_contract_error_before_spark_runs(spark_engine, small_county, tmp_path):
     """Validation runs before the engine: a county with a broken contract fails alike with DuckDB and Spark."""
     from features.contract.validation import ContractError
 

@@ -21,7 +21,7 @@ SETTINGS = {"reasons": 3, "explain_share": 0.5}
 
 
 @pytest.fixture(scope="module")
-def lists(small_county, small_model, spark_engine, tmp_path_factory):
+def lists(spark_engine, small_county, small_model, tmp_path_factory):
     _, dataset = small_county
     root = tmp_path_factory.mktemp("spark_lists")
     duck = score(MODEL, dataset, AS_OF, root / "duckdb.parquet", tracking_uri=small_model, **SETTINGS)
