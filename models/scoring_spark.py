@@ -145,7 +145,8 @@ def score_spark(model_uri: str, data, as_of, out: str | Path, *, engine=None, ma
     as_of
         Index date; must lie inside the data.
     out
-        The risk-list folder (a ``.parquet`` name is a folder here); sidecar ``<out>.json``.
+        The risk-list folder (a ``.parquet`` name is a folder here), on a path the driver
+        can write (local or mounted); sidecar ``<out>.json``.
     engine
         A :class:`features.histories.engine_spark.SparkEngine`; None starts one on ``master``.
     reasons, explain_share
@@ -160,7 +161,12 @@ def score_spark(model_uri: str, data, as_of, out: str | Path, *, engine=None, ma
     """
     from features.histories.engine_spark import SparkEngine
 
+    from features.histories.engine_spark import is_remote
+
     t0 = time.perf_counter()
+    if is_remote(out):
+        raise ScoringError(f"risk list {out}: give a path the driver can write too (a local or mounted folder such as "
+                           "/dbfs/...), since the sidecar and the folder's digest are written beside it")
     if not 0 < explain_share <= 1:
         raise ScoringError(f"explain share must be in (0, 1], got {explain_share}")
     ref = load_model(model_uri, tracking_uri)
