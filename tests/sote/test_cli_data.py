@@ -71,6 +71,10 @@ def test_demo_runs_end_to_end_on_a_small_county(tmp_path):
         assert len(sorted((out / "reports" / "capacity").glob("high_use_*.html"))) == risk["unit"].nunique()
     for name in ("segments.html", "segments_grid.html", "segment_transitions.html", "segments.parquet"):
         assert (out / name).exists(), name
+    # the scenario step: every shipped scenario to 2030 in the table, and the report
+    scen = pd.read_parquet(out / "scenarios" / "scenarios.parquet")
+    assert scen["year"].max() == 2030 and scen["scenario"].nunique() == len(summary["scenarios"]["scenarios"])
+    assert (out / "scenarios" / "scenarios.html").exists()
     # the worklist step: both lists of each reported target in the database (outside --out), users, passwords
     reported = 1 + (shown != "high_use")
     assert summary["worklist"]["imported"] == 2 * reported
