@@ -18,8 +18,9 @@ import pandas as pd
 from features.contract.tables import EPISODE_SERVICES
 from scenarios.base import VISIT_WINDOW_DAYS
 
-#: Bootstrap rounds of the demo (the shipped config has 200; the demo's budget is 30 s on the default county).
-DEMO_BOOTSTRAP = 20
+#: Bootstrap rounds of the demo (the shipped config has 200; the demo's budget is 30 s on the default county:
+#: 32.6 s of CPU with 20 rounds, about 0.4-0.6 s a round, so 10; docs/scenarios.md "Performance").
+DEMO_BOOTSTRAP = 10
 #: Event columns the base-year panel reads.
 EVENT_COLUMNS = ["client_id", "service", "start", "end", "professional"]
 
