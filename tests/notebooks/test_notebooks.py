@@ -22,7 +22,7 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parents[2] / "notebooks").glob("*.i
 TIMEOUT = 300  # per cell, seconds
 DEFINITION = re.compile(r"^\s*(async\s+def|def|class)\s", re.MULTILINE)
 #: smaller than the notebooks' own values; applied to the names a notebook's parameters cell defines
-TEST_PARAMETERS = {"CLIENTS": "1_200", "TRUTH_REPS": "4"}
+TEST_PARAMETERS = {"CLIENTS": "1_200", "TRUTH_REPS": "4", "BOOTSTRAP": "5"}
 
 
 def _ids(paths):
