@@ -238,7 +238,7 @@ def _pipeline(out: Path, data: Path, tables, config: DemoConfig, say, lap, secon
     lap("segments")
 
     base_year = t_valid.year  # a full year of records with 1 January after it
-    say(f"   service-need scenarios {base_year}-{SCENARIO_TO_YEAR} (out/scenarios/)")
+    say(f"   service-need scenarios {base_year}-{SCENARIO_TO_YEAR} ({out / 'scenarios'}/)")
     from scenarios.demo_step import demo_scenarios
 
     scen = demo_scenarios(tables, data, out / "scenarios", base_year=base_year, to_year=SCENARIO_TO_YEAR,
