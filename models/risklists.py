@@ -138,6 +138,9 @@ def _read_folder(path: Path) -> pd.DataFrame:
     except OSError as err:
         raise RiskListError(f"{path} is not a readable Parquet folder: {str(err).splitlines()[0]}") from err
     frame = table.to_pandas()
+    for col in _NULLABLE:  # the dtype score() writes them with (a folder has no pandas metadata to say so)
+        if col in frame:
+            frame[col] = frame[col].astype("string")
     return frame.sort_values("rank", kind="stable", ignore_index=True) if "rank" in frame else frame
 
 
