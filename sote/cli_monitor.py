@@ -41,9 +41,12 @@ def monitor(
     if reference is None and model is None:
         fail("give --reference, or --model to compare with the model's training distribution")
     for option, path in (("--current", current), ("--reference", reference), ("--config", config)):
-        # a feature table or risk list may be a Parquet folder written by Spark (sote ... --engine spark)
-        if path is not None and not (path.is_file() or (option != "--config" and path.is_dir())):
-            fail(f"{option} {path}: no such file" if not path.exists() else f"{option} {path} is a folder, not a file")
+        # a feature table or risk list may be a Parquet folder an engine wrote (sote ... --engine spark), which
+        # carries a _SUCCESS marker; any other folder is a wrong option
+        engine_folder = option != "--config" and path is not None and (path / "_SUCCESS").is_file()
+        if path is not None and not (path.is_file() or engine_folder):
+            fail(f"{option} {path}: no such file" if not path.exists() else
+                 f"{option} {path} is a folder, not a file or a Parquet folder written by sote (no _SUCCESS marker)")
     for option, path in (("--current", current), ("--reference", reference)):
         if path is not None and path.is_file() and path.suffix not in (".parquet", ".csv"):
             fail(f"{option} {path}: use a .parquet or .csv file (a feature table or a risk list)")
