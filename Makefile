@@ -29,11 +29,12 @@ demo: $(STAMP)
 serve: $(STAMP)
 	$(BIN)/sote serve --data out/county $(SERVE_ARGS)
 
-# the default suite on 2 cores, then the integration tests (a real PostgreSQL server and headless Chromium),
-# then the Spark tests (a standalone master and two workers on 127.0.0.1); each component is skipped with
+# the default suite on 2 cores, then the end-to-end tests (the demo, the notebooks in a Jupyter kernel), the
+# integration tests (a real PostgreSQL server and headless Chromium), then the Spark tests (a standalone master and two workers on 127.0.0.1); each component is skipped with
 # the reason when missing, or fails the run when CI=true; each stage ends with a line counting what ran
 test: $(SPARK)
-	$(BIN)/python -m pytest -q -m "not slow and not integration and not spark" -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -q -m "not slow and not integration and not spark and not e2e" -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -q -m "e2e and not slow" -n 2 tests/notebooks tests/sote
 	$(BIN)/python -m pytest -q -m integration tests/integration
 	$(BIN)/python -m pytest -q -m "spark and not slow" -n 0 tests/spark
 

@@ -66,6 +66,7 @@ def test_committed_without_outputs_and_without_definitions(path):
         assert not DEFINITION.search(cell.source), f"code cell {i} defines a function or class; put it in the library"
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
 def test_notebook_runs_without_error(path, tmp_path):
     from nbclient import NotebookClient

@@ -2,6 +2,7 @@
 import json
 
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from sote.cli import app
@@ -44,6 +45,7 @@ def test_synth_rejects_a_bad_start_date(tmp_path):
     assert res.exit_code == 2 and "first day of a month" in res.output
 
 
+@pytest.mark.e2e
 def test_demo_runs_end_to_end_on_a_small_county(tmp_path):
     out = tmp_path / "out"
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"

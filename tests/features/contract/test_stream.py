@@ -165,7 +165,7 @@ def test_missing_column_fails_on_structure_even_lenient_and_leaves_nothing(tmp_p
     assert not (tmp_path / "q").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["d"]
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(rows=st.lists(st.tuples(st.sampled_from(["a", "b", "zz", ""]),
                                st.sampled_from(["2021-01-01", "2021-02-30", "1940-01-01", "2021-03-03", ""]),
                                st.sampled_from(["emergency", "home_care", "xx"]),
