@@ -44,6 +44,15 @@ def check_engine(engine: str, spark_master: Optional[str]) -> None:
         fail("--spark-master goes with --engine spark", ExitCode.USER_ERROR)
 
 
+def check_spark_out(out: Path, data: Path) -> None:
+    """With ``--engine spark`` ``--out`` is a Parquet folder Spark writes: not a .csv, not over another's files."""
+    from sote.options import guard_dir
+
+    if out.suffix == ".csv":
+        fail(f"--out {out}: Spark writes a Parquet folder; give a folder name", ExitCode.USER_ERROR)
+    guard_dir(out, "--out", inputs=[data])
+
+
 def _write(frame: pd.DataFrame, out: Path) -> None:
     from features.contract.io import write_table
 
@@ -75,11 +84,7 @@ def features(
     t = _as_of(as_of)
     check_engine(engine, spark_master)
     if engine == "spark":
-        from sote.options import guard_dir
-
-        if out.suffix == ".csv":
-            fail(f"--out {out}: Spark writes a Parquet folder; give a folder name", ExitCode.USER_ERROR)
-        guard_dir(out, "--out", inputs=[data])
+        check_spark_out(out, data)
     else:
         _check_out(out, data)
     check_writable(out)

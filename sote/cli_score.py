@@ -39,15 +39,13 @@ def score(
     from models.scoring import ScoringError
     from models.scoring import score as run_score
 
-    from sote.cli_features import check_engine
-    from sote.options import check_period, cli_date, guard_dir, guard_file
+    from sote.cli_features import check_engine, check_spark_out
+    from sote.options import check_period, cli_date, guard_file
 
     t = cli_date(as_of, "--as-of")
     check_engine(engine, spark_master)
     if engine == "spark":
-        if out.suffix == ".csv":
-            fail(f"--out {out}: Spark writes a Parquet folder; give a folder name", ExitCode.USER_ERROR)
-        guard_dir(out, "--out", inputs=[data])
+        check_spark_out(out, data)
     else:
         guard_file(out, "--out", inputs=[data])
     guard_file(out.with_name(out.name + ".json"), "--out (its sidecar)", inputs=[data])
