@@ -33,6 +33,7 @@ def monitor(
     """
     from models.drift import load_monitoring_config
     from models.monitor import monitor as run_monitor
+    from features.histories.engine import SUCCESS
     from models.monitor import output_paths
 
     from sote.app import check_writable
@@ -42,11 +43,11 @@ def monitor(
         fail("give --reference, or --model to compare with the model's training distribution")
     for option, path in (("--current", current), ("--reference", reference), ("--config", config)):
         # a feature table or risk list may be a Parquet folder an engine wrote (sote ... --engine spark), which
-        # carries a _SUCCESS marker; any other folder is a wrong option
-        engine_folder = option != "--config" and path is not None and (path / "_SUCCESS").is_file()
+        # carries the SUCCESS marker; any other folder is a wrong option
+        engine_folder = option != "--config" and path is not None and (path / SUCCESS).is_file()
         if path is not None and not (path.is_file() or engine_folder):
             fail(f"{option} {path}: no such file" if not path.exists() else
-                 f"{option} {path} is a folder, not a file or a Parquet folder written by sote (no _SUCCESS marker)")
+                 f"{option} {path} is a folder, not a file or a Parquet folder written by sote (no {SUCCESS} marker)")
     for option, path in (("--current", current), ("--reference", reference)):
         if path is not None and path.is_file() and path.suffix not in (".parquet", ".csv"):
             fail(f"{option} {path}: use a .parquet or .csv file (a feature table or a risk list)")
