@@ -21,7 +21,7 @@ from features.histories.engine import DuckDBEngine, Engine
 from features.contract.io import find_table
 from features.contract.schemas import DATE_COLUMNS, FLOAT_COLUMNS, STRING_COLUMNS
 from features.histories.spec import FeatureSpec, load_spec
-from features.histories.sql import compile_features, unit_rates_frame
+from features.histories.sql import SELECTED, compile_features, unit_rates_frame
 from features.contract.stream import ValidatedDataset, open_dataset
 from features.contract.validation import ValidatedTables
 
@@ -167,12 +167,45 @@ class ClientHistories:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def sql(self, as_of) -> str:
-        """The query that :meth:`features` runs for ``as_of``."""
-        return compile_features(self.spec, as_of, has_moves=self.has_moves)
+    def sql(self, as_of, clients: str | None = None) -> str:
+        """The query that :meth:`features` runs for ``as_of`` (``clients``: see :func:`compile_features`)."""
+        return compile_features(self.spec, as_of, has_moves=self.has_moves, clients=clients)
 
-    def features(self, as_of) -> pd.DataFrame:
+    def select_clients(self, clients) -> int:
+        """Register the ids ``clients`` as the table :data:`SELECTED` for a restricted query.
+
+        Parameters
+        ----------
+        clients
+            An iterable or pandas Index/Series of client ids (duplicates and missing
+            values are dropped; ids not in the data simply match nothing).
+
+        Returns
+        -------
+        int
+            How many distinct ids were registered.
+        """
+        if isinstance(clients, (str, bytes)):
+            raise TypeError("clients must be a collection of client ids, not one id as text")
+        if not isinstance(clients, (pd.Index, pd.Series)):
+            clients = list(clients)
+        ids = pd.Series(pd.Index(clients).dropna().unique(), dtype="object").astype("str")
+        self.engine.register(SELECTED, pd.DataFrame({"client_id": ids}))
+        return len(ids)
+
+    def features(self, as_of, clients=None) -> pd.DataFrame:
         """One row per client in the population at ``as_of``, sorted by ``client_id``.
+
+        Parameters
+        ----------
+        as_of
+            Index date T.
+        clients
+            Optional client ids (an iterable or pandas Index): only their rows are built,
+            equal to the full table's rows for those ids; ids outside the population
+            at ``as_of`` (or not in the data) are absent. The restriction is part of the
+            query (a semi-join on every table it reads), so only those clients' records
+            are aggregated. Not cached.
 
         Returns
         -------
@@ -181,6 +214,9 @@ class ClientHistories:
             numbers with zero for no records; measurement, RAI, continuity and
             "days since" values NaN where there is nothing to summarise.
         """
+        if clients is not None:
+            selected = self.select_clients(clients)
+            return self._query(as_of, SELECTED, selected)
         if self._cache is None:
             return self._query(as_of)
         key = pd.Timestamp(as_of).normalize()
@@ -188,22 +224,33 @@ class ClientHistories:
             self._cache[key] = self._query(key)
         return self._cache[key].copy()
 
-    def _query(self, as_of) -> pd.DataFrame:
+    def shares(self, selected: int | None = None) -> int:
+        """How many queries the population takes: one per ``clients_per_query`` clients (1 without ``restrict``).
+
+        ``selected``: the number of selected client ids, when the query is restricted to them.
+        """
+        if not hasattr(self.engine, "restrict"):
+            return 1
+        n = selected if selected is not None else \
+            int(self.engine.query("SELECT count(*) AS n FROM clients")["n"].iloc[0])
+        return max(1, -(-n // max(1, self.clients_per_query)))
+
+    def _query(self, as_of, clients: str | None = None, selected: int | None = None) -> pd.DataFrame:
         """The typed feature table: one query, or one per share of the clients stacked and sorted by ``client_id``.
 
         Each share's result is typed as it arrives and the engine's frame let go, and the
         shares are let go once stacked: at most two copies of the table are held at once.
         """
-        restrict = getattr(self.engine, "restrict", None)
-        clients = int(self.engine.query("SELECT count(*) AS n FROM clients")["n"].iloc[0]) if restrict else 0
-        parts = -(-clients // max(1, self.clients_per_query))
+        parts = self.shares(selected)
+        sql = self.sql(as_of, clients)
         if parts <= 1:
-            return _typed(self.engine.query(self.sql(as_of)), self.spec)
+            return _typed(self.engine.query(sql), self.spec)
+        restrict = self.engine.restrict
         frames = []
         try:
             for part in range(parts):
                 restrict(parts, part)
-                frames.append(_typed(self.engine.query(self.sql(as_of)), self.spec))
+                frames.append(_typed(self.engine.query(sql), self.spec))
         finally:
             restrict(None)
         stacked = pd.concat(frames, ignore_index=True)

@@ -15,6 +15,7 @@ import pandas as pd
 
 from features.histories.engine import read_parquet_output
 from features.histories.spec import FeatureSpec
+from features.histories.sql import SELECTED
 
 #: SQL type of each feature dtype (DuckDB dialect; sqlglot carries them to Spark).
 SQL_TYPES = {"int": "BIGINT", "float": "DOUBLE", "str": "VARCHAR"}
@@ -34,7 +35,7 @@ def typed_sql(spec: FeatureSpec, sql: str) -> str:
 
 
 def write_features(histories, as_of, path: str | Path,
-                   partition_by: Sequence[str] | None = PARTITION_BY) -> None:
+                   partition_by: Sequence[str] | None = PARTITION_BY, *, clients=None) -> None:
     """Have ``histories``' engine write the feature table as of ``as_of`` to Parquet at ``path``.
 
     Parameters
@@ -51,14 +52,17 @@ def write_features(histories, as_of, path: str | Path,
         written share by share (:meth:`DuckDBEngine.write`'s ``shares``).
     partition_by
         Feature columns to partition by (default: municipality).
+    clients
+        Optional client ids: only their rows are written (as
+        :meth:`ClientHistories.features` with ``clients``).
     """
-    sql = typed_sql(histories.spec, histories.sql(as_of))
+    selected = histories.select_clients(clients) if clients is not None else None
+    sql = typed_sql(histories.spec, histories.sql(as_of, SELECTED if clients is not None else None))
     engine = histories.engine
     partition_by = list(partition_by) if partition_by else None
     if hasattr(engine, "restrict") and (partition_by or Path(path).suffix != ".parquet"):
         # DuckDB: a population above clients_per_query is written share by share, as features() builds it
-        clients = int(engine.query("SELECT count(*) AS n FROM clients")["n"].iloc[0])
-        shares = -(-clients // max(1, histories.clients_per_query))
+        shares = histories.shares(selected)
         if shares > 1:
             engine.write(sql, path, partition_by=partition_by, shares=shares)
             return

@@ -19,6 +19,8 @@ from features.histories.spec import FeatureColumn, FeatureSpec
 
 #: Rate-table key for a service's base rate (matches no real professional).
 BASE_RATE = "*"
+#: The table of client ids a restricted query keeps (see ``compile_features(clients=…)``).
+SELECTED = "selected_clients"
 
 
 def unit_rates_frame(costs: dict[str, UnitCost]) -> pd.DataFrame:
@@ -90,8 +92,10 @@ def charlson_expression(spec: FeatureSpec, flag) -> str:
 
 
 class _Compiler:
-    def __init__(self, spec: FeatureSpec, as_of, has_moves: tuple[bool, bool]):
+    def __init__(self, spec: FeatureSpec, as_of, has_moves: tuple[bool, bool], clients: str | None = None):
         self.spec = spec
+        # with a table of client ids, every table read keeps only their rows (a semi-join)
+        self.keep = f" AND client_id IN (SELECT client_id FROM {clients})" if clients else ""
         self.as_of = pd.Timestamp(as_of).normalize()             # the index date T
         self.as_of_sql = _d(self.as_of)                            # T as a SQL DATE literal
         self.day_before_sql = _d(self.as_of - pd.Timedelta(days=1))  # T - 1 day: where running episodes are cut
@@ -112,7 +116,7 @@ class _Compiler:
             cond.append(f"(moved_out IS NULL OR CAST(moved_out AS DATE) > {self.as_of_sql})")
         moved_in = "CAST(moved_in AS DATE)" if self.has_moves[0] else "CAST(NULL AS DATE)"
         return (f"SELECT client_id, sex, language, municipality, unit, CAST(birth_date AS DATE) AS b, {moved_in} AS mi\n"
-                "  FROM clients\n  WHERE " + "\n    AND ".join(cond))
+                "  FROM clients\n  WHERE " + "\n    AND ".join(cond) + self.keep)
 
     def no_history(self, days: int) -> str:
         """True when the client was born or moved in after T - ``days``: their use before is not on record."""
@@ -134,7 +138,7 @@ class _Compiler:
         ctes = [("ev", f"""SELECT client_id, service, unit, professional, cost_eur,
          CAST(start AS DATE) AS s, CAST("end" AS DATE) AS e
   FROM events
-  WHERE CAST(start AS DATE) < {as_of_sql}""")]
+  WHERE CAST(start AS DATE) < {as_of_sql}{self.keep}""")]
         role = ("CASE WHEN STRPOS(ev.professional, '.') > 0 "
                 "THEN SUBSTR(ev.professional, 1, STRPOS(ev.professional, '.') - 1) ELSE ev.professional END")
         # one pass over the events: the rate joins hit a table of a few dozen rows
@@ -248,7 +252,7 @@ class _Compiler:
                              f"THEN 1 ELSE 0 END) AS cc_{cat.name}")
         return [
             ("dx", "SELECT client_id, system, REPLACE(code, '.', '') AS c\n  FROM diagnoses\n  WHERE "
-             + "\n    AND ".join(cond)),
+             + "\n    AND ".join(cond) + self.keep),
             ("dx_flags", "SELECT " + ",\n         ".join(exprs) + "\n  FROM dx\n  GROUP BY client_id"),
         ]
 
@@ -265,7 +269,7 @@ class _Compiler:
             ("dx_recent", f"""SELECT client_id, system, REPLACE(code, '.', '') AS c, CAST(date AS DATE) AS d
   FROM diagnoses
   WHERE CAST(date AS DATE) < {self.as_of_sql}
-    AND CAST(date AS DATE) >= {self.window_start_sql(n.days + n.none_before_days)} AND code IS NOT NULL"""),
+    AND CAST(date AS DATE) >= {self.window_start_sql(n.days + n.none_before_days)} AND code IS NOT NULL{self.keep}"""),
             ("dx_new", "SELECT " + ",\n         ".join(exprs) + "\n  FROM dx_recent\n  GROUP BY client_id"),
         ]
 
@@ -287,7 +291,7 @@ class _Compiler:
         return [
             ("m_day", f"""SELECT client_id, name, CAST(date AS DATE) AS d, AVG(value) AS v
   FROM measurements
-  WHERE CAST(date AS DATE) < {self.as_of_sql} AND value IS NOT NULL AND ({within})
+  WHERE CAST(date AS DATE) < {self.as_of_sql} AND value IS NOT NULL AND ({within}){self.keep}
   GROUP BY client_id, name, CAST(date AS DATE)"""),
             ("m_rank", "SELECT client_id, name, d, v,\n"
                        "         ROW_NUMBER() OVER (PARTITION BY client_id, name ORDER BY d DESC) AS rn\n"
@@ -312,7 +316,7 @@ class _Compiler:
             ("a_day", f"""SELECT client_id, scale, CAST(date AS DATE) AS d, AVG(value) AS v
   FROM assessments
   WHERE CAST(date AS DATE) < {self.as_of_sql} AND CAST(date AS DATE) >= {self.window_start_sql(a.lookback_days)}
-    AND value IS NOT NULL AND scale IN {_in(a.scales)}
+    AND value IS NOT NULL AND scale IN {_in(a.scales)}{self.keep}
   GROUP BY client_id, scale, CAST(date AS DATE)"""),
             ("a_rank", f"""SELECT client_id, scale, d, v,
          ROW_NUMBER() OVER (PARTITION BY client_id, scale ORDER BY d DESC) AS rn_last,
@@ -331,7 +335,7 @@ class _Compiler:
             ctes.append((f"cont_{by}_n", f"""SELECT client_id, {by} AS k, COUNT(*) AS n
   FROM events
   WHERE CAST(start AS DATE) < {self.as_of_sql} AND CAST(start AS DATE) >= {self.window_start_sql(c.window_days)}
-    AND service IN {_in(c.services)} AND {by} IS NOT NULL
+    AND service IN {_in(c.services)} AND {by} IS NOT NULL{self.keep}
   GROUP BY client_id, {by}"""))
             ctes.append((f"cont_{by}", f"""SELECT client_id,
          CASE WHEN SUM(n) >= {c.min_contacts} THEN CAST(MAX(n) AS DOUBLE) / SUM(n) END
@@ -413,7 +417,8 @@ class _Compiler:
         return f"WITH {body}\nSELECT " + ",\n       ".join(select) + f"\n{from_}\nORDER BY pop.client_id"
 
 
-def compile_features(spec: FeatureSpec, as_of, *, has_moves: tuple[bool, bool] = (True, True)) -> str:
+def compile_features(spec: FeatureSpec, as_of, *, has_moves: tuple[bool, bool] = (True, True),
+                     clients: str | None = None) -> str:
     """Compile ``spec`` to one SQL query computing the feature table as of ``as_of``.
 
     Parameters
@@ -424,10 +429,15 @@ def compile_features(spec: FeatureSpec, as_of, *, has_moves: tuple[bool, bool] =
         The index date T (anything :class:`pandas.Timestamp` reads; time of day is dropped).
     has_moves
         Whether the ``clients`` table has ``moved_in`` and ``moved_out`` columns.
+    clients
+        The name of a registered table with a ``client_id`` column: every table the
+        query reads keeps only those clients' rows (``client_id IN (SELECT …)``, a
+        semi-join), so the result is the full table's rows for those clients in the
+        population at ``as_of``, and only their records are aggregated. None: all clients.
 
     Returns
     -------
     str
         DuckDB-dialect SQL that sqlglot transpiles to Spark SQL.
     """
-    return _Compiler(spec, as_of, has_moves).compile()
+    return _Compiler(spec, as_of, has_moves, clients).compile()
