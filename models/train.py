@@ -165,24 +165,19 @@ def _oracle(truth_path: Path | None, ids: pd.Series, as_of: pd.Timestamp, target
 def sample_training_rows(training: pd.DataFrame, max_rows: int | None, seed: int) -> pd.DataFrame:
     """At most ``max_rows`` rows of ``training``, the same share drawn from each label (seeded; order kept).
 
-    Proportional stratified sampling: the positives keep their share of ``max_rows``
-    (rounded up, so a rare outcome never loses a row to rounding), the negatives the
-    rest, so the outcome rate — which the calibration slice learns — is the
-    cohort's own. Rows are clients (one per client at the training date), so a
-    client is in or out whole.
+    Proportional stratified sampling (:func:`features.targets.labels.stratified_rows`):
+    the positives keep their share of ``max_rows`` (rounded up, so a rare outcome never
+    loses a row to rounding), the negatives the rest, so the outcome rate — which the
+    calibration slice learns — is the cohort's own. Rows are clients (one per client at
+    the training date), so a client is in or out whole. :func:`train` samples the labels
+    before any feature is built (:func:`~features.targets.labels.build_training_set`
+    ``max_rows``), which keeps the same rows.
     """
-    n = len(training)
-    if max_rows is None or n <= max_rows:
+    from features.targets.labels import stratified_rows
+
+    if max_rows is None or len(training) <= max_rows:
         return training
-    rng = np.random.default_rng(seed)
-    y = training["label"].to_numpy(int)
-    keep = []
-    for value in (1, 0):
-        rows = np.flatnonzero(y == value)
-        quota = len(rows) * max_rows / n
-        take = int(np.ceil(quota)) if value == 1 else max_rows - sum(len(k) for k in keep)
-        keep.append(rng.choice(rows, size=min(take, len(rows)), replace=False))
-    return training.iloc[np.sort(np.concatenate(keep))].reset_index(drop=True)
+    return training.iloc[stratified_rows(training["label"].to_numpy(int), max_rows, seed)].reset_index(drop=True)
 
 
 def fit_model(training: pd.DataFrame, config: TrainConfig, spec, spec_yaml: str, dictionary: pd.DataFrame,
@@ -319,16 +314,18 @@ def train(data, config: TrainConfig = TrainConfig(), *, experiment: str | None =
     if max_day < t_valid + pd.Timedelta(days=target.horizon_days - 1):
         raise ValueError(f"the data end on {max_day.date()}, before the validation horizon of {t_valid.date()} ends")
 
-    say("building training and validation sets")
     if histories is not None and histories.spec != spec:
         histories = None  # built with another spec: the model's features are built afresh
-    both = build_training_set(tables, [t_train, t_valid], config.target, spec=spec, histories=histories)
-    training = both[both["as_of"] == t_train].reset_index(drop=True)
-    validation = both[both["as_of"] == t_valid].reset_index(drop=True)
-    del both
-    rows = {"available": len(training), "used": len(training)}
-    training = sample_training_rows(training, config.max_train_rows, config.seed)
-    rows["used"] = len(training)
+    if histories is None:
+        from features.histories.build import ClientHistories
+
+        histories = ClientHistories(tables, spec)
+    # the training date: labels first, then features of the sampled clients only (max_train_rows)
+    say(f"building the training set of {t_train.date()}")
+    training = build_training_set(tables, [t_train], config.target, spec=spec, histories=histories,
+                                  max_rows=config.max_train_rows, seed=config.seed)
+    rows = {"available": training.attrs["rows_available"][0], "used": len(training)}
+    training.attrs = {}
     if rows["used"] < rows["available"]:
         say(f"sampled {rows['used']:,} of {rows['available']:,} training rows (max_train_rows, outcome share kept)")
     say(f"training LightGBM on {len(training):,} clients ({int(training['label'].sum()):,} positive)")
@@ -345,6 +342,9 @@ def train(data, config: TrainConfig = TrainConfig(), *, experiment: str | None =
         say(f"tuning: best AUROC {tuned.best_auroc:.4f} on the early-stopping slice after {len(tuning)} trials")
     model = fit_model(training, config, spec, spec_yaml, dictionary, cohort=target.cohort)
 
+    say(f"building the validation set of {t_valid.date()}")  # whole: never sampled
+    validation = build_training_set(tables, [t_valid], config.target, spec=spec, histories=histories)
+    validation.attrs = {}
     say(f"evaluating on {len(validation):,} clients of {t_valid.date()}")
     truth_p = _oracle(truth_path, validation["client_id"], t_valid, config.target)
     metrics, groups, scores = evaluate(model, training, validation, truth_p[0] if truth_p else None, config.seed)
@@ -353,7 +353,9 @@ def train(data, config: TrainConfig = TrainConfig(), *, experiment: str | None =
     bias = _label_bias(label_bias, validation, scores["lightgbm"], say)
     gate = quality_gate(validation["label"].to_numpy(int), scores)
     top_calibration = calibration_at_top(validation["label"].to_numpy(int), scores["lightgbm"])
+    say("the validation date's top 5 %: current use and reasons")
     top = top_of_validation(model, validation, scores["lightgbm"], tables, t_valid)
+    say(f"global importance: SHAP on {min(len(validation), config.shap_sample):,} validation clients")
     sample = validation.sample(min(len(validation), config.shap_sample), random_state=config.seed)
     contrib, _ = contributions(model.booster, model.frame(sample))
     importance = global_importance(contrib)

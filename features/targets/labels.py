@@ -555,21 +555,62 @@ def build_labels(data, as_of, target: str | Target, *, targets: str | Path | Map
     }).sort_values("client_id", ignore_index=True)
 
 
+def stratified_rows(y, max_rows: int | None, seed: int) -> np.ndarray:
+    """Positions of at most ``max_rows`` of the 0/1 labels ``y``, the same share from each label (seeded; sorted).
+
+    Proportional stratified sampling: the positives keep their share of ``max_rows``
+    (rounded up, so a rare outcome never loses a row to rounding), the negatives the
+    rest, so the outcome rate is the whole set's own. All positions when ``max_rows``
+    is None or not below ``len(y)``.
+    """
+    y = np.asarray(y, dtype=int)
+    n = len(y)
+    if max_rows is None or n <= max_rows:
+        return np.arange(n)
+    rng = np.random.default_rng(seed)
+    keep = []
+    for value in (1, 0):
+        rows = np.flatnonzero(y == value)
+        quota = len(rows) * max_rows / n
+        take = int(np.ceil(quota)) if value == 1 else max_rows - sum(len(k) for k in keep)
+        keep.append(rng.choice(rows, size=min(take, len(rows)), replace=False))
+    return np.sort(np.concatenate(keep))
+
+
 def build_training_set(data, as_of_dates: Iterable, target: str, spec: FeatureSpec | str | Path | None = None, *,
                        targets: str | Path | Mapping[str, Target] | None = None, engine=None,
-                       validate: bool = True, histories=None) -> pd.DataFrame:
+                       validate: bool = True, histories=None, max_rows: int | None = None,
+                       seed: int = 0) -> pd.DataFrame:
     """Features and labels of one target for several index dates, stacked for temporal validation.
 
-    The tables are read and registered once; for each T the feature table is
-    joined to the target's cohort (inner join: one row per cohort member).
+    The tables are read and registered once; for each T the target's labels are
+    built first, then the feature table, joined to them (one row per cohort member).
     Pass ``histories`` (a :class:`~features.histories.build.ClientHistories` over the
     same tables, e.g. with ``cache=True``) to reuse feature tables across targets.
+
+    Parameters
+    ----------
+    max_rows
+        At most this many cohort members per date (None: all): a larger cohort is
+        sampled within each label, seeded (:func:`stratified_rows` over the labels
+        sorted by ``client_id``), and features are built for the sampled clients only
+        (``ClientHistories.features(as_of, clients=…)``). The rows are those that
+        sampling the whole joined table would keep, with the same features.
+    seed
+        Seed of the sampling.
 
     Returns
     -------
     pandas.DataFrame
         ``client_id, as_of``, the spec's feature columns, then ``label`` and the
         label's horizon columns; rows sorted by ``as_of`` and ``client_id``.
+        ``attrs["rows_available"]``: cohort members per date before sampling
+        (a list in the order of ``as_of_dates``).
+
+    Raises
+    ------
+    ValueError
+        If ``as_of_dates`` is empty, or a sampled cohort member has no feature row.
     """
     from features.histories.build import ClientHistories
 
@@ -578,18 +619,32 @@ def build_training_set(data, as_of_dates: Iterable, target: str, spec: FeatureSp
 
         with open_dataset(data) as dataset:
             return build_training_set(dataset, as_of_dates, target, spec, targets=targets, engine=engine,
-                                      histories=histories)
+                                      histories=histories, max_rows=max_rows, seed=seed)
     tables = data if is_dataset(data) else _frames(data, validate)
     declared = {target: get_target(target, targets)}
     histories = histories if histories is not None else ClientHistories(tables, spec, engine=engine)
-    frames = []
+    frames, available = [], []
     for t in as_of_dates:
         t = pd.Timestamp(t).normalize()
-        feats = histories.features(t)
         labels = build_labels(tables, t, declared[target]).drop(columns=["as_of"])
+        available.append(len(labels))
+        if max_rows is not None and len(labels) > max_rows:
+            labels = labels.iloc[stratified_rows(labels["label"].to_numpy(), max_rows, seed)]
+            feats = histories.features(t, clients=labels["client_id"])
+            missing = ~labels["client_id"].isin(feats["client_id"])
+            if missing.any():  # a cohort member is in the population the features are built for
+                raise ValueError(f"{target} at {t.date()}: {int(missing.sum())} sampled cohort members have no "
+                                 f"feature row (population rules differ?); e.g. row {int(np.flatnonzero(missing)[0])}"
+                                 " of the sampled labels")
+        else:
+            feats = histories.features(t)
         joined = feats.merge(labels, on="client_id", how="inner", validate="one_to_one")
+        del feats, labels
         joined.insert(1, "as_of", t)
         frames.append(joined)
     if not frames:
         raise ValueError("as_of_dates is empty")
-    return pd.concat(frames, ignore_index=True)
+    out = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    out = out.reset_index(drop=True)
+    out.attrs["rows_available"] = available
+    return out

@@ -61,6 +61,19 @@ def test_training_over_the_maximum_fits_on_a_sample(tables_3000):
     assert result.rows["used"] == 1_500 < result.rows["available"]
     auroc = float(result.metrics.set_index("model").loc["lightgbm", "auroc"])
     assert auroc > 0.75  # still a model: judged on every validation client
+    # the same model as one fitted on the whole training date's table sampled afterwards (the old path), though
+    # train built features for the sampled clients only
+    from features.histories.dictionary import feature_dictionary
+    from features.histories.spec import load_spec
+    from features.targets.labels import build_training_set
+    from models.train import _spec_text, fit_model
+
+    spec = load_spec(None)
+    whole = build_training_set(tables_3000, [config.train_as_of], "high_use", spec=spec)
+    old = fit_model(sample_training_rows(whole, 1_500, config.seed), config, spec, _spec_text(None),
+                    feature_dictionary(spec))
+    assert old.estimator.best_iteration_ == result.model.estimator.best_iteration_
+    np.testing.assert_array_equal(old.predict_proba(whole)[:, 1], result.model.predict_proba(whole)[:, 1])
 
 
 def test_scoring_a_folder_equals_scoring_the_tables(trained_3000, tmp_path):
