@@ -272,6 +272,9 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", default=",".join(STEPS), help=f"comma-separated subset of {','.join(STEPS)}")
     ap.add_argument("--inputs", choices=("validated", "raw"), default="validated",
                     help="what the commands after validate read: its validated copy, or the tiled county")
+    ap.add_argument("--validated", type=Path, default=None,
+                    help="an existing validated copy of the county (`sote validate COUNTY --out DIR`) for the steps "
+                         "to read instead of the run's own (with --inputs validated; not with the validate step)")
     ap.add_argument("--as-of", default="2024-01-01")
     ap.add_argument("--explain-share", type=float, default=0.2)
     ap.add_argument("--timeout", type=float, default=None, help="seconds after which a step is stopped")
@@ -287,6 +290,12 @@ def main(argv=None) -> int:
         ap.error(f"--steps: unknown step(s) {unknown}; choose among {','.join(STEPS)}")
     if args.copies < 1:
         ap.error("--copies: give at least 1")
+    if args.validated is not None:
+        if "validate" in steps:
+            ap.error("--validated: the validate step writes the run's own validated copy; leave one of them out")
+        if not args.validated.is_dir():
+            ap.error(f"--validated {args.validated}: not a folder")
+        args.validated = args.validated.resolve()
     if args.data is not None and not args.data.is_dir():
         ap.error(f"--data {args.data}: not a folder")
     if args.code is not None:
@@ -304,7 +313,7 @@ def main(argv=None) -> int:
     rows_in = count_rows(county)
     print(f"county {county}: " + ", ".join(f"{t} {n:,}" for t, n in rows_in.items()), flush=True)
 
-    validated = run / "validated"
+    validated = args.validated or run / "validated"
     results = []
     for r in prep:
         results.append({**r, "data": "base"})

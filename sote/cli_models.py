@@ -26,6 +26,10 @@ def train(
     tune_seconds: float = typer.Option(600, help="With --tune: at most this many seconds of search."),
     spec: Optional[Path] = typer.Option(None, help="Feature spec YAML the features are built with (default: the "
                                                    "packaged features.yaml); the model carries it to scoring."),
+    max_train_rows: int = typer.Option(300_000, min=0, help="At most this many training-date cohort members are "
+                                       "fitted on (0 = all): a larger cohort is sampled, seeded, within each label, "
+                                       "and features are built for the sampled clients only. The validation date "
+                                       "is never sampled."),
 ) -> None:
     """Train a service-need model with temporal validation, baselines and equity metrics, tracked in MLflow.
 
@@ -50,7 +54,7 @@ def train(
     quiet_libraries()
     config = TrainConfig(target=target, train_as_of=train_as_of, valid_as_of=valid_as_of, seed=seed,
                          calibration=calibration, tune=tune, tune_trials=tune_trials, tune_seconds=tune_seconds,
-                         spec=str(spec) if spec is not None else None)
+                         spec=str(spec) if spec is not None else None, max_train_rows=max_train_rows or None)
     gate_failed = None
     try:
         with console.status("training") as status:
