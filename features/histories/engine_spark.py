@@ -210,11 +210,41 @@ class SparkEngine:
             self.spark.stop()
 
 
+def check_remote_target(spark, path: str) -> None:
+    """Refuse a remote ``path`` that exists and is not a completed Parquet output (no ``_SUCCESS`` marker).
+
+    Spark's overwrite mode deletes whatever is at the path; sote replaces only an
+    output folder a Spark job completed (sote's own earlier result, as a rerun
+    does), never a folder of other files.
+
+    Raises
+    ------
+    features.contract.outputs.OutputRefused
+        Naming the path and what to do.
+    """
+    from features.contract.outputs import OutputRefused
+
+    jvm = spark.sparkContext._jvm
+    target = jvm.org.apache.hadoop.fs.Path(path)
+    fs = target.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    if not fs.exists(target):
+        return
+    if not fs.getFileStatus(target).isDirectory():
+        raise OutputRefused(f"output folder {path}: a file is there; sote does not overwrite it")
+    if not fs.exists(jvm.org.apache.hadoop.fs.Path(path.rstrip("/") + "/" + SUCCESS)):
+        raise OutputRefused(f"output folder {path}: exists and is not a completed Parquet output (no {SUCCESS} "
+                            "marker); sote replaces only its own earlier output: choose another path or remove it")
+
+
 def write_frame(df, path: str | Path, partition_by: Sequence[str] | None = None) -> None:
-    """Write a Spark DataFrame to a Parquet folder at ``path``, atomically (see :meth:`SparkEngine.write`)."""
+    """Write a Spark DataFrame to a Parquet folder at ``path``, atomically (see :meth:`SparkEngine.write`).
+
+    A remote path that exists is replaced only when it is a completed output (:func:`check_remote_target`).
+    """
     writer_of = (lambda target: df.write.mode("overwrite").option("compression", "zstd")
                  .partitionBy(*(partition_by or ())).parquet(target))
     if is_remote(path):
+        check_remote_target(df.sparkSession, str(path))
         writer_of(str(path))
         return
     with atomic_dir(Path(path), option="output folder") as tmp:
