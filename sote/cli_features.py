@@ -142,20 +142,34 @@ def labels(
     data: Path = typer.Option(..., help="Folder with the canonical tables (Parquet or CSV)."),
     as_of: str = typer.Option(..., "--as-of", help="Index date T (YYYY-MM-DD); the outcome looks at [T, T + horizon)."),
     target: str = typer.Option(..., help="Target name declared in the targets file."),
-    out: Path = typer.Option(..., help="Output file (.parquet or .csv), written atomically."),
+    out: Path = typer.Option(..., help="Output file (.parquet or .csv), written atomically (with --engine spark: "
+                                       "a Parquet folder)."),
     targets: Optional[Path] = typer.Option(None, help="Targets YAML (default: features/config/targets.yaml)."),
+    engine: str = typer.Option("duckdb", help="duckdb (in-process; --out is a file) or spark (the same rules run "
+                                              "per bucket of clients by the executors; --out is a Parquet folder)."),
+    spark_master: Optional[str] = typer.Option(None, "--spark-master",
+                                               help="Spark master URL (spark://host:7077, yarn, ...); "
+                                                    "default: a local Spark. Needs --engine spark."),
 ) -> None:
     """Write one row per cohort member of a target with its 0/1 label."""
-    from features.targets.labels import TargetError, build_labels
+    from features.targets.labels import TargetError, build_labels, get_target
     from features.contract.validation import ContractError
 
     from sote.options import check_period, horizon_days
 
     t = _as_of(as_of)
-    _check_out(out, data)
+    check_engine(engine, spark_master)
+    if engine == "spark":
+        check_spark_out(out, data)
+    else:
+        _check_out(out, data)
     check_writable(out)
     check_period(data, [(t, "--as-of", horizon_days(target, targets), f"for {target} labels")])
     try:
+        if engine == "spark":
+            get_target(target, targets)  # an unknown target fails before Spark starts
+            _spark_labels(data, t, target, targets, out, spark_master)
+            return
         with console.status(f"labelling {target} as of {t:%Y-%m-%d}"):
             table = build_labels(data, t, target, targets=targets)
     except ContractError as err:
@@ -166,3 +180,22 @@ def labels(
     _write(table, out)
     console.print(f"{target}: {len(table):,} cohort members, {int(table['label'].sum()):,} positive "
                   f"({table['label'].mean() if len(table) else 0:.1%}) as of {t:%Y-%m-%d} written to {out}")
+
+
+def _spark_labels(data: Path, t: pd.Timestamp, target: str, targets, out: Path, master: Optional[str]) -> None:
+    """``sote labels --engine spark``: validate first (the same contract errors), then Spark labels and writes."""
+    from features.contract.stream import open_dataset
+    from features.targets.labels_spark import build_labels_spark
+
+    with console.status(f"reading {data}"):
+        dataset = open_dataset(data)  # raises ContractError before Spark starts
+    with dataset:
+        spark = spark_engine(master)
+        try:
+            with console.status(f"Spark: labelling {target} as of {t:%Y-%m-%d} into {out}"):
+                info = build_labels_spark(dataset, t, target, out, engine=spark, targets=targets)
+        finally:
+            spark.close()
+    n, positive = info["rows"], info["positive"]
+    console.print(f"{target}: {n:,} cohort members, {positive:,} positive ({positive / n if n else 0:.1%}) as of "
+                  f"{t:%Y-%m-%d} written by Spark to {out} (Parquet folder)")
