@@ -1,7 +1,7 @@
 """Features (and scoring) on Spark with two local workers against DuckDB on the same machine.
 
     python benchmarks/bench_spark.py --data DIR [--as-of 2024-01-01] [--engines duckdb,spark]
-                                     [--steps features,score --model URI --tracking-uri URI]
+                                     [--steps features,labels,score --model URI --tracking-uri URI]
 
 ``DIR`` is validated Parquet (``sote validate --out`` or a synthetic county): both engines scan it with
 ``validate=False``. Spark runs on a standalone master and two one-core workers started on 127.0.0.1
@@ -52,6 +52,19 @@ def _child(args) -> None:
     if args.step == "features":
         with ClientHistories(args.data, engine=engine, validate=False) as h:
             write_features(h, args.as_of, out / "features")
+    elif args.step == "labels":
+        from features.contract.stream import open_dataset
+
+        with open_dataset(args.data) as dataset:
+            if engine is None:
+                from features.contract.io import write_table
+                from features.targets.labels import build_labels
+
+                write_table(build_labels(dataset, args.as_of, args.target), out / "labels.parquet")
+            else:
+                from features.targets.labels_spark import build_labels_spark
+
+                build_labels_spark(dataset, args.as_of, args.target, out / "labels", engine=engine)
     else:
         from features.contract.stream import open_dataset
 
@@ -136,7 +149,7 @@ def _run(args, engine: str, step: str, master: str | None, cluster_pids, work: P
     events.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, __file__, "--child", "--engine", engine, "--step", step, "--data", str(args.data),
            "--as-of", args.as_of, "--out", str(work / f"out-{engine}-{step}"), "--events", str(events),
-           "--partitions", str(args.partitions), "--explain-share", str(args.explain_share)]
+           "--partitions", str(args.partitions), "--explain-share", str(args.explain_share), "--target", args.target]
     if master:
         cmd += ["--master", master]
     if args.model:
@@ -154,11 +167,14 @@ def _run(args, engine: str, step: str, master: str | None, cluster_pids, work: P
     written, read = _shuffle_bytes(events)
     row = {"engine": engine, "step": step, "status": "ok" if proc.returncode == 0 else f"exit {proc.returncode}",
            "wall_s": round(wall, 1), "cpu_s": round(sum(sampler.cpu.values()), 1),
-           **{f"peak_{k}_mb": round(v) for k, v in sorted(sampler.peak.items()) if k != "gone"},
-           "shuffle_written_mb": round(written / 2**20, 1), "shuffle_read_mb": round(read / 2**20, 1)}
-    if proc.returncode:
-        row["error"] = err.strip().splitlines()[-1][:200] if err.strip() else ""
+           **{f"peak_{k}_mb": round(sampler.peak[k]) if k in sampler.peak else None for k in _ROLES},
+           "shuffle_written_mb": round(written / 2**20, 1), "shuffle_read_mb": round(read / 2**20, 1),
+           "error": (err.strip().splitlines()[-1][:200] if err.strip() else "") if proc.returncode else ""}
     return row
+
+
+#: Process roles whose peak memory each row reports (the same columns in every row of the CSV).
+_ROLES = ("driver_python", "driver_jvm", "executor_jvm", "python_worker", "daemon_jvm")
 
 
 def main(argv=None) -> None:
@@ -167,6 +183,7 @@ def main(argv=None) -> None:
     parser.add_argument("--as-of", default="2024-01-01")
     parser.add_argument("--engines", default="duckdb,spark")
     parser.add_argument("--steps", default="features")
+    parser.add_argument("--target", default="high_use", help="the labels step's target")
     parser.add_argument("--model")
     parser.add_argument("--tracking-uri")
     parser.add_argument("--explain-share", type=float, default=0.2)
@@ -192,20 +209,27 @@ def main(argv=None) -> None:
     clients = pd.read_parquet(args.data / "clients.parquet", columns=["client_id"]).shape[0] \
         if (args.data / "clients.parquet").is_file() else None
     rows = []
+
+    def record(row: dict) -> None:
+        frame = pd.DataFrame([row])
+        frame.insert(0, "data", args.label or str(args.data))
+        frame.insert(1, "clients", clients)
+        append_results(frame, HERE / "results" / "spark.csv")
+        rows.append(frame)
+        print(_markdown(frame), flush=True)
+
     for engine in engines:
         if engine == "duckdb":
-            rows += [_run(args, "duckdb", step, None, lambda: [], work) for step in steps]
+            for step in steps:
+                record(_run(args, "duckdb", step, None, lambda: [], work))
             continue
         with standalone_cluster(work / "cluster", workers=2, worker_memory="2g") as master:
             me = psutil.Process()
             daemons = [p.pid for p in me.children() if "spark-class" in " ".join(p.cmdline()) or
                        "java" in " ".join(p.cmdline())]
-            rows += [_run(args, "spark", step, master, lambda: daemons, work) for step in steps]
-    frame = pd.DataFrame(rows)
-    frame.insert(0, "data", args.label or str(args.data))
-    frame.insert(1, "clients", clients)
-    append_results(frame, HERE / "results" / "spark.csv")
-    print(_markdown(frame))
+            for step in steps:
+                record(_run(args, "spark", step, master, lambda: daemons, work))
+    print(_markdown(pd.concat(rows, ignore_index=True)))
 
 
 def _markdown(frame: pd.DataFrame) -> str:

@@ -47,7 +47,7 @@ from features.contract.validation import (DUPLICATE_RULE, EXAMPLES, ContractErro
 
 #: Spark schema of what a bucket returns: its problems, and (clients) its valid clients' birth and death dates.
 _OUT = ("kind string, category string, col string, rule string, structural boolean, n long, first_pos long, "
-        "seq int, part long, examples binary, client_id string, birth_date timestamp_ntz, death_date timestamp_ntz")
+        "seq int, examples binary, client_id string, birth_date timestamp_ntz, death_date timestamp_ntz")
 _LOOKUP = ["client_id", "birth_date", "death_date"]
 
 
@@ -154,7 +154,7 @@ def _checker(table: str, schema, fmt, offsets: dict[str, int], period, with_look
                 out += _records("duplicates", [Problem("events", "(all)", DUPLICATE_RULE, dup,
                                                        frame.iloc[dup[:EXAMPLES]])], pos)
         result = pd.DataFrame(out, columns=["kind", "category", "col", "rule", "structural", "n", "first_pos",
-                                            "seq", "examples"]).assign(part=int(pos[0]))
+                                            "seq", "examples"])
         if table == "clients":
             bad = [p.rows for cat in ("parse", "code", "rules") for p in found[cat] if p.rows is not None]
             lookup = client_lookup(frame, np.unique(np.concatenate(bad)) if bad else np.array([], dtype=np.int64))
@@ -168,8 +168,8 @@ def _checker(table: str, schema, fmt, offsets: dict[str, int], period, with_look
             result[col] = pd.Series(result[col].astype(object).where(result[col].notna(), None).to_numpy(object),
                                     dtype=object)
         result["structural"] = result["structural"].fillna(False).astype(bool)
-        result = result.fillna({"n": 0, "first_pos": -1, "seq": 0, "part": -1}).astype(
-            {"n": "int64", "first_pos": "int64", "seq": "int32", "part": "int64"})
+        result = result.fillna({"n": 0, "first_pos": -1, "seq": 0}).astype(
+            {"n": "int64", "first_pos": "int64", "seq": "int32"})
         for col in ("birth_date", "death_date"):
             result[col] = pd.to_datetime(result[col]).astype("datetime64[ns]")
         return result[[c.split()[0] for c in _OUT.split(", ")]]
@@ -242,7 +242,7 @@ def _structure(table: str, schema, fmt) -> list[dict]:
     from features.contract.io import arrow_to_pandas
 
     frame, parse = type_batch(table, arrow_to_pandas(schema.empty_table()), 0, fmt)
-    return [{"col": p.column, "rule": p.rule, "structural": True, "n": 0, "first_pos": -1, "seq": i, "part": -1,
+    return [{"col": p.column, "rule": p.rule, "structural": True, "n": 0, "first_pos": -1, "seq": i,
              "examples": None} for i, p in enumerate(rule_problems(table, frame, {})) if p.rows is None]
 
 

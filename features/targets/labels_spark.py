@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -345,10 +345,3 @@ def read_labels(path: str | Path) -> pd.DataFrame:
     frame["client_id"] = frame["client_id"].astype("str")
     return frame[LABEL_COLUMNS].sort_values("client_id", ignore_index=True)
 
-
-def targets_of(names: Iterable[str] | None, targets=None) -> list[Target]:
-    """The declared targets named (all of the targets file when None)."""
-    from features.targets.labels import load_targets
-
-    declared = targets if isinstance(targets, Mapping) else load_targets(targets)
-    return [declared[n] if n in declared else get_target(n, declared) for n in (names or declared)]

@@ -1,4 +1,4 @@
-"""The issue's parity county: 20,000 seeded clients, features and risk lists on the two-worker cluster (slow)."""
+"""The issue's parity county: 20,000 seeded clients, features, labels and risk lists on the two-worker cluster (slow)."""
 from __future__ import annotations
 
 import numpy as np
@@ -59,3 +59,17 @@ def test_risk_lists_of_20000_clients_equal_on_spark_and_duckdb(county_20k, spark
     for col in ("reasons_fi", "reasons_sv", "reasons_en", "reason_types", "segment", "data_digest"):
         a, b = expected[col].astype(object), got[col].astype(object)
         assert ((a.isna() & b.isna()) | (a == b)).all(), col
+
+
+def test_labels_of_20000_clients_equal_on_spark_and_duckdb(county_20k, spark_engine, tmp_path):
+    from features.targets.labels import build_labels, load_targets
+    from features.targets.labels_spark import build_labels_spark, read_labels
+
+    from test_labels_spark import assert_same_labels
+
+    _, dataset = county_20k
+    for name, target in load_targets().items():
+        expected = build_labels(dataset, AS_OF, target)
+        build_labels_spark(dataset, AS_OF, target, tmp_path / name, engine=spark_engine)
+        assert len(expected) > 100 and expected["label"].sum() > 0, name
+        assert_same_labels(expected, read_labels(tmp_path / name))
