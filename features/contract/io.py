@@ -129,7 +129,7 @@ def _read_file(path: Path, table: str, encoding: str | None = None) -> pd.DataFr
 BATCH_ROWS = 500_000
 
 
-def _parquet_batches(path: Path, table: str, batch_rows: int) -> Iterator[pd.DataFrame]:
+def _parquet_arrow_batches(path: Path, table: str, batch_rows: int) -> Iterator[pa.Table]:
     def unreadable(err: Exception) -> UnreadableTable:
         return UnreadableTable(f"table '{table}' ({path}) cannot be read as Parquet (damaged or incomplete "
                                f"file?): {str(err).strip()}")
@@ -157,9 +157,31 @@ def _parquet_batches(path: Path, table: str, batch_rows: int) -> Iterator[pd.Dat
             break
         if batch.num_rows or empty:
             empty = False
-            yield _arrow_to_pandas(pa.Table.from_batches([batch], schema=schema))
+            yield pa.Table.from_batches([batch], schema=schema)
     if empty:
-        yield _arrow_to_pandas(schema.empty_table())
+        yield schema.empty_table()
+
+
+def _parquet_batches(path: Path, table: str, batch_rows: int) -> Iterator[pd.DataFrame]:
+    for batch in _parquet_arrow_batches(path, table, batch_rows):
+        yield _arrow_to_pandas(batch)
+
+
+def iter_arrow_batches(path: str | Path, table: str, *, batch_rows: int = BATCH_ROWS) -> Iterator[pa.Table] | None:
+    """A Parquet table read in Arrow batches, untyped (what :func:`iter_batches` converts to pandas); None for CSV.
+
+    Raises
+    ------
+    UnreadableTable
+        As :func:`iter_batches`.
+    """
+    path = Path(path)
+    return _parquet_arrow_batches(path, table, batch_rows) if _is_parquet(path) else None
+
+
+def arrow_to_pandas(table: pa.Table) -> pd.DataFrame:
+    """An untyped Arrow batch as :func:`iter_batches` gives it in pandas (dates as ``datetime64``, text as strings)."""
+    return _arrow_to_pandas(table)
 
 
 def _csv_batches(path: Path, table: str, encoding: str | None, batch_rows: int) -> Iterator[pd.DataFrame]:

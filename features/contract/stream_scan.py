@@ -28,8 +28,17 @@ import pyarrow.parquet as pq
 
 from features.contract.costs import fill_missing_costs
 from features.contract.dataset import PERIOD_COLUMNS, SERVICE_DATES, DataPeriod, Declaration, today
-from features.contract.io import ParseProblem, find_table, iter_batches, read_rows, type_batch
+from features.contract.io import (
+    ParseProblem,
+    arrow_to_pandas,
+    find_table,
+    iter_arrow_batches,
+    iter_batches,
+    read_rows,
+    type_batch,
+)
 from features.contract.schemas import DATE_COLUMNS, FLOAT_COLUMNS
+from features.contract.stream_fast import FastBatch, FastLookup, FastPath, check_batch, frame_hashes
 from features.contract.tables import TABLES
 from features.contract.validation import (
     DUPLICATE_RULE,
@@ -54,6 +63,10 @@ _CROSS_ORDER = ("foreign key: client_id not in a valid clients row", "dated befo
 _PARTS = 64
 _RECORD = np.dtype([("h", "<u8"), ("p", "<i8")])
 DUPLICATE_REASON = f"(all): {DUPLICATE_RULE}"
+#: Check and type in Arrow the batches that surely break no rule (:mod:`features.contract.stream_fast`);
+#: False sends every batch through pandas (the tests compare the two).
+FAST = True
+_HEAD = 1_000  # rows of each table typed and checked in pandas first
 
 
 class _Merged:
@@ -93,8 +106,8 @@ class _RowHashes:
         self.paths = [folder / f"{i:02d}.bin" for i in range(_PARTS)]
         self.files = [open(p, "wb") for p in self.paths]
 
-    def add(self, frame: pd.DataFrame, offset: int) -> None:
-        hashes = pd.util.hash_pandas_object(frame, index=False).to_numpy(np.uint64)
+    def add(self, hashes: np.ndarray, offset: int) -> None:
+        """Store the rows' hashes (:func:`~features.contract.stream_fast.row_hashes`) with their positions."""
         part = (hashes >> np.uint64(58)).astype(np.uint8)
         order = np.argsort(part, kind="stable")  # a radix sort for 8-bit keys: linear
         rec = np.empty(len(hashes), _RECORD)
@@ -133,6 +146,7 @@ class _Run:
         self.work = folder / ".work"
         self.work.mkdir()
         self.lookup: pd.DataFrame | None = None
+        self.fast_lookup: FastLookup | None = None
         self.problem_seen = False
         self.scans: dict[str, _Scan] = {}
         self.duplicates: Problem | None = None
@@ -155,6 +169,8 @@ class _Scan:
         self.low = self.high = None
         self.hashes = None
         self.kept_pos = self.q_pos = None
+        self.fast: FastPath | None = None
+        self.fast_batches = 0
         if table == "events":
             self.kept_pos = open(run.work / "kept.pos", "wb")
             self.q_pos = open(run.work / "quarantined.pos", "wb")
@@ -185,7 +201,7 @@ class _Scan:
         if table == "events" and run.lookup is not None and len(frame):
             if self.hashes is None:
                 self.hashes = _RowHashes(run.work / "hashes")
-            self.hashes.add(frame, offset)
+            self.hashes.add(frame_hashes(frame), offset)
         bad_rows = np.unique(np.concatenate([p.rows for p in ordered if p.rows is not None] or
                                             [np.array([], dtype=np.int64)]))
         if len(bad_rows):
@@ -207,6 +223,65 @@ class _Scan:
                 keep[bad_rows] = False
                 self.kept_pos.write((np.flatnonzero(keep) + offset).astype(np.int64).tobytes())
         return found
+
+    def arrow_batch(self, raw: pa.Table, offset: int, date_format: str | None) -> None:
+        """Validate one untyped Arrow batch: in Arrow if it surely breaks no rule, else as :meth:`batch` does."""
+        if FAST and not self.batches and self.table != "clients" and raw.num_rows > _HEAD:
+            # the table's first rows go through pandas (see _fast_ready); the rest of the batch may not need to
+            self.arrow_batch(raw.slice(0, _HEAD), offset, date_format)
+            raw, offset = raw.slice(_HEAD), offset + _HEAD
+        done = self._fast(raw, offset) if self._fast_ready() else False
+        if not done:
+            frame, parse = type_batch(self.table, arrow_to_pandas(raw), offset, date_format)
+            self.batch(frame, parse)
+
+    def _fast_ready(self) -> bool:
+        # the first batch goes through pandas: it fixes the written schema and finds a broken structure
+        if not FAST or self.table == "clients" or not self.batches:
+            return False
+        if any(m.structural for merged in self.merged.values() for m in merged.values()):
+            return False
+        if self.fast is None:
+            period = self.run.period
+            latest = period.end if period is not None and period.declared else today()
+            self.fast = FastPath(self.table, latest, self.run.fast_lookup)
+        return self.fast.usable
+
+    def _fast(self, raw: pa.Table, offset: int) -> bool:
+        """The fast path (:func:`~features.contract.stream_fast.check_batch`); False if the batch needs pandas."""
+        if self.run.writing and self.writer is None:
+            return False
+        found = check_batch(self.fast, raw, **self.fast_options())
+        if found is None:
+            return False
+        self.take_fast(found, offset)
+        return True
+
+    def fast_options(self) -> dict:
+        """The arguments of :func:`~features.contract.stream_fast.check_batch` for this table now."""
+        run = self.run
+        return dict(hashing=self.table == "events" and run.lookup is not None,
+                    schema=self.writer.schema if run.writing and self.writer is not None else None,
+                    costs=run.costs, today=today())
+
+    def take_fast(self, found: FastBatch, offset: int) -> None:
+        """Record a batch the fast path took: counts, hashes, dates, and its rows written."""
+        run, n = self.run, found.rows
+        if found.hashes is not None and n:
+            if self.hashes is None:
+                self.hashes = _RowHashes(run.work / "hashes")
+            self.hashes.add(found.hashes, offset)
+        self.batches += 1
+        self.fast_batches += 1
+        self.rows += n
+        self.kept += n
+        if found.low is not None:
+            self.low = found.low if self.low is None else min(self.low, found.low)
+            self.high = found.high if self.high is None else max(self.high, found.high)
+        if run.writing and found.table is not None:
+            self.writer.write_table(found.table)
+            if self.kept_pos is not None:
+                self.kept_pos.write(np.arange(offset, offset + n, dtype=np.int64).tobytes())
 
     def _dates(self, kept: pd.DataFrame) -> None:
         col = SERVICE_DATES.get(self.table)
@@ -340,6 +415,8 @@ def _move_duplicates(run: _Run, scan: _Scan, dups: pd.DataFrame) -> None:
     with open(tmp, "w", encoding="utf-8", newline="") as out, open(run.work / "quarantined.pos", "rb") as pos_file:
         with pd.read_csv(src, dtype=str, keep_default_na=False, chunksize=run.batch_rows) as reader:
             for chunk in reader:
+                if not len(chunk):  # a quarantine holding only its header (no other rejected event)
+                    continue
                 pos = np.fromfile(pos_file, dtype=np.int64, count=len(chunk))
                 twice = np.isin(pos, positions)
                 if twice.any():
@@ -388,12 +465,17 @@ def _stream(data: Path, folder: Path, *, lenient: bool, quarantine: Path | None,
                 bad = [p.rows for cat in ("parse", "code", "rules") for p in found[cat] if p.rows is not None]
                 run.lookup = client_lookup(frame, np.unique(np.concatenate(bad)) if bad else
                                            np.array([], dtype=np.int64))
+                run.fast_lookup = FastLookup(run.lookup) if run.lookup is not None and FAST else None
                 del raw, frame
             else:
                 offset = 0
-                for raw in batches:
-                    frame, parse = type_batch(table, raw, offset, fmt)
-                    scan.batch(frame, parse)
+                arrow = iter_arrow_batches(paths[table], table, batch_rows=batch_rows)
+                for raw in arrow if arrow is not None else batches:
+                    if arrow is not None:
+                        scan.arrow_batch(raw, offset, fmt)
+                    else:
+                        frame, parse = type_batch(table, raw, offset, fmt)
+                        scan.batch(frame, parse)
                     offset += len(raw)
             scan.close()
             if table == "events":
