@@ -103,11 +103,12 @@ def load_source(data: TableSource, *, validate: bool = True) -> dict[str, pd.Dat
 
 
 def _typed(frame: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
+    """The engine's result in the spec's column types, sorted by ``client_id`` (the query has no ORDER BY)."""
     dtypes = {"int": "int64", "float": "float64", "str": "str"}
-    out = {"client_id": frame["client_id"].astype("str")}
-    for c in spec.columns():
-        out[c.name] = frame[c.name].astype(dtypes[c.dtype])
-    return pd.DataFrame(out).reset_index(drop=True)
+    names = ["client_id"] + [c.name for c in spec.columns()]
+    frame = frame[names].astype({"client_id": "str", **{c.name: dtypes[c.dtype] for c in spec.columns()}})
+    order = frame["client_id"].argsort(kind="stable").to_numpy()
+    return frame.take(order).reset_index(drop=True)
 
 
 class ClientHistories:
@@ -169,7 +170,9 @@ class ClientHistories:
 
     def sql(self, as_of, clients: str | None = None) -> str:
         """The query that :meth:`features` runs for ``as_of`` (``clients``: see :func:`compile_features`)."""
-        return compile_features(self.spec, as_of, has_moves=self.has_moves, clients=clients)
+        # DuckDB shares one CTE among its readers: the per-service joins; other engines get the pivot
+        pivot = "join" if getattr(self.engine, "dialect", None) == "duckdb" else "case"
+        return compile_features(self.spec, as_of, has_moves=self.has_moves, clients=clients, pivot=pivot)
 
     def select_clients(self, clients) -> int:
         """Register the ids ``clients`` as the table :data:`SELECTED` for a restricted query.

@@ -21,6 +21,8 @@ from features.histories.spec import FeatureColumn, FeatureSpec
 BASE_RATE = "*"
 #: The table of client ids a restricted query keeps (see ``compile_features(clients=…)``).
 SELECTED = "selected_clients"
+#: How per-service rows become per-client columns: "join" (one join per service; DuckDB) or "case" (a pivot).
+PIVOTS = ("join", "case")
 
 
 def unit_rates_frame(costs: dict[str, UnitCost]) -> pd.DataFrame:
@@ -92,8 +94,14 @@ def charlson_expression(spec: FeatureSpec, flag) -> str:
 
 
 class _Compiler:
-    def __init__(self, spec: FeatureSpec, as_of, has_moves: tuple[bool, bool], clients: str | None = None):
+    def __init__(self, spec: FeatureSpec, as_of, has_moves: tuple[bool, bool], clients: str | None = None,
+                 pivot: str = "case"):
+        if pivot not in PIVOTS:
+            raise ValueError(f"pivot must be one of {PIVOTS}, not {pivot!r}")
         self.spec = spec
+        self.pivot = pivot
+        self.services = sorted({c.service for c in spec.columns() if c.service}
+                               | {sv for c in spec.columns() if c.kind in ("use_change", "first_use") for sv in c.services})
         # with a table of client ids, every table read keeps only their rows (a semi-join)
         self.keep = f" AND client_id IN (SELECT client_id FROM {clients})" if clients else ""
         self.as_of = pd.Timestamp(as_of).normalize()             # the index date T
@@ -129,21 +137,41 @@ class _Compiler:
                 f"OR (MONTH(pop.b) = {m} AND DAY(pop.b) > {d}) THEN 1 ELSE 0 END)")
 
     # -- events -----------------------------------------------------------
+    def buckets(self) -> list[int]:
+        """The look-back edges in days (ascending) that every event window and span starts or ends at.
+
+        Bucket ``i`` (1-based) holds the days ``[T - edges[i-1], T - edges[i-2])`` (``T`` for ``i = 1``);
+        bucket ``len(edges) + 1`` everything earlier. A window of ``w`` days is buckets
+        ``1 … edges.index(w) + 1``; a span ``[T - a, T - b)`` the buckets between ``b`` and ``a``.
+        """
+        spec = self.spec
+        edges = set(spec.event_windows()) | {d for span in spec.event_spans() for d in span}
+        return sorted(edges - {0})
+
     def event_ctes(self) -> list[tuple[str, str]]:
+        """Per (client, service): counts, costs and episode days per window and span, and the last day of use.
+
+        Point events (every service but the episode services) are first summed per
+        (client, service, bucket) — count, known cost, last day — so the per-window and
+        per-span sums read a few rows per client instead of every event; episodes, whose
+        days and costs are cut at the window edges, are summed row by row. Unit-cost rates
+        are looked up only for the rows that need one (an unknown cost, or an episode).
+        """
         spec, as_of_sql, day_before_sql = self.spec, self.as_of_sql, self.day_before_sql
         windows = spec.event_windows()
-        unit_ws = sorted({w for a in spec.events if a.agg == "units" for w in a.windows})
-        prof_ws = sorted({w for a in spec.events if a.agg == "professionals" for w in a.windows})
+        edges = self.buckets()
+        index = {0: 0, **{d: i + 1 for i, d in enumerate(edges)}}
         epi = _in(EPISODE_SERVICES)
-        ctes = [("ev", f"""SELECT client_id, service, unit, professional, cost_eur,
-         CAST(start AS DATE) AS s, CAST("end" AS DATE) AS e
-  FROM events
-  WHERE CAST(start AS DATE) < {as_of_sql}{self.keep}""")]
+        point = f"(service IS NULL OR service NOT IN {epi})"
         role = ("CASE WHEN STRPOS(ev.professional, '.') > 0 "
                 "THEN SUBSTR(ev.professional, 1, STRPOS(ev.professional, '.') - 1) ELSE ev.professional END")
-        # one pass over the events: the rate joins hit a table of a few dozen rows
-        ctes.append(("rated", f"""SELECT ev.client_id, ev.service, ev.unit, ev.professional, ev.s,
-         ev.service IN {epi} AS is_epi,
+        ctes = [("ev", f"""SELECT client_id, service, professional, cost_eur,
+         CAST(start AS DATE) AS s, CAST("end" AS DATE) AS e
+  FROM events
+  WHERE start < {as_of_sql} AND (cost_eur IS NULL OR NOT {point}){self.keep}"""),
+                # the rate joins (a table of a few dozen rows) only for rows without a cost and for episodes
+                ("rated", f"""SELECT ev.client_id, ev.service, ev.s,
+         NOT {point.replace('service', 'ev.service')} AS is_epi,
          (ev.e IS NULL OR ev.e >= {as_of_sql}) AS ongoing,
          CASE WHEN ev.e IS NULL OR ev.e >= {as_of_sql} THEN {day_before_sql} ELSE ev.e END AS eff_end,
          DATE_DIFF('day', ev.s, ev.e) + 1 AS total_days,
@@ -155,19 +183,36 @@ class _Compiler:
   FROM ev
   LEFT JOIN unit_rates rx ON rx.service = ev.service AND rx.professional = ev.professional
   LEFT JOIN unit_rates rr ON rr.service = ev.service AND rr.professional = {role}
-  LEFT JOIN unit_rates rb ON rb.service = ev.service AND rb.professional = '{BASE_RATE}'"""))
-        cols = ["client_id", "service", "unit", "professional", "s",
-                "CASE WHEN is_epi THEN eff_end ELSE s END AS last_day"]
+  LEFT JOIN unit_rates rb ON rb.service = ev.service AND rb.professional = '{BASE_RATE}'""")]
+        bucket = ("CASE " + " ".join(f"WHEN s >= {self.window_start_sql(d)} THEN {index[d]}" for d in edges)
+                  + f" ELSE {len(edges) + 1} END")
+        ctes.append(("point_buckets", f"""SELECT client_id, service, {bucket} AS b, COUNT(*) AS n,
+         SUM(cost_known) AS c, MAX(s) AS last_day
+  FROM (SELECT client_id, service, CAST(start AS DATE) AS s, cost_eur AS cost_known
+          FROM events
+          WHERE start < {as_of_sql} AND cost_eur IS NOT NULL AND {point}{self.keep}
+        UNION ALL
+        SELECT client_id, service, s, cost_known FROM rated WHERE NOT is_epi) AS p
+  GROUP BY client_id, service, {bucket}"""))
+        aggs = ["client_id", "service", "MAX(last_day) AS last_day"]
+        for w in windows:
+            aggs += [f"CAST(SUM(CASE WHEN b <= {index[w]} THEN n ELSE 0 END) AS BIGINT) AS n_{w}",
+                     f"SUM(CASE WHEN b <= {index[w]} THEN c END) AS c_{w}", f"CAST(0 AS BIGINT) AS d_{w}"]
+        for a, b in spec.event_spans():
+            inside = f"b > {index[b]} AND b <= {index[a]}"
+            aggs += [f"CAST(SUM(CASE WHEN {inside} THEN n ELSE 0 END) AS BIGINT) AS ns_{a}_{b}",
+                     f"COALESCE(SUM(CASE WHEN {inside} THEN c END), 0) AS cs_{a}_{b}"]
+        point_sql = "SELECT " + ",\n         ".join(aggs) + "\n  FROM point_buckets\n  GROUP BY client_id, service"
+        cols = ["client_id", "service", "eff_end AS last_day"]
         for w in windows:
             lo = self.window_start_sql(w)
             days = f"GREATEST(DATE_DIFF('day', GREATEST(s, {lo}), eff_end) + 1, 0)"
             cols += [
                 f"CASE WHEN s >= {lo} THEN 1 ELSE 0 END AS n_{w}",
-                f"""CASE WHEN NOT is_epi THEN (CASE WHEN s >= {lo} THEN cost_known END)
-              WHEN ongoing AND per_day THEN rate * {days}
+                f"""CASE WHEN ongoing AND per_day THEN rate * {days}
               WHEN ongoing THEN (CASE WHEN s >= {lo} THEN rate ELSE 0 END)
               ELSE cost_known * {days} / total_days END AS c_{w}""",
-                f"CASE WHEN is_epi THEN {days} ELSE 0 END AS d_{w}",
+                f"{days} AS d_{w}",
             ]
         for a, b in spec.event_spans():
             # the span [T - a, T - b): events started in it; episode days inside it up to its last day
@@ -176,48 +221,146 @@ class _Compiler:
             days = f"GREATEST(DATE_DIFF('day', GREATEST(s, {lo}), LEAST(eff_end, {last})) + 1, 0)"
             cols += [
                 f"CASE WHEN {inside} THEN 1 ELSE 0 END AS ns_{a}_{b}",
-                f"""CASE WHEN NOT is_epi THEN (CASE WHEN {inside} THEN cost_known ELSE 0 END)
-              WHEN ongoing AND per_day THEN rate * {days}
+                f"""CASE WHEN ongoing AND per_day THEN rate * {days}
               WHEN ongoing THEN (CASE WHEN {inside} THEN rate ELSE 0 END)
               ELSE cost_known * {days} / total_days END AS cs_{a}_{b}""",
             ]
-        ctes.append(("event_rows", "SELECT " + ",\n         ".join(cols) + "\n  FROM rated"))
+        ctes.append(("episode_rows", "SELECT " + ",\n         ".join(cols) + "\n  FROM rated\n  WHERE is_epi"))
         aggs = ["client_id", "service", "MAX(last_day) AS last_day"]
         for w in windows:
-            aggs += [f"SUM(n_{w}) AS n_{w}", f"SUM(c_{w}) AS c_{w}", f"SUM(d_{w}) AS d_{w}"]
+            aggs += [f"CAST(SUM(n_{w}) AS BIGINT) AS n_{w}", f"SUM(c_{w}) AS c_{w}",
+                     f"CAST(SUM(d_{w}) AS BIGINT) AS d_{w}"]
         for a, b in spec.event_spans():
-            aggs += [f"SUM(ns_{a}_{b}) AS ns_{a}_{b}", f"SUM(COALESCE(cs_{a}_{b}, 0)) AS cs_{a}_{b}"]
-        for w in unit_ws:
-            aggs.append(f"COUNT(DISTINCT CASE WHEN s >= {self.window_start_sql(w)} THEN unit END) AS u_{w}")
-        for w in prof_ws:
-            aggs.append(f"COUNT(DISTINCT CASE WHEN s >= {self.window_start_sql(w)} THEN professional END) AS p_{w}")
-        ctes.append(("by_service", "SELECT " + ",\n         ".join(aggs)
-                     + "\n  FROM event_rows\n  GROUP BY client_id, service"))
+            aggs += [f"CAST(SUM(ns_{a}_{b}) AS BIGINT) AS ns_{a}_{b}", f"SUM(COALESCE(cs_{a}_{b}, 0)) AS cs_{a}_{b}"]
+        ctes.append(("by_service", point_sql + "\n  UNION ALL\n  SELECT " + ",\n         ".join(aggs)
+                     + "\n  FROM episode_rows\n  GROUP BY client_id, service"))
+        return ctes + self.distinct_ctes()
+
+    def distinct_ctes(self) -> list[tuple[str, str]]:
+        """Distinct units and professionals per (client, service) within their windows, pivoted per client.
+
+        Each (client, service, unit) is grouped once with the last day it was used,
+        and counted in every window that day falls in: no ``COUNT(DISTINCT …)`` over all events.
+        """
+        spec, ctes = self.spec, []
+        for agg, col, short in (("units", "unit", "u"), ("professionals", "professional", "p")):
+            ws = sorted({w for a in spec.events if a.agg == agg for w in a.windows})
+            if not ws:
+                continue
+            ctes.append((f"{short}_last", f"""SELECT client_id, service, {col}, MAX(CAST(start AS DATE)) AS s
+  FROM events
+  WHERE start < {self.as_of_sql} AND start >= {self.window_start_sql(max(ws))}
+    AND {col} IS NOT NULL{self.keep}
+  GROUP BY client_id, service, {col}"""))
+            counts = ", ".join(f"CAST(SUM(CASE WHEN s >= {self.window_start_sql(w)} THEN 1 ELSE 0 END) AS BIGINT) "
+                               f"AS {short}_{w}"
+                               for w in ws)
+            ctes.append((f"{short}_by_service", f"SELECT client_id, service, {counts}\n  FROM {short}_last\n"
+                                                "  GROUP BY client_id, service"))
         return ctes
 
-    def event_pivot(self) -> tuple[str, list[FeatureColumn]]:
+    @staticmethod
+    def pick(agg: str, value: str, cond: str) -> str:
+        """``agg`` of ``value`` over the rows where ``cond`` holds (NULL when none).
+
+        A CASE inside the aggregate: DuckDB's ``FILTER (WHERE …)`` form measured three
+        times slower for the pivot's ~190 aggregates.
+        """
+        return f"{agg}(CASE WHEN {cond} THEN {value} END)"
+
+    def event_joins(self) -> tuple[list[tuple[str, str]], list[str], dict[str, str]]:
+        """The per-client event features as one join per service instead of a ~190-aggregate pivot.
+
+        Each (client, service) has one row in ``by_service``, so the service's rows
+        (``sv_<i>``, with its distinct units and professionals) join the population one to
+        one; per-service features are their columns, the span comparisons sums of them,
+        and only the totals over all services are aggregated (``ev_tot``). DuckDB runs this
+        about three times faster than the CASE pivot; it is the plan for engines that share
+        a CTE among its readers (Spark would recompute ``by_service`` per service: it gets the pivot).
+
+        Returns
+        -------
+        tuple
+            The CTEs, the names to LEFT JOIN on ``client_id``, and the SQL expression of each column.
+        """
         short = {"count": "n", "cost": "c", "days": "d", "units": "u", "professionals": "p"}
-        exprs, cols = ["client_id"], []
+        needed: dict[str, dict[str, set[str]]] = {}  # service -> source (b, u, p) -> columns
+
+        def col(service: str, src: str, name: str) -> str:
+            needed.setdefault(service, {}).setdefault(src, set()).add(name)
+            return f"sv_{sorted(self.services).index(service)}.{name}"
+
+        source: dict[str, str] = {}
+        totals = ["client_id"]
         for c in self.cols:
             if c.kind in short:
-                e = f"SUM(CASE WHEN service = {_q(c.service)} THEN {short[c.kind]}_{c.window} END)"
+                x = short[c.kind]
+                source[c.name] = col(c.service, x if x in "up" else "b", f"{x}_{c.window}")
             elif c.kind == "days_since_last":
-                e = f"MIN(CASE WHEN service = {_q(c.service)} THEN DATE_DIFF('day', last_day, {self.as_of_sql}) END)"
-            elif c.kind == "total_count":
-                e = f"SUM(n_{c.window})"
-            elif c.kind == "total_cost":
-                e = f"SUM(c_{c.window})"
-            elif c.kind == "service_lines":
-                e = f"SUM(CASE WHEN n_{c.window} > 0 OR d_{c.window} > 0 THEN 1 ELSE 0 END)"
-            elif c.kind == "social_and_health":
-                used = f"(n_{c.window} > 0 OR d_{c.window} > 0)"
-                e = (f"CASE WHEN MAX(CASE WHEN service IN {_in(SOCIAL_SERVICES)} AND {used} THEN 1 ELSE 0 END) = 1 "
-                     f"AND MAX(CASE WHEN service IN {_in(HEALTH_SERVICES)} AND {used} THEN 1 ELSE 0 END) = 1 "
-                     f"THEN 1 ELSE 0 END")
+                source[c.name] = f"DATE_DIFF('day', {col(c.service, 'b', 'last_day')}, {self.as_of_sql})"
+            elif c.kind in ("use_change", "first_use"):
+                x = "cs" if c.agg == "cost" else "ns"
+                recent, earlier = ("(" + " + ".join(f"COALESCE({col(sv, 'b', f'{x}_{a}_{b}')}, 0)"
+                                                     for sv in sorted(c.services)) + ")" for a, b in c.spans())
+                source[c.name] = (f"{recent} - {earlier}" if c.kind == "use_change"
+                                  else f"CASE WHEN {recent} > 0 AND {earlier} = 0 THEN 1 ELSE 0 END")
+            elif c.kind in ("total_count", "total_cost", "service_lines", "social_and_health"):
+                totals.append(f"{self.total(c)} AS {c.name}")
+                source[c.name] = f"ev_tot.{c.name}"
+        ctes, joins = [], []
+        if len(totals) > 1:
+            ctes.append(("ev_tot", "SELECT " + ",\n         ".join(totals) + "\n  FROM by_service\n  GROUP BY client_id"))
+            joins.append("ev_tot")
+        for service, srcs in sorted(needed.items()):
+            i, where = sorted(self.services).index(service), f"service = {_q(service)}"
+            exprs = [f"b.{n}" for n in sorted(srcs.get("b", ()))]
+            from_ = f"(SELECT * FROM by_service WHERE {where}) AS b"
+            for x in ("u", "p"):
+                if x in srcs:
+                    exprs += [f"{x}.{n}" for n in sorted(srcs[x])]
+                    from_ += (f"\n  LEFT JOIN (SELECT * FROM {x}_by_service WHERE {where}) AS {x} "
+                              f"ON {x}.client_id = b.client_id")
+            ctes.append((f"sv_{i}", "SELECT b.client_id, " + ", ".join(exprs) + f"\n  FROM {from_}"))
+            joins.append(f"sv_{i}")
+        return ctes, joins, source
+
+    def total(self, c: FeatureColumn) -> str:
+        """The aggregate over a client's per-service rows for a total, service-lines or both-sectors column."""
+        if c.kind == "total_count":
+            return f"SUM(n_{c.window})"
+        if c.kind == "total_cost":
+            return f"SUM(c_{c.window})"
+        used = f"(n_{c.window} > 0 OR d_{c.window} > 0)"
+        if c.kind == "service_lines":
+            return f"SUM(CASE WHEN {used} THEN 1 ELSE 0 END)"
+        return (f"CASE WHEN MAX(CASE WHEN service IN {_in(SOCIAL_SERVICES)} AND {used} THEN 1 ELSE 0 END) = 1 "
+                f"AND MAX(CASE WHEN service IN {_in(HEALTH_SERVICES)} AND {used} THEN 1 ELSE 0 END) = 1 "
+                f"THEN 1 ELSE 0 END")
+
+    def event_pivots(self) -> list[tuple[str, str, list[FeatureColumn]]]:
+        """The per-client pivots of the per-service rows: ``(cte name, sql, columns)`` each."""
+        short = {"count": "n", "cost": "c", "days": "d"}
+        exprs, cols = ["client_id"], []
+        distinct: dict[str, tuple[list[str], list[FeatureColumn]]] = {"u": (["client_id"], []),
+                                                                      "p": (["client_id"], [])}
+        for c in self.cols:
+            if c.kind in short:
+                # one row per (client, service): MAX picks the value
+                e = self.pick("MAX", f"{short[c.kind]}_{c.window}", f"service = {_q(c.service)}")
+            elif c.kind in ("units", "professionals"):
+                x = c.kind[0]
+                distinct[x][0].append(f"{self.pick('MAX', f'{x}_{c.window}', f'service = {_q(c.service)}')} "
+                                      f"AS {c.name}")
+                distinct[x][1].append(c)
+                continue
+            elif c.kind == "days_since_last":
+                e = self.pick("MIN", f"DATE_DIFF('day', last_day, {self.as_of_sql})", f"service = {_q(c.service)}")
+            elif c.kind in ("total_count", "total_cost", "service_lines", "social_and_health"):
+                e = self.total(c)
             elif c.kind in ("use_change", "first_use"):
                 # the same aggregate over the recent span and the earlier span it is compared with
                 x = "cs" if c.agg == "cost" else "ns"
-                recent, earlier = (f"SUM(CASE WHEN service IN {_in(c.services)} THEN {x}_{a}_{b} ELSE 0 END)"
+                recent, earlier = (f"COALESCE({self.pick('SUM', f'{x}_{a}_{b}', f'service IN {_in(c.services)}')}, 0)"
                                    for a, b in c.spans())
                 e = (f"{recent} - {earlier}" if c.kind == "use_change"
                      else f"CASE WHEN {recent} > 0 AND {earlier} = 0 THEN 1 ELSE 0 END")
@@ -225,7 +368,12 @@ class _Compiler:
                 continue
             exprs.append(f"{e} AS {c.name}")
             cols.append(c)
-        return "SELECT " + ",\n         ".join(exprs) + "\n  FROM by_service\n  GROUP BY client_id", cols
+        pivots = [("ev_feat", "SELECT " + ",\n         ".join(exprs) + "\n  FROM by_service\n  GROUP BY client_id", cols)]
+        for x, (dexprs, dcols) in distinct.items():
+            if dcols:
+                pivots.append((f"{x}_feat", "SELECT " + ",\n         ".join(dexprs)
+                               + f"\n  FROM {x}_by_service\n  GROUP BY client_id", dcols))
+        return pivots
 
     # -- diagnoses ----------------------------------------------------------
     @staticmethod
@@ -238,45 +386,68 @@ class _Compiler:
             parts.append(f"(system = 'ICPC-2' AND ({code_in_ranges_sql('c', g.icpc2)}))")
         return " OR ".join(parts) or "FALSE"
 
+    def code_flags(self, name: str, source: str, flags: list[tuple[str, str]],
+                   split: str | None = None) -> list[tuple[str, str]]:
+        """Per client, 0/1 flags ``flags`` (name, condition on ``system`` and dotless code ``c``) over ``source``.
+
+        The conditions are evaluated once per distinct code (``<name>_codes``, a bit mask
+        of up to 62 flags per column), joined back to the rows and OR-ed per client
+        (``BIT_OR``), instead of evaluating every condition on every diagnosis row.
+        With ``split`` (a condition on the row), each flag comes twice: ``r_<flag>`` for
+        the rows where it holds and ``b_<flag>`` for the others. The result is ``<name>``.
+        """
+        chunks = [flags[i:i + 62] for i in range(0, len(flags), 62)]
+        masks = [" + ".join(f"CASE WHEN {cond} THEN {2 ** i} ELSE 0 END" for i, (_, cond) in enumerate(chunk))
+                 for chunk in chunks]
+        codes = ("SELECT system, c, " + ", ".join(f"CAST({m} AS BIGINT) AS m{j}" for j, m in enumerate(masks))
+                 + f"\n  FROM (SELECT DISTINCT system, c FROM {source}) AS t")
+        if split is None:
+            ors = [f"BIT_OR(k.m{j}) AS m{j}" for j in range(len(chunks))]
+            bits = [f"(m{j} >> {i}) & 1 AS {flag}" for j, chunk in enumerate(chunks) for i, (flag, _) in enumerate(chunk)]
+        else:
+            ors = [f"BIT_OR(CASE WHEN {split} THEN k.m{j} ELSE 0 END) AS r{j}" for j in range(len(chunks))]
+            ors += [f"BIT_OR(CASE WHEN {split} THEN 0 ELSE k.m{j} END) AS b{j}" for j in range(len(chunks))]
+            bits = [f"(r{j} >> {i}) & 1 AS r_{flag}, (b{j} >> {i}) & 1 AS b_{flag}"
+                    for j, chunk in enumerate(chunks) for i, (flag, _) in enumerate(chunk)]
+        return [
+            (f"{name}_codes", codes),
+            (f"{name}_masks", f"SELECT s.client_id, {', '.join(ors)}\n  FROM {source} s\n"
+                              f"  JOIN {name}_codes k ON k.system = s.system AND k.c = s.c\n  GROUP BY s.client_id"),
+            (name, "SELECT client_id, " + ",\n         ".join(bits) + f"\n  FROM {name}_masks"),
+        ]
+
     def diagnosis_ctes(self) -> list[tuple[str, str]]:
         spec = self.spec
-        cond = [f"CAST(date AS DATE) < {self.as_of_sql}", "code IS NOT NULL"]
+        cond = [f"date < {self.as_of_sql}", "code IS NOT NULL"]
         if spec.diagnosis_lookback_days:
-            cond.append(f"CAST(date AS DATE) >= {self.window_start_sql(spec.diagnosis_lookback_days)}")
-        exprs = ["client_id"]
-        for g in spec.diagnosis_groups:
-            exprs.append(f"MAX(CASE WHEN {self.group_cond(g)} THEN 1 ELSE 0 END) AS g_{g.name}")
+            cond.append(f"date >= {self.window_start_sql(spec.diagnosis_lookback_days)}")
+        flags = [(f"g_{g.name}", self.group_cond(g)) for g in spec.diagnosis_groups]
         if spec.charlson is not None:
-            for cat in spec.charlson.categories:
-                exprs.append(f"MAX(CASE WHEN system = 'ICD-10' AND ({_charlson_cond('c', cat)}) "
-                             f"THEN 1 ELSE 0 END) AS cc_{cat.name}")
+            flags += [(f"cc_{cat.name}", f"system = 'ICD-10' AND ({_charlson_cond('c', cat)})")
+                      for cat in spec.charlson.categories]
         return [
             ("dx", "SELECT client_id, system, REPLACE(code, '.', '') AS c\n  FROM diagnoses\n  WHERE "
              + "\n    AND ".join(cond) + self.keep),
-            ("dx_flags", "SELECT " + ",\n         ".join(exprs) + "\n  FROM dx\n  GROUP BY client_id"),
+            *self.code_flags("dx_flags", "dx", flags),
         ]
 
     def new_diagnosis_ctes(self) -> list[tuple[str, str]]:
-        """Per group: recorded in [T - days, T) (``nr_``) and in the ``none_before_days`` before (``nb_``)."""
+        """Per group: recorded in [T - days, T) (``r_``) and in the ``none_before_days`` before (``b_``)."""
         n = self.spec.new_diagnoses
         lo = self.window_start_sql(n.days)
-        exprs = ["client_id"]
-        for g in n.groups:
-            name, cond = g.name, self.group_cond(g)
-            exprs += [f"MAX(CASE WHEN ({cond}) AND d >= {lo} THEN 1 ELSE 0 END) AS nr_{name}",
-                      f"MAX(CASE WHEN ({cond}) AND d < {lo} THEN 1 ELSE 0 END) AS nb_{name}"]
+        flags = [(g.name, self.group_cond(g)) for g in n.groups]
         return [
             ("dx_recent", f"""SELECT client_id, system, REPLACE(code, '.', '') AS c, CAST(date AS DATE) AS d
   FROM diagnoses
-  WHERE CAST(date AS DATE) < {self.as_of_sql}
-    AND CAST(date AS DATE) >= {self.window_start_sql(n.days + n.none_before_days)} AND code IS NOT NULL{self.keep}"""),
-            ("dx_new", "SELECT " + ",\n         ".join(exprs) + "\n  FROM dx_recent\n  GROUP BY client_id"),
+  WHERE date < {self.as_of_sql}
+    AND date >= {self.window_start_sql(n.days + n.none_before_days)} AND code IS NOT NULL{self.keep}"""),
+            *self.code_flags("dx_new", "dx_recent", flags, split=f"s.d >= {lo}"),
         ]
 
     # -- measurements -------------------------------------------------------
     def measurement_ctes(self) -> list[tuple[str, str]]:
         ms = self.spec.measurements
-        within = " OR ".join(f"(name = {_q(m.name)} AND CAST(date AS DATE) >= {self.window_start_sql(m.lookback_days)})"
+        within = " OR ".join(f"(name = {_q(m.name)} AND date >= {self.window_start_sql(m.lookback_days)})"
                              for m in ms)
         exprs = ["client_id"]
         for m in ms:
@@ -291,7 +462,7 @@ class _Compiler:
         return [
             ("m_day", f"""SELECT client_id, name, CAST(date AS DATE) AS d, AVG(value) AS v
   FROM measurements
-  WHERE CAST(date AS DATE) < {self.as_of_sql} AND value IS NOT NULL AND ({within}){self.keep}
+  WHERE date < {self.as_of_sql} AND value IS NOT NULL AND ({within}){self.keep}
   GROUP BY client_id, name, CAST(date AS DATE)"""),
             ("m_rank", "SELECT client_id, name, d, v,\n"
                        "         ROW_NUMBER() OVER (PARTITION BY client_id, name ORDER BY d DESC) AS rn\n"
@@ -315,7 +486,7 @@ class _Compiler:
         return [
             ("a_day", f"""SELECT client_id, scale, CAST(date AS DATE) AS d, AVG(value) AS v
   FROM assessments
-  WHERE CAST(date AS DATE) < {self.as_of_sql} AND CAST(date AS DATE) >= {self.window_start_sql(a.lookback_days)}
+  WHERE date < {self.as_of_sql} AND date >= {self.window_start_sql(a.lookback_days)}
     AND value IS NOT NULL AND scale IN {_in(a.scales)}{self.keep}
   GROUP BY client_id, scale, CAST(date AS DATE)"""),
             ("a_rank", f"""SELECT client_id, scale, d, v,
@@ -334,7 +505,7 @@ class _Compiler:
         for by in c.by:
             ctes.append((f"cont_{by}_n", f"""SELECT client_id, {by} AS k, COUNT(*) AS n
   FROM events
-  WHERE CAST(start AS DATE) < {self.as_of_sql} AND CAST(start AS DATE) >= {self.window_start_sql(c.window_days)}
+  WHERE start < {self.as_of_sql} AND start >= {self.window_start_sql(c.window_days)}
     AND service IN {_in(c.services)} AND {by} IS NOT NULL{self.keep}
   GROUP BY client_id, {by}"""))
             ctes.append((f"cont_{by}", f"""SELECT client_id,
@@ -354,10 +525,16 @@ class _Compiler:
                        "total_cost", "service_lines", "social_and_health", "use_change", "first_use"}
         if kinds & event_kinds:
             ctes += self.event_ctes()
-            pivot, pcols = self.event_pivot()
-            ctes.append(("ev_feat", pivot))
-            joins.append(("ev_feat", "ef"))
-            source.update({c.name: f"ef.{c.name}" for c in pcols})
+            if self.pivot == "join":
+                ev_ctes, ev_joins, ev_source = self.event_joins()
+                ctes += ev_ctes
+                joins += [(name, name) for name in ev_joins]
+                source.update(ev_source)
+            else:
+                for name, pivot, pcols in self.event_pivots():
+                    ctes.append((name, pivot))
+                    joins.append((name, name))
+                    source.update({c.name: f"{name}.{c.name}" for c in pcols})
         if spec.diagnosis_groups or spec.charlson is not None:
             ctes += self.diagnosis_ctes()
             joins.append(("dx_flags", "dxf"))
@@ -371,7 +548,7 @@ class _Compiler:
         if spec.new_diagnoses is not None:
             ctes += self.new_diagnosis_ctes()
             joins.append(("dx_new", "dxn"))
-            flags = {g.name: f"COALESCE(dxn.nr_{g.name} * (1 - dxn.nb_{g.name}), 0)"
+            flags = {g.name: f"COALESCE(dxn.r_{g.name} * (1 - dxn.b_{g.name}), 0)"
                      for g in spec.new_diagnoses.groups}
             for g, flag in flags.items():
                 source[f"new_dx_{g}_{spec.new_diagnoses.days}d"] = flag
@@ -414,11 +591,12 @@ class _Compiler:
         body = ",\n".join(f"{name} AS (\n  {sql}\n)" for name, sql in ctes)
         from_ = "FROM pop" + "".join(f"\nLEFT JOIN {cte} {alias} ON {alias}.client_id = pop.client_id"
                                      for cte, alias in joins)
-        return f"WITH {body}\nSELECT " + ",\n       ".join(select) + f"\n{from_}\nORDER BY pop.client_id"
+        # no ORDER BY: sorting 200+ columns costs the engine more than sorting the frame (build._typed sorts)
+        return f"WITH {body}\nSELECT " + ",\n       ".join(select) + f"\n{from_}"
 
 
 def compile_features(spec: FeatureSpec, as_of, *, has_moves: tuple[bool, bool] = (True, True),
-                     clients: str | None = None) -> str:
+                     clients: str | None = None, pivot: str = "case") -> str:
     """Compile ``spec`` to one SQL query computing the feature table as of ``as_of``.
 
     Parameters
@@ -434,10 +612,14 @@ def compile_features(spec: FeatureSpec, as_of, *, has_moves: tuple[bool, bool] =
         query reads keeps only those clients' rows (``client_id IN (SELECT …)``, a
         semi-join), so the result is the full table's rows for those clients in the
         population at ``as_of``, and only their records are aggregated. None: all clients.
+    pivot
+        ``"case"``: per-service values become columns by one aggregate per column (a CASE
+        pivot; every engine, Spark's plan). ``"join"``: one join per service (faster in
+        DuckDB, which shares the ``by_service`` rows among the joins). Same result.
 
     Returns
     -------
     str
         DuckDB-dialect SQL that sqlglot transpiles to Spark SQL.
     """
-    return _Compiler(spec, as_of, has_moves, clients).compile()
+    return _Compiler(spec, as_of, has_moves, clients, pivot).compile()
