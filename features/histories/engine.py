@@ -96,6 +96,7 @@ class DuckDBEngine:
         no_progress_bar(self._con)
         self._frames: dict[str, pd.DataFrame] = {}
         self._sources: list[str] = []
+        self._bounds: dict[int, list] = {}
 
     def register(self, name: str, data: pd.DataFrame | str | Path) -> None:
         # each table is a source "<name>__source" and a view "<name>" over it, so that
@@ -117,23 +118,43 @@ class DuckDBEngine:
             self._con.execute(f'CREATE OR REPLACE VIEW "{source}" AS SELECT * FROM read_parquet(\'{quoted}\')')
         if name not in self._sources:
             self._sources.append(name)
-        self._view(name, None)
+        self._view(name, "")
+        self._bounds.clear()  # a table changed: the share bounds are computed again
 
-    def _view(self, name: str, part: tuple[int, int] | None) -> None:
-        where = ""
-        if part is not None and "client_id" in self.columns(f"{name}__source"):
-            where = f" WHERE hash(client_id) % {int(part[0])} = {int(part[1])}"
+    def _view(self, name: str, where: str) -> None:
+        if where and "client_id" not in self.columns(f"{name}__source"):
+            where = ""
         self._con.execute(f'CREATE OR REPLACE VIEW "{name}" AS SELECT * FROM "{name}__source"{where}')
+
+    def share_bounds(self, parts: int) -> list:
+        """The ``parts - 1`` client ids that cut the ``clients`` table into shares of about equal size (ascending)."""
+        if parts not in self._bounds:
+            fractions = ", ".join(f"{i / parts!r}" for i in range(1, parts))
+            row = self._con.execute(f'SELECT quantile_disc(client_id, [{fractions}]) FROM "clients__source"').fetchone()
+            self._bounds[parts] = [b for b in (row[0] or []) if b is not None]
+        return self._bounds[parts]
 
     def restrict(self, parts: int | None = None, part: int = 0) -> None:
         """Narrow every registered table with a ``client_id`` to one of ``parts`` shares of the clients.
 
-        A client's rows all fall in the same share (by a hash of the id), so a
-        query whose results are per client gives, share by share, exactly its
-        rows over all clients; ``parts=None`` lifts the restriction.
+        Share ``part`` is a range of client ids, cut at quantiles of the ``clients`` table's
+        ids (:meth:`share_bounds`; a missing id goes with the first share): all of a client's
+        rows fall in the same share, so a query whose results are per client gives, share
+        by share, exactly its rows over all clients, and the range is a filter DuckDB
+        pushes into each Parquet scan (no hash of every row per share). ``parts=None``
+        lifts the restriction.
         """
+        where = ""
+        if parts is not None and parts > 1:
+            bounds = self.share_bounds(parts)
+            cond = []
+            if part > 0:  # past the last bound when there are fewer distinct ids than shares: empty
+                cond.append(f"client_id >= {_literal(bounds[part - 1])}" if part - 1 < len(bounds) else "FALSE")
+            if part < len(bounds):
+                cond.append(f"(client_id < {_literal(bounds[part])}" + (" OR client_id IS NULL)" if part == 0 else ")"))
+            where = " WHERE " + " AND ".join(cond) if cond else ""
         for name in self._sources:
-            self._view(name, None if parts is None or parts <= 1 else (parts, part))
+            self._view(name, where)
 
     def columns(self, name: str) -> list[str]:
         return [row[0] for row in self._con.execute(f'DESCRIBE "{name}"').fetchall()]
@@ -196,6 +217,13 @@ class DuckDBEngine:
         """Close the connection and remove its spill folder."""
         self._con.close()
         self._spill.cleanup()
+
+
+def _literal(value) -> str:
+    """A SQL literal for a client id (text, or a number if the ids are numbers)."""
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    return repr(value)
 
 
 def partition_columns(folder: str | Path) -> list[str]:

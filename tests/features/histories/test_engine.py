@@ -126,3 +126,26 @@ def test_features_written_in_shares_equal_one_query(county, tmp_path):
     files = list((tmp_path / "shares").rglob("part-*.parquet"))
     assert len({f.name.split("-")[1] for f in files}) >= 3  # written by several shares
     pd.testing.assert_frame_equal(read_features(tmp_path / "shares", spec), expected, check_exact=False, rtol=1e-12)
+
+
+@pytest.mark.parametrize("parts", [2, 3, 7])
+def test_shares_are_client_id_ranges_that_cover_every_row_once(parts):
+    """restrict(parts, k) over k: every row exactly once, a client's rows in one share, shares in id order."""
+    engine = DuckDBEngine(threads=1)
+    engine.register("clients", pd.DataFrame({"client_id": ["c3", "c1", "c5", "c2", None]}))
+    engine.register("events", pd.DataFrame({"client_id": ["c1", "c1", "c5", "c9", None, "c2"], "x": range(6)}))
+    engine.register("unit_rates", pd.DataFrame({"service": ["a"], "eur": [1.0]}))  # no client_id: never narrowed
+    seen, last = [], None
+    for k in range(parts):
+        engine.restrict(parts, k)
+        ids = engine.query("SELECT client_id, x FROM events")
+        assert len(engine.query("SELECT * FROM unit_rates")) == 1
+        seen += ids["x"].tolist()
+        present = sorted(ids["client_id"].dropna())
+        if present:
+            assert last is None or present[0] > last  # ranges ascend
+            last = present[-1]
+    engine.restrict(None)
+    assert sorted(seen) == list(range(6))
+    assert len(engine.query("SELECT * FROM events")) == 6
+    engine.close()
