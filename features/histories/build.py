@@ -10,6 +10,7 @@ docs/features.md.
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -24,6 +25,9 @@ from features.histories.spec import FeatureSpec, load_spec
 from features.histories.sql import SELECTED, compile_features, unit_rates_frame
 from features.contract.stream import ValidatedDataset, open_dataset
 from features.contract.validation import ValidatedTables
+
+#: Clients per query when none is given (a larger population is built in shares of about this many).
+CLIENTS_PER_QUERY = 400_000
 
 TableSource = str | Path | Mapping[str, pd.DataFrame] | ValidatedTables | ValidatedDataset
 
@@ -137,13 +141,14 @@ class ClientHistories:
         in shares of about this many clients, one query each, so that the
         per-client window functions and aggregates stay within the engine's
         memory limit (every feature is per client, so the result is the same).
+        None: ``$SOTE_CLIENTS_PER_QUERY``, else :data:`CLIENTS_PER_QUERY`.
     """
 
     def __init__(self, data: TableSource, spec: FeatureSpec | str | Path | None = None, *,
                  engine: Engine | None = None, validate: bool = True, cache: bool = False,
-                 clients_per_query: int = 400_000):
+                 clients_per_query: int | None = None):
         self.spec = resolve_spec(spec)
-        self.clients_per_query = clients_per_query
+        self.clients_per_query = clients_per_query or int(os.environ.get("SOTE_CLIENTS_PER_QUERY", CLIENTS_PER_QUERY))
         self._cache: dict[pd.Timestamp, pd.DataFrame] | None = {} if cache else None
         self.engine = engine if engine is not None else DuckDBEngine()
         self.dataset: ValidatedDataset | None = None  # opened here from a folder: closed by close()
