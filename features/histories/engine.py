@@ -178,8 +178,9 @@ class DuckDBEngine:
             values leave the files, as Spark writes them).
         shares
             Run the query once per share of the clients (:meth:`restrict`), each
-            share's rows into files of their own in the same folder, so that a
-            per-client query larger than the memory limit completes (a folder only).
+            share's rows into files of their own in the same folder (or, for a ``.parquet``
+            file, into part files copied into the one file at the end), so that a
+            per-client query larger than the memory limit completes.
 
         Returns
         -------
@@ -188,9 +189,21 @@ class DuckDBEngine:
         """
         path = Path(path)
         options = "FORMAT parquet, COMPRESSION zstd"
-        if not partition_by and path.suffix == ".parquet" and not path.is_dir() and shares <= 1:
+        if not partition_by and path.suffix == ".parquet" and not path.is_dir():
             with atomic_path(path) as tmp:
-                return self._copy(sql, tmp, options)
+                if shares <= 1:
+                    return self._copy(sql, tmp, options)
+                # one file in shares: each share's rows into a part file, then the parts copied into one
+                with tempfile.TemporaryDirectory(dir=self._spill.name) as folder:
+                    parts = [Path(folder) / f"part-{share}.parquet" for share in range(shares)]
+                    try:
+                        for share, part in enumerate(parts):
+                            self.restrict(shares, share)
+                            self._copy(sql, part, options)
+                    finally:
+                        self.restrict(None)
+                    files = ", ".join("'" + str(p).replace("'", "''") + "'" for p in parts)
+                    return self._copy(f"SELECT * FROM read_parquet([{files}])", tmp, options)
         with atomic_dir(path, option="output folder") as tmp:
             rows = 0
             try:

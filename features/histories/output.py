@@ -48,7 +48,7 @@ def write_features(histories, as_of, path: str | Path,
     path
         A folder (partitioned by ``partition_by``, with a ``_SUCCESS`` marker) or,
         with ``partition_by=None`` and the DuckDB engine, a ``.parquet`` file. With
-        DuckDB, a folder for more clients than ``histories.clients_per_query`` is
+        DuckDB, a table of more clients than ``histories.clients_per_query`` is
         written share by share (:meth:`DuckDBEngine.write`'s ``shares``).
     partition_by
         Feature columns to partition by (default: municipality).
@@ -60,7 +60,7 @@ def write_features(histories, as_of, path: str | Path,
     sql = typed_sql(histories.spec, histories.sql(as_of, SELECTED if clients is not None else None))
     engine = histories.engine
     partition_by = list(partition_by) if partition_by else None
-    if hasattr(engine, "restrict") and (partition_by or Path(path).suffix != ".parquet"):
+    if hasattr(engine, "restrict"):
         # DuckDB: a population above clients_per_query is written share by share, as features() builds it
         shares = histories.shares(selected)
         if shares > 1:

@@ -122,10 +122,14 @@ def test_features_written_in_shares_equal_one_query(county, tmp_path):
     with ClientHistories(county, validate=False, clients_per_query=40) as h:
         expected = h.features("2024-01-01")
         write_features(h, "2024-01-01", tmp_path / "shares")
+        write_features(h, "2024-01-01", tmp_path / "one.parquet", partition_by=None)  # parts copied into one file
         spec = h.spec
+        assert h.engine.query("SELECT count(*) AS n FROM clients")["n"].iloc[0] == len(county["clients"])
     files = list((tmp_path / "shares").rglob("part-*.parquet"))
     assert len({f.name.split("-")[1] for f in files}) >= 3  # written by several shares
-    pd.testing.assert_frame_equal(read_features(tmp_path / "shares", spec), expected, check_exact=False, rtol=1e-12)
+    for path in (tmp_path / "shares", tmp_path / "one.parquet"):
+        pd.testing.assert_frame_equal(read_features(path, spec), expected, check_exact=False, rtol=1e-12)
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == ["one.parquet", "shares"]
 
 
 @pytest.mark.parametrize("parts", [2, 3, 7])
