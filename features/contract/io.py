@@ -148,18 +148,33 @@ def _parquet_arrow_batches(path: Path, table: str, batch_rows: int) -> Iterator[
     except (pa.ArrowException, OSError, ValueError) as err:
         raise unreadable(err) from None
     empty = True
-    while True:
-        try:
-            batch = next(batches, None)
-        except (pa.ArrowException, OSError, ValueError) as err:
-            raise unreadable(err) from None
-        if batch is None:
-            break
-        if batch.num_rows or empty:
+    try:
+        for table in coalesce(batches, schema, batch_rows):
             empty = False
-            yield pa.Table.from_batches([batch], schema=schema)
+            yield table
+    except (pa.ArrowException, OSError, ValueError) as err:
+        raise unreadable(err) from None
     if empty:
         yield schema.empty_table()
+
+
+def coalesce(batches: Iterator[pa.RecordBatch], schema: pa.Schema, batch_rows: int) -> Iterator[pa.Table]:
+    """Record batches gathered into tables of at least ``batch_rows`` rows (the last may be smaller; none empty).
+
+    A Parquet reader gives at most a row group per batch (122,880 rows in a DuckDB-written file): gathering them
+    keeps the cost per batch of validation small.
+    """
+    parts, rows = [], 0
+    for batch in batches:
+        if not batch.num_rows:
+            continue
+        parts.append(batch)
+        rows += batch.num_rows
+        if rows >= batch_rows:
+            yield pa.Table.from_batches(parts, schema=schema)
+            parts, rows = [], 0
+    if parts:
+        yield pa.Table.from_batches(parts, schema=schema)
 
 
 def _parquet_batches(path: Path, table: str, batch_rows: int) -> Iterator[pd.DataFrame]:

@@ -39,6 +39,7 @@ from features.contract.io import (
 )
 from features.contract.schemas import DATE_COLUMNS, FLOAT_COLUMNS
 from features.contract.stream_fast import FastBatch, FastLookup, FastPath, check_batch, frame_hashes
+from features.contract.stream_pool import Pool, read_task, tasks, workers
 from features.contract.tables import TABLES
 from features.contract.validation import (
     DUPLICATE_RULE,
@@ -147,6 +148,7 @@ class _Run:
         self.work.mkdir()
         self.lookup: pd.DataFrame | None = None
         self.fast_lookup: FastLookup | None = None
+        self.pool: Pool | None = None
         self.problem_seen = False
         self.scans: dict[str, _Scan] = {}
         self.duplicates: Problem | None = None
@@ -224,16 +226,23 @@ class _Scan:
                 self.kept_pos.write((np.flatnonzero(keep) + offset).astype(np.int64).tobytes())
         return found
 
-    def arrow_batch(self, raw: pa.Table, offset: int, date_format: str | None) -> None:
-        """Validate one untyped Arrow batch: in Arrow if it surely breaks no rule, else as :meth:`batch` does."""
-        if FAST and not self.batches and self.table != "clients" and raw.num_rows > _HEAD:
+    def arrow_batch(self, raw: pa.Table, offset: int, date_format: str | None, *, fast: bool = True) -> None:
+        """Validate one untyped Arrow batch: in Arrow if it surely breaks no rule, else as :meth:`batch` does.
+
+        ``fast=False``: through pandas (a worker's fast path already refused it).
+        """
+        if FAST and fast and not self.batches and self.table != "clients" and raw.num_rows > _HEAD:
             # the table's first rows go through pandas (see _fast_ready); the rest of the batch may not need to
             self.arrow_batch(raw.slice(0, _HEAD), offset, date_format)
             raw, offset = raw.slice(_HEAD), offset + _HEAD
-        done = self._fast(raw, offset) if self._fast_ready() else False
+        done = self._fast(raw, offset) if fast and self._fast_ready() else False
         if not done:
             frame, parse = type_batch(self.table, arrow_to_pandas(raw), offset, date_format)
             self.batch(frame, parse)
+
+    def parallel_ready(self) -> bool:
+        """Whether the rest of the table may go to worker processes (the fast path is on and has what it needs)."""
+        return self._fast_ready() and not (self.run.writing and self.writer is None)
 
     def _fast_ready(self) -> bool:
         # the first batch goes through pandas: it fixes the written schema and finds a broken structure
@@ -441,6 +450,31 @@ def _summary(report: ValidationReport) -> pd.DataFrame:
     return summary
 
 
+def _parallel(run: _Run, scan: _Scan, path: Path, date_format: str | None) -> bool:
+    """Validate a large Parquet table with worker processes (:mod:`features.contract.stream_pool`); False if not."""
+    n = workers() if FAST else 0
+    jobs = tasks(path, run.batch_rows) if n else None
+    if not jobs:
+        return False
+    groups, offset = jobs[0]
+    for raw in read_task(path, scan.table, groups, run.batch_rows):
+        scan.arrow_batch(raw, offset, date_format)
+        offset += raw.num_rows
+    if scan.parallel_ready():
+        if run.pool is None:
+            period = run.period
+            spill = run.work / "pool"
+            spill.mkdir()
+            run.pool = Pool(n, run.lookup, period.end if period is not None and period.declared else today(), spill)
+        run.pool.run(scan, path, jobs[1:], run.batch_rows, date_format)
+        return True
+    for groups, offset in jobs[1:]:  # the fast path is off for this table: one process, batch by batch
+        for raw in read_task(path, scan.table, groups, run.batch_rows):
+            scan.arrow_batch(raw, offset, date_format)
+            offset += raw.num_rows
+    return True
+
+
 def _stream(data: Path, folder: Path, *, lenient: bool, quarantine: Path | None, costs: dict | None,
             declaration: Declaration, write: bool, batch_rows: int) -> tuple[ValidationReport, DataPeriod | None]:
     paths = {}
@@ -451,6 +485,7 @@ def _stream(data: Path, folder: Path, *, lenient: bool, quarantine: Path | None,
                 f"table '{table}' not found in {data} (expected {table}.parquet, {table}.csv or {table}/)")
     run = _Run(data, folder, lenient=lenient, write=write, quarantine=quarantine, costs=costs,
                declaration=declaration, batch_rows=batch_rows)
+    failed = True
     try:
         for table in TABLES:
             scan = run.scans[table] = _Scan(run, table, paths[table])
@@ -467,6 +502,8 @@ def _stream(data: Path, folder: Path, *, lenient: bool, quarantine: Path | None,
                                            np.array([], dtype=np.int64))
                 run.fast_lookup = FastLookup(run.lookup) if run.lookup is not None and FAST else None
                 del raw, frame
+            elif _parallel(run, scan, paths[table], fmt):
+                pass
             else:
                 offset = 0
                 arrow = iter_arrow_batches(paths[table], table, batch_rows=batch_rows)
@@ -480,7 +517,10 @@ def _stream(data: Path, folder: Path, *, lenient: bool, quarantine: Path | None,
             scan.close()
             if table == "events":
                 _duplicates(run, scan)
+        failed = False
     finally:
+        if run.pool is not None:
+            run.pool.close(failed=failed)
         for scan in run.scans.values():
             scan.abandon()
         shutil.rmtree(run.work, ignore_errors=True)

@@ -311,3 +311,27 @@ def test_equal_rows_hash_equal_whatever_their_encoding():
     assert (frame_hashes(frame) == arrow).all()
     assert arrow[0] == arrow[3] and len(set(arrow[:3].tolist())) == 3
     assert (column_hashes(pd.Series([1, 2], dtype="int64")) == column_hashes(pa.array([1.0, 2.0]))).all()
+
+
+def test_worker_processes_give_the_output_of_one_process(tmp_path, monkeypatch):
+    import features.contract.stream_pool as pool
+
+    tables = county(np.random.default_rng(6))
+    ev = tables["events"]
+    ev = put(ev, 3 * BATCH + 4, client_id="nobody")                          # a worker hands it back to pandas
+    ev = put(ev, 4 * BATCH + 2, **{c: ev.column(c)[BATCH + 1].as_py() for c in ev.column_names})  # across tasks
+    tables["events"] = ev
+    tables["diagnoses"] = put(tables["diagnoses"], 2 * BATCH + 1, code="E1X")
+    data = write(tmp_path / "d", tables)
+    monkeypatch.setattr(pool, "MIN_ROWS", 0)
+    monkeypatch.setenv("SOTE_VALIDATE_WORKERS", "2")
+    recorded = []
+    original = scan._Scan.take_fast
+    monkeypatch.setattr(scan._Scan, "take_fast", lambda self, found, offset: (recorded.append(self.table),
+                                                                               original(self, found, offset)))
+    counted = check(data, tmp_path, monkeypatch, strict=True)
+    assert recorded.count("events") > counted.took  # most batches were checked by the workers
+    assert pool.workers() == 2
+    monkeypatch.setenv("SOTE_VALIDATE_WORKERS", "two")
+    with pytest.raises(ValueError, match="SOTE_VALIDATE_WORKERS"):
+        pool.workers()
