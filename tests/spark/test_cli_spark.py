@@ -31,3 +31,19 @@ def test_sote_features_and_score_on_the_cluster(small_county, small_model, spark
     assert sidecar["rows"] == len(risk) > 500 and sidecar["engine"] == "spark"
     assert len(read_parquet_output(tmp_path / "features").to_pandas()) == sidecar["resident"]
     assert pd.Series(risk["rank"]).sort_values().tolist() == list(range(1, len(risk) + 1))
+
+
+def test_sote_labels_on_the_cluster_writes_duckdbs_labels(small_county, spark_master, spark, tmp_path):
+    from test_labels_spark import assert_same_labels
+
+    from features.targets.labels_spark import read_labels
+
+    path, _ = small_county
+    common = ["labels", "--data", str(path), "--as-of", "2023-01-01", "--target", "rising_high_use"]
+    duck = runner.invoke(app, [*common, "--out", str(tmp_path / "labels.parquet")])
+    assert duck.exit_code == 0, duck.output
+    on_spark = runner.invoke(app, [*common, "--out", str(tmp_path / "labels"), "--engine", "spark",
+                                   "--spark-master", spark_master])
+    assert on_spark.exit_code == 0, on_spark.output
+    assert "written by Spark" in on_spark.output and (tmp_path / "labels" / SUCCESS).is_file()
+    assert_same_labels(pd.read_parquet(tmp_path / "labels.parquet"), read_labels(tmp_path / "labels"))

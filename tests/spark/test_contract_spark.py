@@ -54,6 +54,7 @@ def test_messy_parquet_tables_give_the_same_report_on_spark(spark_engine, tmp_pa
     assert any("birth_date" in p.rule for p in got.problems) and any("death_date" in p.rule for p in got.problems)
 
 
+@pytest.mark.slow  # 96 s on the shared machine: outside the Spark stage's five minutes (the messy tables are in it)
 def test_a_dirty_synthetic_county_gives_the_same_report_on_spark(spark_engine, tmp_path):
     from features.synth import SynthConfig, generate_county
 
