@@ -3,7 +3,7 @@
 A large Parquet table is cut into *tasks* of whole row groups (about
 ``batch_rows`` rows each). The validating process takes the first task itself
 (its first rows go through pandas: they fix the written schema), then hands
-the others to worker processes, which read their row groups and run
+the others to worker processes (forked: Linux only), which read their row groups and run
 :func:`features.contract.stream_fast.check_batch` on each batch. Results come
 back in task order, at most a few tasks ahead (memory stays bounded by the
 batch): a batch the fast path took is recorded and written by the validating
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 import threading
 import time
 from collections import deque
@@ -40,7 +41,13 @@ _state: dict = {}
 
 
 def workers() -> int:
-    """Worker processes for validation: ``$SOTE_VALIDATE_WORKERS`` if set (0 or 1: none), else min(2, cores)."""
+    """Worker processes for validation: ``$SOTE_VALIDATE_WORKERS`` if set (0 or 1: none), else min(2, cores).
+
+    None where processes cannot be forked (not Linux): a spawned worker imports the caller's main script
+    again, which a script without an ``if __name__ == "__main__"`` guard does not survive.
+    """
+    if "fork" not in multiprocessing.get_all_start_methods() or not sys.platform.startswith("linux"):
+        return 0
     raw = os.environ.get("SOTE_VALIDATE_WORKERS", "").strip()
     if raw:
         try:
@@ -151,7 +158,9 @@ class Pool:
     def run(self, scan, path: Path, jobs: list[tuple[list[int], int]], batch_rows: int, date_format) -> None:
         """Validate the rows of ``jobs`` (all but a table's first task) with the workers, recording them in order."""
         if self.executor is None:
-            self.executor = ProcessPoolExecutor(self.n, mp_context=multiprocessing.get_context("spawn"),
+            # forked (a copy of this process: nothing imported again, the lookup not pickled); after the
+            # table's first task, when no reader thread is busy
+            self.executor = ProcessPoolExecutor(self.n, mp_context=multiprocessing.get_context("fork"),
                                                 initializer=_start, initargs=(self.lookup, self.latest, os.getpid()))
         options = scan.fast_options()
         pending: deque = deque()
