@@ -335,3 +335,20 @@ def test_worker_processes_give_the_output_of_one_process(tmp_path, monkeypatch):
     monkeypatch.setenv("SOTE_VALIDATE_WORKERS", "two")
     with pytest.raises(ValueError, match="SOTE_VALIDATE_WORKERS"):
         pool.workers()
+
+
+def test_workers_start_from_a_script_without_a_main_guard(tmp_path):
+    import subprocess
+    import sys
+
+    data = write(tmp_path / "d", county(np.random.default_rng(7)))
+    script = tmp_path / "plain.py"  # no `if __name__ == "__main__"`: a spawned worker would run it again
+    script.write_text("import features.contract.stream_pool as pool\n"
+                      "pool.MIN_ROWS = 0\n"
+                      "from features.contract.stream import open_dataset\n"
+                      f"with open_dataset({str(data)!r}, batch_rows={BATCH}, workdir={str(tmp_path)!r}) as ds:\n"
+                      "    print(ds.report.rows_kept['events'], pool.workers())\n")
+    env = {**__import__("os").environ, "SOTE_VALIDATE_WORKERS": "2"}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == [str(6 * BATCH), "2"]
