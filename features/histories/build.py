@@ -26,8 +26,9 @@ from features.histories.sql import SELECTED, compile_features, unit_rates_frame
 from features.contract.stream import ValidatedDataset, open_dataset
 from features.contract.validation import ValidatedTables
 
-#: Clients per query when none is given (a larger population is built in shares of about this many).
-CLIENTS_PER_QUERY = 400_000
+#: Clients per query when none is given (a larger population is built in shares of about this many). On the
+#: 1.33 M county (2 cores, 23 GB): 3 shares 7.4 GB peak, 2 shares 8.8 GB, at the same CPU (docs/scale.md).
+CLIENTS_PER_QUERY = 450_000
 
 TableSource = str | Path | Mapping[str, pd.DataFrame] | ValidatedTables | ValidatedDataset
 
