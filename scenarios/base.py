@@ -203,13 +203,20 @@ def build_panel(tables, base_year: int, bands: tuple[int, ...], *, needs_config:
     frames = tables.tables if hasattr(tables, "tables") else tables
     costs = load_unit_costs() if unit_costs is None else unit_costs
     t0, t1 = pd.Timestamp(f"{base_year}-01-01"), pd.Timestamp(f"{base_year + 1}-01-01")
+    from segmentation.snapshots import features_at
+
+    # each date's feature table (~2 kB a resident) is let go as soon as its segments are known
     f0, model = _segments(frames, t0, needs_config, histories)
-    f1, _ = _segments(frames, t1, needs_config, histories)
     need = tuple(s.name for s in model.config_.segments)
     kn = len(need)
-    ids_0, ids_1 = pd.Index(f0["client_id"].astype(str)), pd.Index(f1["client_id"].astype(str))
+    ids_0 = pd.Index(f0["client_id"].astype(str))
     seg0 = pd.Series(model.predict(f0) + kn * _ongoing_code(frames["events"], t0, ids_0, ongoing), index=ids_0)
+    prior_cost = pd.Series(f0["cost_total_365d"].to_numpy(), index=ids_0)
+    del f0
+    f1 = features_at(frames, t1, histories=histories)
+    ids_1 = pd.Index(f1["client_id"].astype(str))
     seg1 = pd.Series(model.predict(f1) + kn * _ongoing_code(frames["events"], t1, ids_1, ongoing), index=ids_1)
+    del f1
     names = need + tuple(f"{n}+{service}" for service in ongoing for n in need)
     labels = {s.name: dict(s.labels) for s in model.config_.segments}
     k = len(names)
@@ -228,7 +235,7 @@ def build_panel(tables, base_year: int, bands: tuple[int, ...], *, needs_config:
     segment = np.where(is_entrant, seg1.reindex(ids).to_numpy(dtype=float), seg0.reindex(ids).to_numpy(dtype=float))
     age = np.where(is_entrant, age_at(c["birth_date"], t1), age_at(c["birth_date"], t0))
     age1 = age_at(c["birth_date"], t1)
-    prior = f0.set_index(f0["client_id"].astype(str))["cost_total_365d"].reindex(ids).fillna(0.0).to_numpy()
+    prior = prior_cost.reindex(ids).fillna(0.0).to_numpy()
     rows = pd.DataFrame({"client_id": ids.to_numpy(), "municipality": c["municipality"].astype(str).to_numpy(),
                          "sex": c["sex"].astype(str).to_numpy(), "age": age, "age1": age1,
                          "band": band_index(age, bands), "segment": segment.astype(int),
