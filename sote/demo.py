@@ -4,6 +4,7 @@ Data → segments → models → risk lists → reports → worklist → monitor
 """
 from __future__ import annotations
 
+import gc
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -196,6 +197,19 @@ def _pipeline(out: Path, data: Path, tables, config: DemoConfig, say, lap, secon
     """Steps 2-8 of :func:`run_demo` over the validated dataset ``tables`` of the county in ``data``."""
     from features.contract.io import write_table
     from features.histories.build import ClientHistories
+
+    years = list(range(pd.Timestamp(config.train_as_of).year - 2, pd.Timestamp(config.score_as_of).year))
+    write_table(realism_figures(tables, years), out / "realism.csv")
+    # each date's features are built once and kept on disk, not in memory: the steps read them back
+    # (four dates of the default county would hold ~1.8 GB through every step)
+    with ClientHistories(tables, cache="disk") as histories:
+        return _steps(out, data, tables, config, say, lap, seconds, worklist_db, histories)
+
+
+def _steps(out: Path, data: Path, tables, config: DemoConfig, say, lap, seconds: dict, worklist_db: str,
+           histories) -> DemoResult:
+    """Steps 2 (features) to 8 of :func:`run_demo`, with the run's feature cache ``histories``."""
+    from features.contract.io import write_table
     from models.scoring import score
     from models.train import TrainConfig, top_metrics, train
     from segmentation.report import segmentation_html, write_html
@@ -205,9 +219,6 @@ def _pipeline(out: Path, data: Path, tables, config: DemoConfig, say, lap, secon
     from sote.demo_worklist import load_demo_worklist
     from worklist.report import write_report
 
-    years = list(range(pd.Timestamp(config.train_as_of).year - 2, pd.Timestamp(config.score_as_of).year))
-    write_table(realism_figures(tables, years), out / "realism.csv")
-    histories = ClientHistories(tables, cache=True)
     t_train, t_valid = pd.Timestamp(config.train_as_of), pd.Timestamp(config.valid_as_of)
     f_valid = histories.features(t_valid)
     lap("validation and features")
@@ -235,6 +246,9 @@ def _pipeline(out: Path, data: Path, tables, config: DemoConfig, say, lap, secon
     # segments of the validation date applied to the clients of the training date: migration 2023 -> 2024
     moves = transitions_between(segmented, t_train, histories=histories)
     write_html(moves.html(), out / "segment_transitions.html")
+    # the segment step's tables (features, assignments, profiles) are not needed again: let them go
+    del f_valid, segmented, segs, next_cost, grid, needs, comparison, html, moves
+    gc.collect()
     lap("segments")
 
     base_year = t_valid.year  # a full year of records with 1 January after it

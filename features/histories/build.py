@@ -11,6 +11,7 @@ docs/features.md.
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -135,7 +136,11 @@ class ClientHistories:
         See :func:`load_source`.
     cache
         Keep each date's feature table, so several targets trained on the same
-        dates build their features once (a copy is returned each time).
+        dates build their features once: ``True`` (or ``"memory"``) in memory (a
+        copy is returned each time), ``"disk"`` as Parquet in a private temporary
+        folder read back on each request (the same frame; nothing held between
+        requests: a long pipeline such as the demo keeps several dates without
+        their ~2 kB a resident each; removed by :meth:`close`).
     clients_per_query
         With an engine that can restrict its tables to a share of the clients
         (:meth:`DuckDBEngine.restrict`), a population larger than this is built
@@ -146,11 +151,14 @@ class ClientHistories:
     """
 
     def __init__(self, data: TableSource, spec: FeatureSpec | str | Path | None = None, *,
-                 engine: Engine | None = None, validate: bool = True, cache: bool = False,
+                 engine: Engine | None = None, validate: bool = True, cache: bool | str = False,
                  clients_per_query: int | None = None):
         self.spec = resolve_spec(spec)
         self.clients_per_query = clients_per_query or int(os.environ.get("SOTE_CLIENTS_PER_QUERY", CLIENTS_PER_QUERY))
-        self._cache: dict[pd.Timestamp, pd.DataFrame] | None = {} if cache else None
+        if cache not in (False, True, "memory", "disk"):
+            raise ValueError(f"cache={cache!r}: False, True, 'memory' or 'disk'")
+        self._cache: dict[pd.Timestamp, pd.DataFrame | Path] | None = {} if cache else None
+        self._cache_dir = tempfile.TemporaryDirectory(prefix="sote-features-cache-") if cache == "disk" else None
         self.engine = engine if engine is not None else DuckDBEngine()
         self.dataset: ValidatedDataset | None = None  # opened here from a folder: closed by close()
         if validate and isinstance(data, (str, Path)):
@@ -163,7 +171,11 @@ class ClientHistories:
         self.has_moves = ("moved_in" in cols, "moved_out" in cols)
 
     def close(self) -> None:
-        """Remove the validated copy this object made of a folder (nothing else is closed)."""
+        """Remove the validated copy this object made of a folder and a disk cache (nothing else is closed)."""
+        if self._cache_dir is not None:
+            self._cache_dir.cleanup()
+            self._cache_dir = None
+            self._cache = {}
         if self.dataset is not None:
             self.dataset.close()
             self.dataset = None
@@ -229,6 +241,14 @@ class ClientHistories:
         if self._cache is None:
             return self._query(as_of)
         key = pd.Timestamp(as_of).normalize()
+        if self._cache_dir is not None:
+            if key not in self._cache:
+                table = self._query(key)
+                path = Path(self._cache_dir.name) / f"{key:%Y-%m-%d}.parquet"
+                table.to_parquet(path, index=False)
+                self._cache[key] = path
+                return table
+            return pd.read_parquet(self._cache[key])
         if key not in self._cache:
             self._cache[key] = self._query(key)
         return self._cache[key].copy()
