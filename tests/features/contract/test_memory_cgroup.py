@@ -72,3 +72,15 @@ def test_streaming_validation_completes_inside_a_limit_that_kills_the_in_memory_
     in_memory = run_limited(400, "in_memory", large, 50_000)
     killed = in_memory.returncode in (-signal.SIGKILL, 128 + signal.SIGKILL) or "MemoryError" in in_memory.stderr
     assert killed, f"the in-memory path was not stopped by the 400 MB limit (exit {in_memory.returncode})"
+
+
+@pytest.mark.slow
+def test_streaming_validation_completes_inside_a_limit_at_eight_million_events(tmp_path):
+    # the slow twin at four times the size: streamed in batches of 200,000 (~0.5 GB), the in-memory path needs ~2 GB
+    large = make_county(tmp_path / "large", events=8_000_000)
+    streamed = run_limited(700, "stream", large, 200_000)
+    assert streamed.returncode == 0, streamed.stderr[-2000:]
+    assert streamed.stdout.split("\n")[-3].split()[0] == "8000000"
+    in_memory = run_limited(700, "in_memory", large, 200_000)
+    killed = in_memory.returncode in (-signal.SIGKILL, 128 + signal.SIGKILL) or "MemoryError" in in_memory.stderr
+    assert killed, f"the in-memory path was not stopped by the 700 MB limit (exit {in_memory.returncode})"
