@@ -164,6 +164,15 @@ class _Text:
         return full[self.codes]
 
 
+def _epoch_seconds(when) -> int:
+    """Seconds since 1970 of a date, the unit of the batches' ``secs`` arrays.
+
+    (``Timestamp.value`` is nanoseconds whatever the Timestamp's unit: comparing it with
+    seconds let every date through.)
+    """
+    return pd.Timestamp(when).value // 1_000_000_000
+
+
 class FastPath:
     """Checks and types the batches of one table in Arrow, for the batches that surely break no rule.
 
@@ -180,7 +189,7 @@ class FastPath:
     def __init__(self, table: str, latest: pd.Timestamp, lookup: FastLookup | None):
         self.table, self.lookup = table, lookup
         self.rules = column_rules(table)
-        self.latest = int(pd.Timestamp(latest).as_unit("s").value)
+        self.latest = _epoch_seconds(latest)
         self.unit_costs: dict = {}  # fill_costs' cache
 
     @property
@@ -287,9 +296,9 @@ class FastPath:
             if days.null_count and not rule.nullable:
                 return None
             present = secs[secs != np.iinfo(np.int64).min] if days.null_count else secs
-            if rule.low is not None and len(present) and present.min() < pd.Timestamp(rule.low).as_unit("s").value:
+            if rule.low is not None and len(present) and present.min() < _epoch_seconds(rule.low):
                 return None
-            if rule.high is not None and len(present) and present.max() > pd.Timestamp(rule.high).as_unit("s").value:
+            if rule.high is not None and len(present) and present.max() > _epoch_seconds(rule.high):
                 return None
         return days, secs
 
@@ -406,7 +415,7 @@ def check_batch(fast: FastPath, raw: pa.Table, *, hashing: bool, schema: pa.Sche
     col = SERVICE_DATES.get(fast.table)
     if col is not None and col in typed.column_names:
         secs = typed.column(col).to_numpy().view(np.int64)
-        secs = secs[(secs != np.iinfo(np.int64).min) & (secs <= pd.Timestamp(today).as_unit("s").value)]
+        secs = secs[(secs != np.iinfo(np.int64).min) & (secs <= _epoch_seconds(today))]
         if len(secs):
             low, high = pd.Timestamp(secs.min(), unit="s"), pd.Timestamp(secs.max(), unit="s")
     return FastBatch(typed.num_rows, out, hashes, low, high)

@@ -352,3 +352,16 @@ def test_workers_start_from_a_script_without_a_main_guard(tmp_path):
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == [str(6 * BATCH), "2"]
+
+
+def test_a_date_after_the_declared_period_alone_sends_its_batch_the_pandas_way(tmp_path, monkeypatch):
+    # the batch's only problem: the fast path compared dates in seconds with the period's end in
+    # nanoseconds, took the batch and lost the problem (the reliability tests found it)
+    tables = county(np.random.default_rng(4))
+    tables["events"] = put(tables["events"], 3 * BATCH + 2, start=pd.Timestamp("2025-01-01").date(), end=None)
+    data = write(tmp_path / "d", tables)
+    counted = check(data, tmp_path, monkeypatch, strict=True)
+    assert counted.refused >= 1
+    report = in_memory(data, True)[0].report
+    after = [p for p in report.problems if "after the end of the data period" in p.rule]
+    assert [p.rows.tolist() for p in after] == [[3 * BATCH + 2]]
