@@ -69,6 +69,15 @@ class ParseProblem:
     raw: pd.Series
 
 
+def require_table(data_dir: str | Path, table: str) -> Path:
+    """:func:`find_table`, or FileNotFoundError naming the table and the file names looked for."""
+    path = find_table(data_dir, table)
+    if path is None:
+        raise FileNotFoundError(
+            f"table '{table}' not found in {data_dir} (expected {table}.parquet, {table}.csv or {table}/)")
+    return path
+
+
 def find_table(data_dir: str | Path, table: str) -> Path | None:
     """Path of a table in ``data_dir`` (Parquet file, CSV file or Parquet folder), or None."""
     data_dir = Path(data_dir)
@@ -376,10 +385,7 @@ def read_tables(data_dir: str | Path, tables: tuple[str, ...] = TABLES, *,
     out: dict[str, pd.DataFrame] = {}
     problems: list[ParseProblem] = []
     for table in tables:
-        path = find_table(data_dir, table)
-        if path is None:
-            raise FileNotFoundError(
-                f"table '{table}' not found in {data_dir} (expected {table}.parquet, {table}.csv or {table}/)")
+        path = require_table(data_dir, table)
         out[table], found = _typed(table, _read_file(path, table, declaration.encoding.get(table)),
                                    declaration.date_format.get(table))
         problems.extend(found)

@@ -31,10 +31,10 @@ from features.contract.dataset import PERIOD_COLUMNS, SERVICE_DATES, DataPeriod,
 from features.contract.io import (
     ParseProblem,
     arrow_to_pandas,
-    find_table,
     iter_arrow_batches,
     iter_batches,
     read_rows,
+    require_table,
     type_batch,
 )
 from features.contract.schemas import DATE_COLUMNS, FLOAT_COLUMNS
@@ -477,12 +477,7 @@ def _parallel(run: _Run, scan: _Scan, path: Path, date_format: str | None) -> bo
 
 def _stream(data: Path, folder: Path, *, lenient: bool, quarantine: Path | None, costs: dict | None,
             declaration: Declaration, write: bool, batch_rows: int) -> tuple[ValidationReport, DataPeriod | None]:
-    paths = {}
-    for table in TABLES:
-        paths[table] = find_table(data, table)
-        if paths[table] is None:
-            raise FileNotFoundError(
-                f"table '{table}' not found in {data} (expected {table}.parquet, {table}.csv or {table}/)")
+    paths = {table: require_table(data, table) for table in TABLES}
     run = _Run(data, folder, lenient=lenient, write=write, quarantine=quarantine, costs=costs,
                declaration=declaration, batch_rows=batch_rows)
     failed = True

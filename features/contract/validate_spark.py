@@ -38,7 +38,7 @@ from urllib.parse import unquote, urlparse
 import numpy as np
 import pandas as pd
 
-from features.contract.io import BATCH_ROWS, find_table, type_batch
+from features.contract.io import BATCH_ROWS, require_table, type_batch
 from features.contract.stream_scan import _CATEGORIES, _CROSS_ORDER
 from features.contract.tables import TABLES
 from features.contract.validation import (DUPLICATE_RULE, EXAMPLES, ContractError, Problem, ValidationReport,
@@ -283,10 +283,7 @@ def check_contract_spark(data: str | Path, engine, *, buckets: int | None = None
         raise FileNotFoundError(f"data directory not found: {data}")
     paths = {}
     for table in TABLES:
-        paths[table] = find_table(data, table)
-        if paths[table] is None:
-            raise FileNotFoundError(
-                f"table '{table}' not found in {data} (expected {table}.parquet, {table}.csv or {table}/)")
+        paths[table] = require_table(data, table)
         if not (paths[table].is_dir() or paths[table].suffix == ".parquet"):
             raise SparkCheckUnsupported(f"table '{table}' is {paths[table].name}: the Spark checks read Parquet; "
                                         f"validate the folder in one process (`sote validate {data} --out DIR`)")

@@ -15,13 +15,12 @@ import pytest
 
 import features.contract.stream_scan as scan
 from features.contract.costs import fill_missing_costs
-from features.contract.dataset import read_declaration
-from features.contract.io import read_tables
 from features.contract.load import write_quarantine
 from features.contract.stream import open_dataset
 from features.contract.stream_fast import FastPath, column_hashes, column_rules, frame_hashes, row_hashes
 from features.contract.tables import TABLES
-from features.contract.validation import ContractError, validate_tables
+from features.contract.validation import ContractError
+from test_stream import _in_memory as in_memory, assert_same_report as same_report  # same folder
 
 BATCH = 40
 QFILES = [*TABLES, "summary", "problems"]
@@ -122,28 +121,6 @@ def write(folder, tables: dict[str, pa.Table], period: str | None = "period: {st
     if period:
         (folder / "dataset.yaml").write_text(period + "\n")
     return folder
-
-
-def in_memory(data, lenient):
-    declaration = read_declaration(data)
-    raw, parse = read_tables(data, declaration=declaration)
-    try:
-        return validate_tables(raw, lenient=lenient, parse_problems=parse, period=declaration.period), None
-    except ContractError as err:
-        return None, err.report
-
-
-def same_report(a, b):
-    assert [(p.table, p.column, p.rule, p.count) for p in a.problems] == \
-           [(p.table, p.column, p.rule, p.count) for p in b.problems]
-    for x, y in zip(a.problems, b.problems):
-        if x.rows is None:
-            assert y.rows is None
-            continue
-        np.testing.assert_array_equal(x.rows, y.rows)
-        pd.testing.assert_frame_equal(x.examples, y.examples)
-    assert a.rows_in == b.rows_in and a.rows_kept == b.rows_kept
-    assert a.to_text() == b.to_text()
 
 
 class Counted:
