@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -58,29 +59,26 @@ def run_limited(limit_mb: int, mode: str, data: Path, batch_rows: int) -> subpro
                 folder.rmdir()
                 break
             except OSError:  # the killed child's memory is still being uncharged
-                import time
-
                 time.sleep(0.1)
+
+
+def check_limited(tmp_path, events: int, batch_rows: int, limit_mb: int) -> None:
+    """Streaming validation of ``events`` completes inside ``limit_mb``; the in-memory path is stopped by it."""
+    large = make_county(tmp_path / "large", events=events)
+    streamed = run_limited(limit_mb, "stream", large, batch_rows)
+    assert streamed.returncode == 0, streamed.stderr[-2000:]
+    assert streamed.stdout.split("\n")[-3].split()[0] == str(events)  # every event validated and kept
+    in_memory = run_limited(limit_mb, "in_memory", large, batch_rows)
+    killed = in_memory.returncode in (-signal.SIGKILL, 128 + signal.SIGKILL) or "MemoryError" in in_memory.stderr
+    assert killed, f"the in-memory path was not stopped by the {limit_mb} MB limit (exit {in_memory.returncode})"
 
 
 def test_streaming_validation_completes_inside_a_limit_that_kills_the_in_memory_path(tmp_path):
     # measured: 2 M events streamed in batches of 50,000 peak at 271 MB resident, the in-memory path at 564 MB
-    large = make_county(tmp_path / "large", events=2_000_000)
-    streamed = run_limited(400, "stream", large, 50_000)
-    assert streamed.returncode == 0, streamed.stderr[-2000:]
-    assert streamed.stdout.split("\n")[-3].split()[0] == "2000000"  # every event validated and kept
-    in_memory = run_limited(400, "in_memory", large, 50_000)
-    killed = in_memory.returncode in (-signal.SIGKILL, 128 + signal.SIGKILL) or "MemoryError" in in_memory.stderr
-    assert killed, f"the in-memory path was not stopped by the 400 MB limit (exit {in_memory.returncode})"
+    check_limited(tmp_path, events=2_000_000, batch_rows=50_000, limit_mb=400)
 
 
 @pytest.mark.slow
 def test_streaming_validation_completes_inside_a_limit_at_eight_million_events(tmp_path):
     # the slow twin at four times the size: streamed in batches of 200,000 (~0.5 GB), the in-memory path needs ~2 GB
-    large = make_county(tmp_path / "large", events=8_000_000)
-    streamed = run_limited(700, "stream", large, 200_000)
-    assert streamed.returncode == 0, streamed.stderr[-2000:]
-    assert streamed.stdout.split("\n")[-3].split()[0] == "8000000"
-    in_memory = run_limited(700, "in_memory", large, 200_000)
-    killed = in_memory.returncode in (-signal.SIGKILL, 128 + signal.SIGKILL) or "MemoryError" in in_memory.stderr
-    assert killed, f"the in-memory path was not stopped by the 700 MB limit (exit {in_memory.returncode})"
+    check_limited(tmp_path, events=8_000_000, batch_rows=200_000, limit_mb=700)
