@@ -95,6 +95,9 @@ def features(
             return
         with console.status(f"reading {data}"):  # validated once into Parquet that DuckDB scans
             histories = ClientHistories(data, spec, validate=validate)
+        if out.suffix == ".parquet":
+            _duckdb_features(histories, data, t, out, validate)
+            return
         with histories, console.status(f"building features as of {t:%Y-%m-%d}"):
             table = histories.features(t)
     except ContractError as err:
@@ -108,6 +111,26 @@ def features(
              f"rows); nothing written. Run `sote validate {data}` (or drop --no-validate)", ExitCode.DATA_INVALID)
     _write(table, out)
     console.print(f"{len(table):,} clients x {table.shape[1] - 1} features as of {t:%Y-%m-%d} written to {out}")
+
+
+def _duplicate_clients(engine) -> int:
+    """How many ``client_id`` values of the registered ``clients`` table are repeats (0 for a valid table)."""
+    return int(engine.query("SELECT count(*) - count(DISTINCT client_id) AS n FROM clients")["n"].iloc[0])
+
+
+def _duckdb_features(histories, data: Path, t: pd.Timestamp, out: Path, validate: bool) -> None:
+    """A .parquet ``--out``: DuckDB writes the table share by share (``COPY``), sorted by client; nothing in pandas."""
+    from features.histories.output import write_features
+
+    with histories:
+        # a validated table has one row per client; --no-validate trusts the folder, so the key is checked first
+        dup = 0 if validate else _duplicate_clients(histories.engine)
+        if dup:
+            fail(f"{data}: {dup:,} client_id value(s) occur more than once in the clients table (duplicate clients "
+                 f"rows); nothing written. Run `sote validate {data}` (or drop --no-validate)", ExitCode.DATA_INVALID)
+        with console.status(f"building features as of {t:%Y-%m-%d} into {out}"):
+            rows = write_features(histories, t, out, partition_by=None, sort=True)
+    console.print(f"{rows:,} clients x {len(histories.spec.columns())} features as of {t:%Y-%m-%d} written to {out}")
 
 
 def _spark_features(data: Path, spec, validate: bool, t: pd.Timestamp, out: Path, master: Optional[str]) -> None:
@@ -125,7 +148,7 @@ def _spark_features(data: Path, spec, validate: bool, t: pd.Timestamp, out: Path
         try:
             with ClientHistories(dataset if dataset is not None else data, spec, validate=False, engine=engine) as h:
                 with console.status(f"Spark: building features as of {t:%Y-%m-%d} into {out}"):
-                    dup = int(engine.query("SELECT count(*) - count(DISTINCT client_id) AS n FROM clients")["n"].iloc[0])
+                    dup = _duplicate_clients(engine)
                     if dup:
                         fail(f"{data}: {dup:,} client_id value(s) occur more than once in the clients table; nothing "
                              f"written. Run `sote validate {data}` (or drop --no-validate)", ExitCode.DATA_INVALID)

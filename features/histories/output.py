@@ -35,7 +35,8 @@ def typed_sql(spec: FeatureSpec, sql: str) -> str:
 
 
 def write_features(histories, as_of, path: str | Path,
-                   partition_by: Sequence[str] | None = PARTITION_BY, *, clients=None) -> None:
+                   partition_by: Sequence[str] | None = PARTITION_BY, *, clients=None,
+                   sort: bool = False) -> int | None:
     """Have ``histories``' engine write the feature table as of ``as_of`` to Parquet at ``path``.
 
     Parameters
@@ -55,18 +56,28 @@ def write_features(histories, as_of, path: str | Path,
     clients
         Optional client ids: only their rows are written (as
         :meth:`ClientHistories.features` with ``clients``).
+    sort
+        Write the rows in ``client_id`` order (a one-file DuckDB output then reads as
+        :meth:`ClientHistories.features` returns the table; shares are id ranges, so
+        each share is sorted on its own).
+
+    Returns
+    -------
+    int or None
+        Rows written, where the engine reports them.
     """
     selected = histories.select_clients(clients) if clients is not None else None
     sql = typed_sql(histories.spec, histories.sql(as_of, SELECTED if clients is not None else None))
+    if sort:
+        sql += " ORDER BY client_id"
     engine = histories.engine
     partition_by = list(partition_by) if partition_by else None
     if hasattr(engine, "restrict"):
         # DuckDB: a population above clients_per_query is written share by share, as features() builds it
         shares = histories.shares(selected)
         if shares > 1:
-            engine.write(sql, path, partition_by=partition_by, shares=shares)
-            return
-    engine.write(sql, path, partition_by=partition_by)
+            return engine.write(sql, path, partition_by=partition_by, shares=shares)
+    return engine.write(sql, path, partition_by=partition_by)
 
 
 def read_features(path: str | Path, spec: FeatureSpec | None = None) -> pd.DataFrame:

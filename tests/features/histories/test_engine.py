@@ -153,3 +153,17 @@ def test_shares_are_client_id_ranges_that_cover_every_row_once(parts):
     assert sorted(seen) == list(range(6))
     assert len(engine.query("SELECT * FROM events")) == 6
     engine.close()
+
+
+def test_optimizers_that_rescan_parquet_are_off():
+    """DuckDB 2.0's partitioned_execution re-read a Parquet file once per value of a group key: it is disabled."""
+    from features.histories.engine import SLOW_OPTIMIZERS
+
+    engine = DuckDBEngine()
+    try:
+        known = set(engine.query("SELECT name FROM duckdb_optimizers()")["name"])
+        off = engine.query("SELECT current_setting('disabled_optimizers') AS v")["v"].iloc[0]
+        for name in SLOW_OPTIMIZERS:
+            assert (name in off.split(",")) == (name in known)
+    finally:
+        engine.close()

@@ -60,3 +60,25 @@ def test_batch_job_engine_key_is_checked(tmp_path):
         config.write_text(yaml.safe_dump({"data": "d", "as_of": "2024-01-01", "out": "o", **settings}))
         result = runner.invoke(app, ["batch", "--config", str(config)])
         assert result.exit_code == ExitCode.USER_ERROR and named in result.output, result.output
+
+
+@pytest.mark.parametrize("per_query", ["1000000", "40"])
+def test_features_command_writes_clienthistories_table_sorted_by_client(broken, county, tmp_path, monkeypatch,
+                                                                        per_query):
+    """A .parquet --out is written by DuckDB (in shares below the threshold): the same rows, order and types."""
+    import pandas as pd
+
+    from features.histories.build import ClientHistories
+
+    monkeypatch.setenv("SOTE_CLIENTS_PER_QUERY", per_query)
+    out = tmp_path / "f.parquet"
+    result = runner.invoke(app, ["features", "--data", str(broken), "--as-of", "2024-01-01", "--out", str(out),
+                                 "--no-validate"])
+    assert result.exit_code == 0, result.output
+    with ClientHistories(county, validate=False) as h:
+        expected = h.features("2024-01-01")
+        assert h.shares() == (1 if per_query == "1000000" else 3)
+    got = pd.read_parquet(out)
+    assert got["client_id"].is_monotonic_increasing
+    pd.testing.assert_frame_equal(got, expected, check_exact=False, rtol=1e-12)
+    assert f"{len(expected):,} clients x {expected.shape[1] - 1} features" in result.output
