@@ -11,7 +11,7 @@ the cluster: the master, the workers, their executor JVMs and Python workers, fr
 resident memory of each process role (sampled every 0.5 s: driver Python, driver JVM, largest executor,
 largest Python worker), and Spark's shuffle bytes written (from the application's event log). Rows are
 appended to ``benchmarks/results/spark.csv`` and printed as a Markdown table. Run heavy sizes under the
-shared lock: ``flock /work/spec4/heavy.lock nice -n 10 python benchmarks/bench_spark.py ...``.
+shared lock: ``flock /work/spec6/heavy.lock nice -n 5 python benchmarks/bench_spark.py ...``.
 """
 from __future__ import annotations
 
@@ -96,52 +96,98 @@ def _tree(pid: int):
 
 def _role(proc) -> str:
     try:
-        cmd = " ".join(proc.cmdline())
+        argv = proc.cmdline()
     except Exception:  # noqa: BLE001 - the process ended
         return "gone"
+    cmd, program = " ".join(argv), Path(argv[0]).name if argv else ""
     if "CoarseGrainedExecutorBackend" in cmd:
         return "executor_jvm"
     if "deploy.worker.Worker" in cmd or "deploy.master.Master" in cmd:
         return "daemon_jvm"
-    if "java" in cmd:
+    if program == "java" or program.endswith("/java"):
         return "driver_jvm"
-    if "pyspark" in cmd or "daemon" in cmd and "python" in cmd:
+    if "pyspark.daemon" in cmd or "pyspark.worker" in cmd:
         return "python_worker"
-    return "driver_python"
+    if program.startswith("python"):
+        return "driver_python"
+    return "launcher"  # the bash of spark-class / spark-submit before it execs java
 
 
 class _Sampler(threading.Thread):
-    """Peak RSS per role and CPU seconds of the child's and the cluster's processes, every 0.5 s."""
+    """Peak RSS per role and CPU seconds of the child's and the cluster's processes, every 0.5 s.
 
-    def __init__(self, pids):
+    CPU is each process's own user + system time at its last sample (not its reaped children's, which
+    are sampled themselves: counting both would count a Python worker twice), so a process's last
+    half second before it exits is missed. The cluster's daemons (master, workers) were running
+    before the step: their CPU is counted from the step's first sample.
+    """
+
+    def __init__(self, pids, daemons=()):
         super().__init__(daemon=True)
         self.pids, self.peak, self.cpu, self.stop = pids, {}, {}, threading.Event()
+        self.start_cpu = {pid: _own_cpu(pid) for pid in daemons}
+
+    def sample(self) -> None:
+        for pid in self.pids():
+            for proc in _tree(pid):
+                try:
+                    rss, times = proc.memory_info().rss / 2**20, proc.cpu_times()
+                except Exception:  # noqa: BLE001 - the process ended
+                    continue
+                role = _role(proc)
+                self.peak[role] = max(self.peak.get(role, 0.0), rss)
+                self.cpu[proc.pid] = times.user + times.system
+
+    def cpu_seconds(self) -> float:
+        """CPU seconds of every process seen, the daemons' from the step's start."""
+        return sum(cpu - self.start_cpu.get(pid, 0.0) for pid, cpu in self.cpu.items())
+
+    def executors(self) -> int:
+        """How many executor JVMs run now."""
+        return sum(_role(proc) == "executor_jvm" for pid in self.pids() for proc in _tree(pid))
 
     def run(self):
         while not self.stop.is_set():
-            for pid in self.pids():
-                for proc in _tree(pid):
-                    try:
-                        rss, times = proc.memory_info().rss / 2**20, proc.cpu_times()
-                    except Exception:  # noqa: BLE001
-                        continue
-                    role = _role(proc)
-                    self.peak[role] = max(self.peak.get(role, 0.0), rss)
-                    self.cpu[proc.pid] = times.user + times.system + times.children_user + times.children_system
+            self.sample()
             time.sleep(0.5)
 
 
-def _shuffle_bytes(events: Path) -> tuple[int, int]:
-    written = read = 0
+def _own_cpu(pid: int) -> float:
+    import psutil
+
+    try:
+        times = psutil.Process(pid).cpu_times()
+    except psutil.NoSuchProcess:
+        return 0.0
+    return times.user + times.system
+
+
+def _commit() -> str:
+    """The git HEAD this run measured, with ``+dirty`` when engine or SQL files differ from it."""
+    root = HERE.parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "features", "models", "sote"], cwd=root,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
+
+
+def _shuffle_bytes(events: Path) -> tuple[int, int, int]:
+    """Shuffle bytes written and read, and bytes spilled to disk, summed over the event log's finished tasks."""
+    written = read = spilled = 0
     for log in events.glob("*"):
         for line in log.read_text(errors="replace").splitlines():
-            if '"Task End"' not in line:
+            if '"Event":"SparkListenerTaskEnd"' not in line:
                 continue
             metrics = json.loads(line).get("Task Metrics") or {}
             written += (metrics.get("Shuffle Write Metrics") or {}).get("Shuffle Bytes Written", 0)
             shuffle_read = metrics.get("Shuffle Read Metrics") or {}
             read += shuffle_read.get("Remote Bytes Read", 0) + shuffle_read.get("Local Bytes Read", 0)
-    return written, read
+            spilled += metrics.get("Disk Bytes Spilled", 0)
+    return written, read, spilled
 
 
 def _run(args, engine: str, step: str, master: str | None, cluster_pids, work: Path) -> dict:
@@ -158,18 +204,26 @@ def _run(args, engine: str, step: str, master: str | None, cluster_pids, work: P
         cmd += ["--tracking-uri", args.tracking_uri]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    sampler = _Sampler(lambda: [proc.pid, *cluster_pids()])
+    sampler = _Sampler(lambda: [proc.pid, *cluster_pids()], daemons=cluster_pids())
     sampler.start()
     out, err = proc.communicate()
     wall = time.perf_counter() - t0
+    deadline = time.monotonic() + 60  # the application's executors exit after the driver: count them to the end
+    while sampler.executors() and time.monotonic() < deadline:
+        time.sleep(0.2)
     sampler.stop.set()
     sampler.join()
-    written, read = _shuffle_bytes(events)
+    sampler.sample()
+    written, read, spilled = _shuffle_bytes(events) if engine == "spark" else (None, None, None)
+    mb = (lambda n: None if n is None else round(n / 2**20, 1))
     row = {"engine": engine, "step": step, "status": "ok" if proc.returncode == 0 else f"exit {proc.returncode}",
-           "wall_s": round(wall, 1), "cpu_s": round(sum(sampler.cpu.values()), 1),
+           "wall_s": round(wall, 1), "cpu_s": round(sampler.cpu_seconds(), 1),
            **{f"peak_{k}_mb": round(sampler.peak[k]) if k in sampler.peak else None for k in _ROLES},
-           "shuffle_written_mb": round(written / 2**20, 1), "shuffle_read_mb": round(read / 2**20, 1),
+           "shuffle_written_mb": mb(written), "shuffle_read_mb": mb(read), "spilled_mb": mb(spilled),
+           "partitions": args.partitions if engine == "spark" else None, "commit": _commit(),
            "error": (err.strip().splitlines()[-1][:200] if err.strip() else "") if proc.returncode else ""}
+    if proc.returncode:
+        (work / f"stderr-{engine}-{step}.txt").write_text(err)
     return row
 
 
