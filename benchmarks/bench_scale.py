@@ -1,14 +1,26 @@
 """Benchmark: every data command of sote on a county tiled to scale, each in a fresh process.
 
-    python benchmarks/bench_scale.py --data out/county --copies 5       # the 1.33 M county of issue 16
+    python benchmarks/bench_scale.py --data out/county --copies 5       # a 1.33 M county: 5 distinct seeds
+    python benchmarks/bench_scale.py --data out/county --copies 5 --tiling identical  # issue 16's 5 equal copies
     python benchmarks/bench_scale.py --data out/county --copies 1       # the default county as it is
     python benchmarks/bench_scale.py --clients 20000 --copies 3         # quick: synthesise a small base first
     python benchmarks/bench_scale.py --data out/county --steps validate,features
 
 The base county (``--data``, or ``sote synth --clients N`` into the work
-folder) is copied ``--copies`` times under fresh client ids by
-:mod:`tile_county` (DuckDB, Parquet to Parquet; reused while the base is
-unchanged). Then ``sote validate`` (writing a validated copy with ``--out``),
+folder) is tiled ``--copies`` times under fresh client ids by
+:mod:`tile_county` (DuckDB, Parquet to Parquet; reused while the base and
+the copies are unchanged). By default (``--tiling distinct``) copy ``k`` is
+a county of its own, generated with the base's configuration and seed
+``seed + k`` (copy 0 is the base; the others are generated into
+``<work>/<base>-seeds/seed-<s>`` in a measured ``synth-copies`` step, one
+after the other, and reused while their configuration holds): distinct
+histories, so a model trained on the tiled county early-stops as on real
+data. ``--tiling identical`` copies the base itself N times, as the first
+1.33 M measurements did: its copies of one history carry different ids and
+fall on both sides of the trainer's client-disjoint early-stopping split,
+so LightGBM runs to its round cap (2,000 trees) and scoring with that model
+is ~30x slower per client. The two tilings are different folders
+(``<base>-x<N>-distinct``, ``<base>-x<N>``). Then ``sote validate`` (writing a validated copy with ``--out``),
 ``sote features``, ``sote labels``, ``sote segment``, ``sote train
 --register`` and ``sote score --explain-share 0.2`` run one after another,
 each as its own ``sote`` process. With ``--inputs validated`` (the default)
@@ -51,6 +63,8 @@ HERE = Path(__file__).resolve().parent
 
 STEPS: tuple[str, ...] = ("validate", "features", "labels", "segment", "train", "score")
 TARGET = "high_use"
+#: The tiling the benchmark uses unless ``--tiling`` says otherwise (see :mod:`tile_county`).
+TILING = "distinct"
 MODEL_URI = f"models:/{TARGET}@champion"
 
 
@@ -219,8 +233,13 @@ def step_commands(county: Path, work: Path, data: Path, *, as_of: str, explain_s
     }
 
 
+def tiled_name(base: Path, copies: int, tiling: str) -> str:
+    """The tiled county's folder name: ``<base>-x<N>`` for identical copies, ``<base>-x<N>-distinct`` otherwise."""
+    return f"{base.name}-x{copies}" + ("" if tiling == "identical" else f"-{tiling}")
+
+
 def prepare_county(args, work: Path, logs: Path) -> tuple[Path, list[dict]]:
-    """The county to measure on: synthesised and/or tiled in child processes (reused when current)."""
+    """The county to measure on: synthesised, copies generated and tiled in child processes (reused when current)."""
     prep = []
     base = args.data
     if base is None:
@@ -236,18 +255,26 @@ def prepare_county(args, work: Path, logs: Path) -> tuple[Path, list[dict]]:
     base = base.resolve()
     if args.copies == 1:
         return base, prep
-    county = work / f"{base.name}-x{args.copies}"
+    county = work / tiled_name(base, args.copies, args.tiling)
+    copies_dir = work / f"{base.name}-seeds"
     sys.path.insert(0, str(HERE))
     from tile_county import is_current  # standard library only at import time
 
-    if is_current(county, base, args.copies):
+    if is_current(county, base, args.copies, mode=args.tiling, copies_dir=copies_dir):
         print(f"reusing the tiled county {county}", flush=True)
-    else:
-        print(f"tiling {base} x {args.copies} into {county}", flush=True)
-        prep.append(run_measured("tile", [sys.executable, str(HERE / "tile_county.py"), str(base), str(county),
-                                          "--copies", str(args.copies)], logs, cwd=ROOT))
+        return county, prep
+    tile = [sys.executable, str(HERE / "tile_county.py"), str(base), str(county), "--copies", str(args.copies)]
+    if args.tiling == "distinct":
+        tile += ["--distinct", "--copies-dir", str(copies_dir)]
+        print(f"generating copies 1-{args.copies - 1} of {base} (seed + k) into {copies_dir}", flush=True)
+        prep.append(run_measured("synth-copies", tile + ["--generate-only"], logs, cwd=ROOT,
+                                 pythonpath=args.code))
         if not prep[-1]["ok"]:
-            raise SystemExit(f"bench_scale: tiling failed: {prep[-1]['error']}")
+            raise SystemExit(f"bench_scale: generating the copies failed: {prep[-1]['error']}")
+    print(f"tiling {base} x {args.copies} ({args.tiling}) into {county}", flush=True)
+    prep.append(run_measured("tile", tile, logs, cwd=ROOT))
+    if not prep[-1]["ok"]:
+        raise SystemExit(f"bench_scale: tiling failed: {prep[-1]['error']}")
     return county, prep
 
 
@@ -261,12 +288,17 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> int:
+def parser() -> argparse.ArgumentParser:
+    """The command line of the benchmark."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = ap.add_mutually_exclusive_group(required=True)
     src.add_argument("--data", type=Path, help="base county folder (Parquet tables, e.g. out/county)")
     src.add_argument("--clients", type=int, help="synthesise a base county of this many residents instead")
     ap.add_argument("--copies", type=int, default=5, help="copies of the base under fresh client ids (1: as it is)")
+    ap.add_argument("--tiling", choices=("distinct", "identical"), default=TILING,
+                    help="distinct: copy k generated with the base's configuration and seed + k (a `sote synth` "
+                         "base; the default); identical: the base copied N times (a model trained on it never "
+                         "early-stops)")
     ap.add_argument("--work", type=Path, default=ROOT / "out" / "bench_scale",
                     help="folder for the tiled county, the commands' outputs, logs and MLflow store")
     ap.add_argument("--steps", default=",".join(STEPS), help=f"comma-separated subset of {','.join(STEPS)}")
@@ -283,6 +315,11 @@ def main(argv=None) -> int:
                          "installed one, to measure an earlier version")
     ap.add_argument("--note", default="", help="free text stored with the results (e.g. 'before streaming')")
     ap.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results" / "scale.csv")
+    return ap
+
+
+def main(argv=None) -> int:
+    ap = parser()
     args = ap.parse_args(argv)
     steps = [s.strip() for s in args.steps.split(",") if s.strip()]
     unknown = sorted(set(steps) - set(STEPS))
