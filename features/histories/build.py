@@ -236,8 +236,8 @@ class ClientHistories:
             "days since" values NaN where there is nothing to summarise.
         """
         if clients is not None:
-            selected = self.select_clients(clients)
-            return self._query(as_of, SELECTED, selected)
+            self.select_clients(clients)
+            return self._query(as_of, SELECTED)
         if self._cache is None:
             return self._query(as_of)
         key = pd.Timestamp(as_of).normalize()
@@ -253,26 +253,26 @@ class ClientHistories:
             self._cache[key] = self._query(key)
         return self._cache[key].copy()
 
-    def shares(self, selected: int | None = None) -> int:
+    def shares(self) -> int:
         """How many queries the population takes: one per ``clients_per_query`` clients (1 without ``restrict``).
 
-        ``selected`` (the number of selected client ids of a restricted query) does not lower it:
-        DuckDB does not push the semi-join on the selected ids below every aggregate, so a query's
-        memory follows the clients of its id range, not the selection (300,000 selected clients of
-        the 1.33 M county in one query exceeded a 5.4 GiB memory limit).
+        A query restricted to selected clients takes as many: DuckDB does not push the semi-join
+        on the selected ids below every aggregate, so a query's memory follows the clients of its
+        id range, not the selection (300,000 selected clients of the 1.33 M county in one query
+        exceeded a 5.4 GiB memory limit).
         """
         if not hasattr(self.engine, "restrict"):
             return 1
         n = int(self.engine.query("SELECT count(*) AS n FROM clients")["n"].iloc[0])
         return max(1, -(-n // max(1, self.clients_per_query)))
 
-    def _query(self, as_of, clients: str | None = None, selected: int | None = None) -> pd.DataFrame:
+    def _query(self, as_of, clients: str | None = None) -> pd.DataFrame:
         """The typed feature table: one query, or one per share of the clients stacked and sorted by ``client_id``.
 
         Each share's result is typed as it arrives and the engine's frame let go, and the
         shares are let go once stacked: at most two copies of the table are held at once.
         """
-        parts = self.shares(selected)
+        parts = self.shares()
         sql = self.sql(as_of, clients)
         if parts <= 1:
             return _typed(self.engine.query(sql), self.spec)
