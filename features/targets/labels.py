@@ -18,6 +18,7 @@ here exactly:
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -640,7 +641,10 @@ def build_training_set(data, as_of_dates: Iterable, target: str, spec: FeatureSp
             feats = histories.features(t)
         joined = feats.merge(labels, on="client_id", how="inner", validate="one_to_one")
         del feats, labels
-        joined.insert(1, "as_of", t)
+        with warnings.catch_warnings():
+            # the features arrive one block per column; insert only adds one more, consolidating would copy them all
+            warnings.simplefilter("ignore", pd.errors.PerformanceWarning)
+            joined.insert(1, "as_of", t)
         frames.append(joined)
     if not frames:
         raise ValueError("as_of_dates is empty")
