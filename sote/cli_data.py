@@ -20,17 +20,35 @@ def validate(
     unit_costs: Optional[Path] = typer.Option(None, help="Unit-cost YAML overriding the defaults."),
     overwrite: bool = typer.Option(False, help="Write into --out / --quarantine folders that hold other files "
                                                "(only sote's own files are ever replaced)."),
+    engine: str = typer.Option("duckdb", help="duckdb (this process streams the tables) or spark (the same checks "
+                                              "and report, run per bucket of clients by the executors; Parquet "
+                                              "tables, strict mode, no --out)."),
+    spark_master: Optional[str] = typer.Option(None, "--spark-master",
+                                               help="Spark master URL (spark://host:7077, yarn, ...); "
+                                                    "default: a local Spark. Needs --engine spark."),
 ) -> None:
     """Check a data folder against the contract and report every problem at once.
 
     Validation streams table by table in batches, so memory does not grow with
     the tables. With --out the kept, cost-filled tables are written as a
     validated copy: later commands given that folder (--data) use it without
-    validating again, as long as its files are unchanged.
+    validating again, as long as its files are unchanged. With --engine spark
+    the checks run on a Spark cluster and give the same report.
     """
     from features.contract.stream import check_folder, open_dataset, write_validated_copy
+    from sote.cli_features import check_engine
     from sote.options import guard_dir
 
+    check_engine(engine, spark_master)
+    if engine == "spark":
+        unsupported = [flag for flag, given in (("--lenient", lenient), ("--quarantine", quarantine is not None),
+                                                ("--out", out is not None)) if given]
+        if unsupported:
+            fail(f"{', '.join(unsupported)} with --engine spark: the Spark checks are strict and write nothing (a "
+                 "quarantine and the validated copy are one process's work: drop --engine spark)",
+                 ExitCode.USER_ERROR)
+        _spark_validate(data, unit_costs, spark_master)
+        return
     if quarantine is not None and not lenient:
         fail("--quarantine needs --lenient (a strict run keeps nothing and rejects nothing)", ExitCode.USER_ERROR)
     if lenient and quarantine is None:
@@ -76,6 +94,34 @@ def validate(
             dataset.close()
         console.print(f"valid tables written to {out}/ (a validated copy: commands given it as --data do not "
                       "validate again)", highlight=False)
+
+
+def _spark_validate(data: Path, unit_costs: Optional[Path], master: Optional[str]) -> None:
+    """``sote validate --engine spark``: the contract checks on the executors, the one-process report and exit codes."""
+    from features.contract.validate_spark import SparkCheckUnsupported, check_contract_spark
+    from sote.cli_features import spark_engine
+
+    if not data.is_dir():
+        fail(f"data directory not found: {data}")
+    if unit_costs is not None:  # nothing is costed here, but a broken file is still an error
+        from features.contract.costs import load_unit_costs
+
+        load_unit_costs(unit_costs)
+    spark = spark_engine(master)
+    try:
+        with console.status(f"Spark: checking {data} against the data contract"):
+            report = check_contract_spark(data, spark)
+    except ContractError as err:
+        console.print(err.report.to_text(), highlight=False, markup=False)
+        fail(f"{data} breaks the data contract ({len(err.report.problems)} problem(s))", ExitCode.DATA_INVALID)
+    except (FileNotFoundError, SparkCheckUnsupported, ValueError) as err:
+        fail(str(err))
+    finally:
+        spark.close()
+    console.print(report.to_text(examples=False), highlight=False, markup=False)
+    for table, n in report.rows_in.items():
+        console.print(f"{table:>13}: {n:>12,} rows in, {report.rows_kept[table]:>12,} kept, {0:>10,} quarantined")
+    console.print(f"checked on Spark ({master or 'local'}); nothing written", highlight=False)
 
 
 def _county_projection(folder: Path, config) -> dict:

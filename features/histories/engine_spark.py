@@ -165,7 +165,8 @@ class SparkEngine:
     dialect = "spark"
 
     def __init__(self, spark=None, master: str | None = None, **session):
-        self._own = spark is None
+        # a session this process already had (a notebook's, a test's) is reused and not ours to stop
+        self._own = spark is None and _pyspark().getActiveSession() is None
         self.spark = spark if spark is not None else spark_session(master, **session)
 
     def register(self, name: str, data: pd.DataFrame | str | Path) -> None:
@@ -205,7 +206,7 @@ class SparkEngine:
         write_frame(self.frame(sql), path, partition_by)
 
     def close(self) -> None:
-        """Stop the SparkSession if this engine started it."""
+        """Stop the SparkSession if this engine started it (not one it was given or found running)."""
         if self._own:
             self.spark.stop()
 

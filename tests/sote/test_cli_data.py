@@ -40,6 +40,19 @@ def test_validate_errors_are_messages_not_tracebacks(tmp_path):
     assert bad.exit_code == 2 and "--lenient" in bad.output
 
 
+def test_validate_on_spark_refuses_what_only_one_process_writes_before_spark_starts(tmp_path):
+    """--engine spark checks strictly and writes nothing: --lenient, --quarantine and --out are user errors."""
+    for extra in (["--lenient", "--quarantine", str(tmp_path / "q")], ["--out", str(tmp_path / "copy")]):
+        res = runner.invoke(app, ["validate", str(tmp_path), "--engine", "spark", *extra])
+        assert res.exit_code == 2 and "with --engine spark" in res.output and "Traceback" not in res.output
+        assert extra[-2] in res.output
+    assert not (tmp_path / "q").exists() and not (tmp_path / "copy").exists()
+    for args, says in ((["--engine", "polars"], "duckdb or spark"),
+                       (["--spark-master", "spark://127.0.0.1:7077"], "goes with --engine spark")):
+        res = runner.invoke(app, ["validate", str(tmp_path), *args])
+        assert res.exit_code == 2 and says in res.output
+
+
 def test_synth_rejects_a_bad_start_date(tmp_path):
     res = runner.invoke(app, ["synth", "--out", str(tmp_path / "x"), "--clients", "10", "--start", "2019-01-15"])
     assert res.exit_code == 2 and "first day of a month" in res.output

@@ -65,6 +65,7 @@ def test_a_dirty_synthetic_county_gives_the_same_report_on_spark(spark_engine, t
     assert_same_report(expected, got)
 
 
+@pytest.mark.slow  # ~40 s: the Spark stage checks a valid county through `sote validate` (150 clients) instead
 def test_a_valid_county_passes_on_spark_with_its_row_counts(spark_engine, small_county):
     path, dataset = small_county
     report = check_contract_spark(path, spark_engine)
@@ -88,3 +89,25 @@ def test_sote_labels_on_spark_gives_duckdbs_contract_error(tmp_path):
         runs[engine] = result.output
     assert runs["spark"] == runs["duckdb"] and "foreign key" in runs["spark"]
     assert not (tmp_path / "l_spark").exists()
+
+
+def test_sote_validate_on_spark_prints_the_one_process_report_and_exit_code(spark, spark_master, tmp_path):
+    """`sote validate --engine spark`: the same report text and exit code as the streaming validation.
+
+    The command finds the fixture's session (four shuffle partitions) running, uses it and leaves it running.
+    """
+    from features.synth import SynthConfig, generate_county
+
+    data = _write(tmp_path / "messy", _messy(), parquet=tuple(_messy()))
+    clean = tmp_path / "clean"
+    generate_county(clean, SynthConfig(clients=150, seed=5, truth_reps=1, workers=1))
+    runs = {}
+    for engine in ("duckdb", "spark"):
+        extra = ["--engine", "spark", "--spark-master", spark_master] if engine == "spark" else []
+        result = runner.invoke(app, ["validate", str(data), *extra])
+        assert result.exit_code == ExitCode.DATA_INVALID, result.output
+        ok = runner.invoke(app, ["validate", str(clean), *extra])
+        assert ok.exit_code == 0, ok.output
+        runs[engine] = result.output, [line for line in ok.output.splitlines() if "rows in" in line]
+    assert runs["spark"] == runs["duckdb"] and "foreign key" in runs["spark"][0]
+    assert len(runs["spark"][1]) == 5 and " 0 quarantined" in runs["spark"][1][0]

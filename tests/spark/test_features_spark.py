@@ -118,3 +118,13 @@ def test_a_failed_spark_write_leaves_the_earlier_output_and_no_temporary(spark, 
         write_frame(bad, tmp_path / "out", partition_by=["part"])
     assert output_digest(tmp_path / "out") == before
     assert not [p for p in tmp_path.iterdir() if is_temp(p.name)]
+
+
+def test_an_engine_that_found_the_session_running_does_not_stop_it(spark, spark_master):
+    """A command run in a notebook (or a test) with a live session reuses it and leaves it running."""
+    from features.histories.engine_spark import SparkEngine
+
+    engine = SparkEngine(master=spark_master)
+    assert engine.spark is spark
+    engine.close()
+    assert spark.range(3).count() == 3  # stopped before the fix: "Cannot call methods on a stopped SparkContext"
