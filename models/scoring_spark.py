@@ -11,12 +11,14 @@ folder partitioned by ``unit``, moved into place when complete, with the same
 JSON sidecar ``<out>.json`` as :func:`models.scoring.score` (its ``sha256`` is
 :func:`features.histories.engine.output_digest` of the folder).
 
-What reaches the driver: counts, the grid's few columns to fit its cut points
-(as :func:`models.scoring.score` fits it on the residents), one 8-byte row hash
-per client for the order-independent data digest, and the top 5 %'s reason
-features. The cohort rule and the current-use flags are the pandas code of
-:mod:`features.targets.labels` run on the driver over the validated Parquet
-(client ids and two flags per client are sent to the cluster).
+The current-use flags and a cohort model's cohort are computed by the
+executors too (:class:`features.targets.labels_spark.CurrentUse`: the pandas
+rules of :mod:`features.targets.labels` per bucket of clients, the population's
+prior-cost quantiles on the cluster), and so are the grid's cut points
+(:func:`fit_grid`). What reaches the driver: counts, a few order statistics
+(the quantiles), one 8-byte row hash per client for the order-independent data
+digest, and the top 5 %'s reason features. Tables already in the driver's
+memory (``sote batch``) keep the one-machine flags and cohort on the driver.
 """
 from __future__ import annotations
 
@@ -195,7 +197,7 @@ def _score(ref, model_uri, tables, as_of, out, t0, engine, *, reasons, explain_s
     from features.histories.engine import output_digest
     from features.histories.engine_spark import write_frame
     from features.histories.output import typed_sql
-    from features.targets.labels import current_use_flags, event_span
+    from features.targets.labels import event_span
     from features.targets.spec import Cohort
     from models.explain import reason_type_mix
     from models.listinfo import list_description
@@ -215,22 +217,12 @@ def _score(ref, model_uri, tables, as_of, out, t0, engine, *, reasons, explain_s
         resident = features.count()
         grid, names = None, None
         if with_segments:
-            from segmentation.grid import NeedResourceGrid
-
-            grid = NeedResourceGrid()
-            wanted = sorted(grid_columns(grid))
-            grid.fit(typed_frame(features.select("client_id", *wanted).toPandas(), _Only(spec, wanted)))
+            grid = fit_grid(features)
             names = grid.segment_names("fi")
-        cohort = model.cohort
-        if cohort is not None and cohort != Cohort():
-            from features.contract.validation import ValidatedTables
-            from features.targets.labels import cohort_members
-
-            source = tables.tables if isinstance(tables, ValidatedTables) else tables
-            members = cohort_members(source, as_of, cohort).index.astype(str)
-            ids = spark.createDataFrame(pd.DataFrame({"client_id": pd.Series(members, dtype=object)}),
-                                        "client_id string")
-            features = features.join(ids, "client_id", "left_semi")
+        cohort = model.cohort if model.cohort is not None and model.cohort != Cohort() else None
+        flag_frame, members = _current_use(tables, as_of, engine, cohort, cached)
+        if members is not None:
+            features = features.join(members, "client_id", "left_semi")
         say(1, 4)
         scored = features.mapInPandas(_score_partitions(model, spec, grid, names), _SCORED).persist()
         cached.append(scored)
@@ -238,12 +230,6 @@ def _score(ref, model_uri, tables, as_of, out, t0, engine, *, reasons, explain_s
         if n == 0:
             raise ScoringError(f"no client of {ref.name or model_uri}'s cohort is resident at {as_of.date()}")
         data_digest = _digest(scored)
-        flags = current_use_flags(tables, as_of)
-        flag_frame = spark.createDataFrame(
-            pd.DataFrame({"client_id": flags["client_id"].astype(str).astype(object),
-                          "intensive_ongoing": flags["intensive_ongoing"].astype(bool),
-                          "prior_high_use": flags["prior_top"].astype(bool)}),
-            "client_id string, intensive_ongoing boolean, prior_high_use boolean")
         ranked = (scored.drop("row_hash")
                   .withColumn("rank", F.row_number().over(Window.orderBy(F.desc("probability"), F.asc("client_id"))))
                   .withColumn("percentile", F.lit(100.0) * (F.lit(1.0) - (F.col("rank") - 1) / F.lit(float(max(n, 1))))))
@@ -319,19 +305,85 @@ def _score(ref, model_uri, tables, as_of, out, t0, engine, *, reasons, explain_s
     return sidecar
 
 
-def grid_columns(grid) -> set[str]:
-    """The feature columns the need × resources grid's rules read."""
-    from segmentation.grid import AXES, load_grid_config
+def fit_grid(features):
+    """The need × resources grid fitted on a Spark feature table, its cut points computed on the cluster.
 
+    :meth:`segmentation.grid.NeedResourceGrid.fit` learns one number per
+    ``top_share`` rule: pandas' ``Series.quantile(1 - share)`` of the column
+    over the clients with a value (pandas drops the missing ones and calls
+    :func:`numpy.quantile`). Here the same quantile is taken over the Spark
+    column's non-missing values from two order statistics with numpy's
+    arithmetic (:func:`features.targets.labels_spark.spark_quantile`), so the
+    thresholds are equal to the bit (tested) and the other rules, which need no
+    fitting, are the configuration's. Two values per ``top_share`` rule reach
+    the driver instead of the grid's columns of every resident.
+
+    Parameters
+    ----------
+    features
+        The Spark DataFrame of the features of every resident (the grid's columns at least).
+
+    Returns
+    -------
+    segmentation.grid.NeedResourceGrid
+        Fitted (``config_``, ``thresholds_``) for :meth:`~segmentation.grid.NeedResourceGrid.predict`; without
+        ``labels_`` (no client is labelled on the driver).
+
+    Raises
+    ------
+    ValueError
+        If the feature table lacks a column a grid rule reads (the message of ``NeedResourceGrid.fit``).
+    """
+    from pyspark.sql import functions as F
+
+    from features.targets.labels_spark import spark_quantile
+    from segmentation.grid import AXES, NeedResourceGrid, load_grid_config
+
+    grid = NeedResourceGrid()
     config = load_grid_config(grid.config)
-    return {r.column for axis in AXES for r in config.axis(axis).rules} | {"unit", "municipality"}
+    rules = [rule for axis in AXES for rule in config.axis(axis).rules]
+    missing = sorted({r.column for r in rules} - set(features.columns))
+    if missing:
+        raise ValueError(f"feature table lacks columns used by the grid rules: {missing}")
+    thresholds = {}
+    for rule in rules:
+        if rule.op == "top_share":
+            value = F.col(rule.column).cast("double")
+            known = features.select(value.alias("v")).where(F.col("v").isNotNull() & ~F.isnan("v"))
+            thresholds[rule.column] = spark_quantile(known, "v", 1 - rule.value)
+    grid.config_, grid.thresholds_ = config, thresholds
+    return grid
 
 
-class _Only:
-    """A spec narrowed to some columns (for typing the grid's columns like the full table)."""
+def _current_use(tables, as_of, engine, cohort, cached: list):
+    """The current-use flags (a Spark DataFrame) and the cohort's client ids (None without a cohort).
 
-    def __init__(self, spec, names):
-        self._cols = [c for c in spec.columns() if c.name in set(names)]
+    A validated dataset (the usual input, e.g. ``sote score`` on a folder): computed by the executors
+    (:class:`features.targets.labels_spark.CurrentUse`; its cached rows are appended to ``cached``, which the
+    caller unpersists). Tables already in the driver's memory (``sote batch`` loads them): the one-machine
+    functions on them, the ids and two flags sent to the cluster.
+    """
+    from features.targets.labels import is_dataset
 
-    def columns(self):
-        return self._cols
+    flag_schema = "client_id string, intensive_ongoing boolean, prior_high_use boolean"
+    if is_dataset(tables):
+        from features.targets.labels_spark import CurrentUse
+
+        use = CurrentUse.compute(tables, as_of, engine=engine, cohort=cohort)
+        cached.append(use.frame)
+        return use.flags(), (use.members() if cohort is not None else None)
+    from features.contract.validation import ValidatedTables
+    from features.targets.labels import cohort_members, current_use_flags
+
+    spark = engine.spark
+    source = tables.tables if isinstance(tables, ValidatedTables) else tables
+    flags = current_use_flags(source, as_of)
+    frame = spark.createDataFrame(
+        pd.DataFrame({"client_id": flags["client_id"].astype(str).astype(object),
+                      "intensive_ongoing": flags["intensive_ongoing"].astype(bool),
+                      "prior_high_use": flags["prior_top"].astype(bool)}), flag_schema)
+    members = None
+    if cohort is not None:
+        ids = cohort_members(source, as_of, cohort).index.astype(str)
+        members = spark.createDataFrame(pd.DataFrame({"client_id": pd.Series(ids, dtype=object)}), "client_id string")
+    return frame, members

@@ -40,7 +40,7 @@ import pandas as pd
 
 from features.targets.labels import (EVENT_COLUMNS, Cohort, Outcome, Target, _groups_sql, _needs_assessments,
                                      _timestamp, _text, build_labels, cohort_history_days, cohort_members,
-                                     get_target, population, prior_cost)
+                                     current_use_flags, get_target, population, prior_cost)
 
 #: Spark schema of one client's row out of the per-bucket pass.
 _PER_CLIENT = ("client_id string, in_cohort boolean, prior_cost double, label_other long, horizon_cost double, "
@@ -162,26 +162,30 @@ def bucket_labels(tables: Mapping[str, pd.DataFrame], as_of, target: Target) -> 
                          "moved_out_in_horizon": lab["moved_out_in_horizon"].to_numpy(bool)})
 
 
-def _window_sql(target: Target, as_of: pd.Timestamp, columns: Mapping[str, list[str]]) -> dict[str, str]:
-    """The DuckDB-dialect queries of the rows :func:`features.targets.labels.window_tables` reads for ``target``."""
+def _window_conditions(target: Target, as_of: pd.Timestamp) -> dict[str, str]:
+    """The DuckDB-dialect conditions of the rows :func:`features.targets.labels.window_tables` reads for ``target``."""
     t = as_of
     end = _timestamp(t + pd.Timedelta(days=target.horizon_days))
-    history = cohort_history_days(target.cohort)
-    where = f"start < {end}"
-    if history is not None:
-        from features.contract.tables import EPISODE_SERVICES
-
-        lo = _timestamp(t - pd.Timedelta(days=max(int(history), 1)))
-        where += (f' AND (start >= {lo} OR "end" >= {lo} OR ("end" IS NULL AND service IN '
-                  f'({", ".join(_text(v) for v in sorted(EPISODE_SERVICES))})))')
-    sql = {"clients": "TRUE", "events": where}
+    sql = {"clients": "TRUE", "events": _event_condition(end, t, cohort_history_days(target.cohort), ())}
     if target.cohort.diagnosis_groups:
         sql["diagnoses"] = (f"date < {end} AND code IS NOT NULL AND ({_groups_sql(target.cohort.diagnosis_groups)})")
     if _needs_assessments(target.outcome):
         sql["assessments"] = f"date < {end}"
-    return {table: (f"SELECT {', '.join(_quoted(c) for c in columns[table])}, "
-                    f"_file, _row FROM sote_labels_{table} WHERE {w}")
-            for table, w in sql.items()}
+    return sql
+
+
+def _event_condition(end: str, t: pd.Timestamp, history: int | None, services) -> str:
+    """:func:`features.targets.labels.window_tables`' event rows: before ``end``, and (unless ``history`` is None)
+    reaching T - ``history`` days or an open episode of the episode services or of ``services``."""
+    from features.contract.tables import EPISODE_SERVICES
+
+    where = f"start < {end}"
+    if history is not None:
+        lo = _timestamp(t - pd.Timedelta(days=max(int(history), 1)))
+        open_ended = sorted(set(EPISODE_SERVICES) | set(services))
+        where += (f' AND (start >= {lo} OR "end" >= {lo} OR ("end" IS NULL AND service IN '
+                  f'({", ".join(_text(v) for v in open_ended)})))')
+    return where
 
 
 def _quoted(column: str) -> str:
@@ -223,6 +227,56 @@ def _paths(data) -> dict[str, Path | str]:
     return {table: Path(data) / f"{table}.parquet" for table in TABLES}
 
 
+def tagged_rows(data, conditions: Mapping[str, str], *, engine, buckets: int | None = None):
+    """The rows of some tables that meet ``conditions``, in one Spark DataFrame tagged with a bucket of clients.
+
+    Each table is read from the Parquet with its file and row position
+    (``_file``, ``_row``: the order :func:`_bucket_frames` puts a bucket's rows
+    back in), filtered by its condition (DuckDB dialect, transpiled) and tagged
+    with ``_table`` and ``_bucket`` (a hash of ``client_id`` modulo ``buckets``).
+
+    Parameters
+    ----------
+    data
+        A validated dataset, or a folder of validated Parquet (one ``<table>.parquet`` per table).
+    conditions
+        Table name -> the condition its rows must meet (``"TRUE"``: every row); clients and events at least.
+    engine
+        A :class:`~features.histories.engine_spark.SparkEngine`.
+    buckets
+        How many buckets (default: the session's shuffle partitions).
+
+    Returns
+    -------
+    tuple
+        The tagged union (not yet computed) and the columns read from each table (for :func:`_bucket_frames`).
+    """
+    from pyspark.sql import functions as F
+
+    spark = engine.spark
+    paths = _paths(data)
+    columns = {}
+    for table in conditions:
+        if not Path(str(paths[table])).exists() and "://" not in str(paths[table]):
+            if table in ("clients", "events"):
+                raise FileNotFoundError(f"table {table!r}: {paths[table]} not found")
+            continue
+        read = spark.read.parquet(str(paths[table]))
+        present = list(read.columns)
+        read.select("*", F.col("_metadata.file_path").alias("_file"), F.col("_metadata.row_index").alias("_row")
+                    ).createOrReplaceTempView(f"sote_labels_{table}")
+        wanted = CLIENT_COLUMNS if table == "clients" else _TABLE_COLUMNS[table]
+        columns[table] = [c for c in wanted if c in present]
+    n = int(buckets or spark.conf.get("spark.sql.shuffle.partitions"))
+    union = None
+    for table, cols in columns.items():
+        sql = (f"SELECT {', '.join(_quoted(c) for c in cols)}, _file, _row FROM sote_labels_{table} "
+               f"WHERE {conditions[table]}")
+        frame = engine.frame(sql).withColumn("_table", F.lit(table))
+        union = frame if union is None else union.unionByName(frame, allowMissingColumns=True)
+    return union.withColumn("_bucket", F.pmod(F.xxhash64("client_id"), F.lit(n))), columns
+
+
 def per_client_frame(data, as_of, target: Target, *, engine, buckets: int | None = None):
     """The Spark DataFrame of :func:`bucket_labels` over every bucket of clients (not yet computed).
 
@@ -239,31 +293,8 @@ def per_client_frame(data, as_of, target: Target, *, engine, buckets: int | None
     buckets
         Groups of clients each run through the pandas rules at once (default: the session's shuffle partitions).
     """
-    from pyspark.sql import functions as F
-
     t = pd.Timestamp(as_of).normalize()
-    spark = engine.spark
-    paths = _paths(data)
-    columns = {}
-    for table in ("clients", "events", "diagnoses", "assessments"):
-        if not Path(str(paths[table])).exists() and "://" not in str(paths[table]):
-            if table in ("clients", "events"):
-                raise FileNotFoundError(f"table {table!r}: {paths[table]} not found")
-            continue
-        read = spark.read.parquet(str(paths[table]))
-        present = list(read.columns)
-        read.select("*", F.col("_metadata.file_path").alias("_file"), F.col("_metadata.row_index").alias("_row")
-                    ).createOrReplaceTempView(f"sote_labels_{table}")
-        wanted = CLIENT_COLUMNS if table == "clients" else _TABLE_COLUMNS[table]
-        columns[table] = [c for c in wanted if c in present]
-    queries = _window_sql(target, t, columns)
-    columns = {table: cols for table, cols in columns.items() if table in queries}
-    n = int(buckets or spark.conf.get("spark.sql.shuffle.partitions"))
-    union = None
-    for table, sql in queries.items():
-        frame = engine.frame(sql).withColumn("_table", F.lit(table))
-        union = frame if union is None else union.unionByName(frame, allowMissingColumns=True)
-    union = union.withColumn("_bucket", F.pmod(F.xxhash64("client_id"), F.lit(n)))
+    union, columns = tagged_rows(data, _window_conditions(target, t), engine=engine, buckets=buckets)
     return union.groupBy("_bucket").applyInPandas(_per_client(target, t, columns), schema=_PER_CLIENT)
 
 
@@ -345,3 +376,178 @@ def read_labels(path: str | Path) -> pd.DataFrame:
     frame["client_id"] = frame["client_id"].astype("str")
     return frame[LABEL_COLUMNS].sort_values("client_id", ignore_index=True)
 
+
+
+#: Spark schema of one client's row out of the current-use pass.
+_CURRENT = ("client_id string, prior_cost double, intensive_ongoing boolean, in_cohort boolean, "
+            "cohort_prior_cost double")
+
+
+def _bound_free(cohort: Cohort) -> Cohort:
+    """The cohort without its prior-cost bound (the one rule that reads the whole population)."""
+    return dataclasses.replace(cohort, max_prior_cost_quantile=None, prior_cost_days=None)
+
+
+def bucket_current_use(tables: Mapping[str, pd.DataFrame], as_of, *, quantile: float, days: int,
+                       services: tuple[str, ...], cohort: Cohort | None = None) -> pd.DataFrame:
+    """The per-client part of the current-use flags and of a cohort for some clients (one bucket).
+
+    :func:`features.targets.labels.current_use_flags` itself on the bucket's
+    tables, whose ``prior_cost`` (in cents) and ``intensive_ongoing`` are per
+    client; its threshold and ``prior_top`` are the bucket's and are dropped
+    (the population's quantile is taken over every bucket afterwards). For a
+    cohort, :func:`features.targets.labels.cohort_members` without the
+    prior-cost bound gives ``in_cohort``, and the bound's prior cost (in cents,
+    :func:`features.targets.labels.prior_cost` as the cohort rounds it) is
+    ``cohort_prior_cost`` (NaN without a bound).
+
+    Parameters
+    ----------
+    tables
+        The bucket's canonical tables (the rows of :func:`current_use_conditions`).
+    as_of
+        The index date T.
+    quantile, days, services
+        As :func:`~features.targets.labels.current_use_flags`.
+    cohort
+        A model's cohort, or None (every client in it).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The columns of :data:`_CURRENT`, one row per client of the population at T in the bucket.
+    """
+    t = pd.Timestamp(as_of).normalize()
+    flags = current_use_flags(tables, t, quantile=quantile, days=days, services=services)
+    ids = pd.Index(flags["client_id"].astype("str"))
+    in_cohort = np.ones(len(ids), bool)
+    bound = np.full(len(ids), np.nan)
+    if cohort is not None and cohort != Cohort():
+        in_cohort = ids.isin(cohort_members(tables, t, _bound_free(cohort)).index)
+        if cohort.max_prior_cost_quantile is not None:
+            if cohort.prior_window_days == days:  # the same rule over the same window: the flags' cost
+                bound = flags["prior_cost"].to_numpy(float)
+            else:
+                pop = population(tables["clients"], t)
+                cost = prior_cost(tables, t, cohort.prior_window_days, population_index=pop.index).round(2)
+                bound = cost.reindex(ids).to_numpy(float)
+    return pd.DataFrame({"client_id": ids.to_numpy(object), "prior_cost": flags["prior_cost"].to_numpy(float),
+                         "intensive_ongoing": flags["intensive_ongoing"].to_numpy(bool), "in_cohort": in_cohort,
+                         "cohort_prior_cost": bound})
+
+
+def current_use_conditions(as_of, *, days: int, services, cohort: Cohort | None = None) -> dict[str, str]:
+    """The rows (DuckDB conditions) the flags and the cohort read: :func:`features.targets.labels.window_tables`'
+    windows of :func:`~features.targets.labels.current_use_flags` and of
+    :func:`~features.targets.labels.cohort_members`, as one window wide enough for both."""
+    t = pd.Timestamp(as_of).normalize()
+    history: int | None = days
+    groups: tuple[str, ...] = ()
+    if cohort is not None:
+        own = cohort_history_days(cohort)
+        history = None if own is None else max(days, own)
+        groups = tuple(cohort.diagnosis_groups)
+    end = _timestamp(t)
+    sql = {"clients": "TRUE", "events": _event_condition(end, t, history, services)}
+    if groups:
+        sql["diagnoses"] = f"date < {end} AND code IS NOT NULL AND ({_groups_sql(groups)})"
+    return sql
+
+
+class CurrentUse:
+    """The current-use flags of the population at T and a model's cohort, computed by the executors.
+
+    >>> use = CurrentUse.compute(dataset, "2024-01-01", engine=engine, cohort=model.cohort)  # doctest: +SKIP
+    >>> listed = scored.join(use.flags(), "client_id", "left")                                # doctest: +SKIP
+
+    The executors read the rows the one-machine functions read (the windows of
+    :func:`~features.targets.labels.current_use_flags` and
+    :func:`~features.targets.labels.cohort_members`), spread them over buckets
+    of clients, and run those functions on each bucket
+    (:func:`bucket_current_use`); the per-client rows are cached. The two rules
+    that read the whole population -- the flags' prior-cost threshold and the
+    cohort's prior-cost bound -- are quantiles over every bucket on the cluster
+    (:func:`spark_quantile`, numpy's arithmetic: equal to the bit). Only counts
+    and four order statistics reach the driver.
+
+    Attributes
+    ----------
+    frame
+        The cached per-client rows (:data:`_CURRENT`), one per client of the population at T.
+    threshold
+        The population's ``quantile`` of last year's cost (``prior_cost_threshold`` of the flags).
+    cohort_threshold
+        The cohort's prior-cost bound (None without one).
+    cohort
+        The cohort (None: the whole population).
+    """
+
+    def __init__(self, frame, threshold: float, cohort: Cohort | None, cohort_threshold: float | None):
+        self.frame, self.threshold, self.cohort, self.cohort_threshold = frame, threshold, cohort, cohort_threshold
+
+    @classmethod
+    def compute(cls, data, as_of, *, engine, cohort: Cohort | None = None, quantile: float = 0.9,
+                days: int | None = None, services=None, targets: str | Path | None = None,
+                buckets: int | None = None) -> CurrentUse:
+        """Compute the per-client rows (cached) and the two population quantiles.
+
+        Parameters
+        ----------
+        data
+            A validated dataset, or a folder of validated Parquet.
+        as_of
+            The index date T.
+        engine
+            A :class:`~features.histories.engine_spark.SparkEngine`.
+        cohort
+            The model's cohort (None or the empty cohort: no cohort pass).
+        quantile, days, services, targets
+            As :func:`~features.targets.labels.current_use_flags` (``days``: 365 when None).
+        buckets
+            Client buckets (default: the session's shuffle partitions).
+        """
+        from pyspark import StorageLevel
+
+        from features.targets.labels import DEFAULT_PRIOR_COST_DAYS, intensive_services
+
+        t = pd.Timestamp(as_of).normalize()
+        days = int(days or DEFAULT_PRIOR_COST_DAYS)
+        services = tuple(services) if services is not None else tuple(intensive_services(targets))
+        cohort = None if cohort is None or cohort == Cohort() else cohort
+        union, columns = tagged_rows(data, current_use_conditions(t, days=days, services=services, cohort=cohort),
+                                     engine=engine, buckets=buckets)
+
+        def run(rows: pd.DataFrame) -> pd.DataFrame:
+            return bucket_current_use(_bucket_frames(rows, columns), t, quantile=quantile, days=days,
+                                      services=services, cohort=cohort)
+
+        frame = union.groupBy("_bucket").applyInPandas(run, schema=_CURRENT).persist(StorageLevel.MEMORY_AND_DISK)
+        try:
+            threshold = spark_quantile(frame, "prior_cost", quantile)
+            bound = None
+            if cohort is not None and cohort.max_prior_cost_quantile is not None:
+                bound = spark_quantile(frame, "cohort_prior_cost", cohort.max_prior_cost_quantile)
+        except BaseException:
+            frame.unpersist()
+            raise
+        return cls(frame, threshold, cohort, bound)
+
+    def flags(self):
+        """``client_id``, ``intensive_ongoing``, ``prior_high_use`` (last year's cost strictly above the threshold)."""
+        from pyspark.sql import functions as F
+
+        return self.frame.select("client_id", "intensive_ongoing",
+                                 (F.col("prior_cost") > F.lit(self.threshold)).alias("prior_high_use"))
+
+    def members(self):
+        """The client ids of the cohort at T (every client of the population without a cohort)."""
+        from pyspark.sql import functions as F
+
+        keep = F.col("in_cohort")
+        if self.cohort_threshold is not None:
+            keep = keep & (F.col("cohort_prior_cost") <= F.lit(self.cohort_threshold))
+        return self.frame.where(keep).select("client_id")
+
+    def unpersist(self) -> None:
+        """Drop the cached per-client rows."""
+        self.frame.unpersist()

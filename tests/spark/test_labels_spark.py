@@ -58,3 +58,62 @@ def test_labels_of_every_target_equal_on_spark_and_duckdb(small_county, spark_en
     assert all(n > 0 and 0 < p < n for n, p in positive.values()), positive
     # rising_high_use's cohort is cut by the population's prior-cost quantile: some of the population left out
     assert positive["rising_high_use"][0] < positive["high_use"][0]
+
+
+def _population_ids(dataset) -> set[str]:
+    from features.targets.labels import population
+
+    return set(population(dataset.read("clients"), AS_OF).index)
+
+
+def test_current_use_flags_on_the_executors_equal_the_one_machine_flags(small_county, spark_engine):
+    """The flags' prior cost (in cents), threshold, top flag and ongoing intensive care, client by client."""
+    from features.targets.labels import current_use_flags
+    from features.targets.labels_spark import CurrentUse
+
+    _, dataset = small_county
+    expected = current_use_flags(dataset, AS_OF)
+    use = CurrentUse.compute(dataset, AS_OF, engine=spark_engine)
+    try:
+        rows = use.frame.toPandas().sort_values("client_id", ignore_index=True)
+        flags = use.flags().toPandas().sort_values("client_id", ignore_index=True)
+        members = set(use.members().toPandas()["client_id"])
+    finally:
+        use.unpersist()
+    assert rows["client_id"].tolist() == flags["client_id"].tolist() == expected["client_id"].tolist()
+    assert use.threshold == float(expected["prior_cost_threshold"].iloc[0])  # equal to the bit, not within 1e-9
+    np.testing.assert_array_equal(rows["prior_cost"].to_numpy(float), expected["prior_cost"].to_numpy(float))
+    assert flags["intensive_ongoing"].tolist() == expected["intensive_ongoing"].tolist()
+    assert flags["prior_high_use"].tolist() == expected["prior_top"].tolist()
+    assert members == set(expected["client_id"])  # no cohort: the whole population
+    # not vacuous: the county has clients in intensive care at T, and a top decile below the whole population
+    assert 0 < expected["intensive_ongoing"].sum() < len(expected)
+    assert 0 < expected["prior_top"].sum() < len(expected) // 5
+
+
+def test_cohorts_on_the_executors_equal_the_one_machine_cohorts(small_county, spark_engine):
+    """Every built-in target's cohort (ages, diagnosis groups, look-backs, ongoing episodes, the prior-cost bound
+    over the whole population): the same members from the per-bucket pass and the cluster's quantile."""
+    from features.targets.labels import cohort_members, prior_cost
+    from features.targets.labels_spark import CurrentUse
+    from features.targets.spec import Cohort
+
+    _, dataset = small_county
+    population = _population_ids(dataset)
+    cohorts = {name: t.cohort for name, t in load_targets().items() if t.cohort != Cohort()}
+    assert {"rising_high_use", "elderly_low_function", "young_adult_mhsu", "diabetes_high_use"} <= set(cohorts)
+    for name, cohort in cohorts.items():
+        expected = set(cohort_members(dataset, AS_OF, cohort).index)
+        use = CurrentUse.compute(dataset, AS_OF, engine=spark_engine, cohort=cohort)
+        try:
+            got = use.members().toPandas()["client_id"].tolist()
+        finally:
+            use.unpersist()
+        assert len(got) == len(set(got)), name
+        assert set(got) == expected, f"{name}: {len(set(got) ^ expected)} client(s) differ"
+        assert 0 < len(expected) < len(population), (name, len(expected))
+        if cohort.max_prior_cost_quantile is not None:  # the bound: numpy's quantile of the cents, to the bit
+            cost = prior_cost(dataset, AS_OF, cohort.prior_window_days).round(2).to_numpy(float)
+            assert use.cohort_threshold == float(np.quantile(cost, cohort.max_prior_cost_quantile)), name
+        else:
+            assert use.cohort_threshold is None
