@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -267,10 +268,13 @@ def _log_run(job: JobConfig, summary: dict) -> str:
 
 
 def _validate(job: JobConfig, staging: Path) -> tuple[object, dict, dict]:
-    """Check the date against the data period (a PeriodError: the date is wrong, USER_ERROR), then load, validate
-    and cost-fill (a ContractError: data invalid)."""
+    """Check the date against the data period (a PeriodError: the date is wrong, USER_ERROR), then validate and
+    cost-fill into a dataset (a ContractError: data invalid) that the caller closes.
+
+    The dataset is Parquet the engines scan (a validated copy is used as is), not tables in memory: the
+    job's memory does not grow with the county, and Spark's executors read the files themselves."""
     from features.contract.io import data_period
-    from features.contract.load import load_tables
+    from features.contract.stream import open_dataset
 
     period = data_period(job.data)  # cheap: a date the data do not cover fails before the tables are read
     if period is not None:
@@ -278,7 +282,7 @@ def _validate(job: JobConfig, staging: Path) -> tuple[object, dict, dict]:
     quarantine = None
     if job.lenient:
         quarantine = Path(job.quarantine) / job.as_of if job.quarantine else staging / "quarantine"
-    tables = load_tables(job.data, lenient=job.lenient, quarantine_dir=quarantine, unit_costs=job.unit_costs)
+    tables = open_dataset(job.data, lenient=job.lenient, quarantine_dir=quarantine, unit_costs=job.unit_costs)
     report = tables.report
     per_table = {t: {"rows_in": int(n), "rows_kept": int(report.rows_kept[t]),
                      "rows_quarantined": int(n - report.rows_kept[t])} for t, n in report.rows_in.items()}
@@ -437,10 +441,11 @@ def run_batch(job: JobConfig, say=lambda message: None) -> BatchResult:
     try:
         _check_outputs(job)
         summary["data_digest"] = data_digest(job.data)
-        with atomic_dir(job.folder, option="out") as staging:
+        with ExitStack() as stack, atomic_dir(job.folder, option="out") as staging:
             clock.start("validate")
             say(f"1/5 validate {job.data}")
             tables, step, quarantined = _validate(job, staging)
+            stack.callback(tables.close)  # its temporary copy goes when the job ends, whatever happens
             steps.append(step)
             summary["quarantined"] = quarantined
             clock.stop()
@@ -452,7 +457,7 @@ def run_batch(job: JobConfig, say=lambda message: None) -> BatchResult:
             if job.engine == "spark":
                 features, histories = _spark_features(job, tables, ref, staging), None
             else:
-                histories = ClientHistories(tables, ref.model.spec(), cache=True)
+                histories = stack.enter_context(ClientHistories(tables, ref.model.spec(), cache=True))
                 features = histories.features(job.date)
                 write_table(features, staging / "features.parquet")
             steps.append({"step": "features", "status": "ok", "rows_in": step["rows_out"],
