@@ -18,7 +18,8 @@ prior-cost quantiles on the cluster), and so are the grid's cut points
 (:func:`fit_grid`). What reaches the driver: counts, a few order statistics
 (the quantiles), one 8-byte row hash per client for the order-independent data
 digest, and the top 5 %'s reason features. Tables already in the driver's
-memory (``sote batch``) keep the one-machine flags and cohort on the driver.
+memory (a mapping or validated tables) keep the one-machine flags and cohort
+on the driver.
 """
 from __future__ import annotations
 
@@ -360,8 +361,8 @@ def _current_use(tables, as_of, engine, cohort, cached: list):
 
     A validated dataset (the usual input, e.g. ``sote score`` on a folder): computed by the executors
     (:class:`features.targets.labels_spark.CurrentUse`; its cached rows are appended to ``cached``, which the
-    caller unpersists). Tables already in the driver's memory (``sote batch`` loads them): the one-machine
-    functions on them, the ids and two flags sent to the cluster.
+    caller unpersists). Tables already in the driver's memory (a mapping or validated tables): the
+    one-machine functions on them, the ids and two flags sent to the cluster.
     """
     from features.targets.labels import is_dataset
 
