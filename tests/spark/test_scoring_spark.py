@@ -175,3 +175,27 @@ def test_a_cohort_models_risk_list_on_spark_equals_duckdb_scoring(cohort_lists):
         assert got[col].tolist() == expected[col].tolist() and not expected[col].any()
     differ = {"risk_list", "sha256", "seconds", "chunk_size", "engine", "layout", "versions"}
     assert {k: v for k, v in spark.items() if k not in differ} == {k: v for k, v in duck.items() if k not in differ}
+
+
+def test_tables_in_pandas_give_the_flags_and_cohort_of_the_executors(spark_engine, small_county):
+    """score_spark's two sources of flags and cohort members agree: tables handed over in pandas (the one-machine
+    functions on the driver) and a validated dataset (the executors' per-bucket pass)."""
+    from features.contract.load import load_tables
+    from features.targets.labels import load_targets
+    from models.scoring_spark import _current_use
+
+    path, dataset = small_county
+    cohort = load_targets()["rising_high_use"].cohort
+    got = {}
+    for source, data in (("pandas", load_tables(path)), ("dataset", dataset)):
+        cached = []
+        flags, members = _current_use(data, pd.Timestamp(AS_OF), spark_engine, cohort, cached)
+        got[source] = (flags.toPandas().sort_values("client_id", ignore_index=True),
+                       sorted(members.toPandas()["client_id"]))
+        for frame in cached:
+            frame.unpersist()
+        assert len(cached) == (source == "dataset")  # only the executors' pass caches its rows
+    (flags_a, members_a), (flags_b, members_b) = got["pandas"], got["dataset"]
+    assert flags_a.astype(object).equals(flags_b.astype(object))
+    assert members_a == members_b and 0 < len(members_a) < len(flags_a)
+    assert flags_a["prior_high_use"].any() and flags_a["intensive_ongoing"].any()
