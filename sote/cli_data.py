@@ -242,8 +242,11 @@ def demo(
                         "calibration_error", "precision_top5pct") if c in result.metrics]
     console.print(result.metrics[cols].round(3).to_string(index=False), markup=False, soft_wrap=True)
     console.print("time per step (s): " + ", ".join(f"{k} {v}" for k, v in result.seconds.items()), soft_wrap=True)
+    import mlflow
+
+    # the store the demo wrote to (--tracking-uri, the environment's, or ./mlruns), not always the default
     console.print(f"outputs in {out}/ (see README: What the demo writes); MLflow UI: "
-                  "mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db", soft_wrap=True)
+                  f"mlflow ui --backend-store-uri {mlflow.get_tracking_uri()}", soft_wrap=True)
     serve = ("make serve" if out.resolve() == Path("out").resolve() and settings.worklist_db is None
              else f"sote serve --data {out / 'county'}" + (f" --db {settings.worklist_db}" if settings.worklist_db
                                                             else ""))

@@ -71,6 +71,7 @@ def test_demo_runs_end_to_end_on_a_small_county(tmp_path):
     res = runner.invoke(app, ["demo", "--out", str(out), "--clients", "2500", "--workers", "1", "--config",
                               str(config), "--tracking-uri", uri, "--worklist-db", worklist])
     assert res.exit_code == 0, res.output
+    assert f"mlflow ui --backend-store-uri {uri}" in " ".join(res.output.split())  # the store it wrote to
     realism = pd.read_csv(out / "realism.csv")
     assert {"any_contact_share", "top10_cost_share", "cost_per_resident_eur"} <= set(realism["figure"])
     metrics = pd.read_csv(out / "model_metrics.csv").set_index("target")
