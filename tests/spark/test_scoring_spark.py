@@ -177,6 +177,8 @@ def test_a_cohort_models_risk_list_on_spark_equals_duckdb_scoring(cohort_lists):
     assert {k: v for k, v in spark.items() if k not in differ} == {k: v for k, v in duck.items() if k not in differ}
 
 
+@pytest.mark.slow  # ~60 s: keeps the Spark stage near its five minutes; the executors' flags and cohort are
+# compared with the one-machine functions in test_labels_spark and through the cohort model's list above
 def test_tables_in_pandas_give_the_flags_and_cohort_of_the_executors(spark_engine, small_county):
     """score_spark's two sources of flags and cohort members agree: tables handed over in pandas (the one-machine
     functions on the driver) and a validated dataset (the executors' per-bucket pass)."""
