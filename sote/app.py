@@ -219,6 +219,10 @@ def _command_params(ctx: typer.Context) -> dict:
         return {}
 
 
+#: ``--spark-master`` of every command with ``--engine spark``.
+SPARK_MASTER = typer.Option(None, "--spark-master", help="Spark master URL (spark://host:7077, yarn, ...); "
+                                                         "default: a local Spark. Needs --engine spark.")
+
 app = typer.Typer(cls=_SoteGroup, add_completion=False, no_args_is_help=True,
                   help="Client segmentation and service-need prediction for wellbeing services counties.")
 

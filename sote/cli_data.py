@@ -8,7 +8,7 @@ import typer
 
 from features.config.defaults import COUNTY_CLIENTS, COUNTY_SEED, DATA_END, DATA_START
 from features.contract.validation import ContractError
-from sote.app import ExitCode, app, check_writable, console, fail, progress_bar, quiet_libraries
+from sote.app import SPARK_MASTER, ExitCode, app, check_writable, console, fail, progress_bar, quiet_libraries
 
 
 @app.command()
@@ -23,9 +23,7 @@ def validate(
     engine: str = typer.Option("duckdb", help="duckdb (this process streams the tables) or spark (the same checks "
                                               "and report, run per bucket of clients by the executors; Parquet "
                                               "tables, strict mode, no --out)."),
-    spark_master: Optional[str] = typer.Option(None, "--spark-master",
-                                               help="Spark master URL (spark://host:7077, yarn, ...); "
-                                                    "default: a local Spark. Needs --engine spark."),
+    spark_master: Optional[str] = SPARK_MASTER,
 ) -> None:
     """Check a data folder against the contract and report every problem at once.
 

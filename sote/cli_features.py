@@ -7,7 +7,7 @@ from typing import Optional
 import pandas as pd
 import typer
 
-from sote.app import ExitCode, app, check_writable, console, fail
+from sote.app import SPARK_MASTER, ExitCode, app, check_writable, console, fail
 
 
 def _as_of(value: str) -> pd.Timestamp:
@@ -70,9 +70,7 @@ def features(
                                              "already-valid Parquet in place, faster)."),
     engine: str = typer.Option("duckdb", help="duckdb (in-process; --out is a file) or spark (--out is a Parquet "
                                               "folder partitioned by municipality, written by Spark)."),
-    spark_master: Optional[str] = typer.Option(None, "--spark-master",
-                                               help="Spark master URL (spark://host:7077, yarn, ...); "
-                                                    "default: a local Spark. Needs --engine spark."),
+    spark_master: Optional[str] = SPARK_MASTER,
 ) -> None:
     """Build the client-history feature table as of a date: one row per client alive and resident at T."""
     from features.histories.build import ClientHistories
@@ -170,9 +168,7 @@ def labels(
     targets: Optional[Path] = typer.Option(None, help="Targets YAML (default: features/config/targets.yaml)."),
     engine: str = typer.Option("duckdb", help="duckdb (in-process; --out is a file) or spark (the same rules run "
                                               "per bucket of clients by the executors; --out is a Parquet folder)."),
-    spark_master: Optional[str] = typer.Option(None, "--spark-master",
-                                               help="Spark master URL (spark://host:7077, yarn, ...); "
-                                                    "default: a local Spark. Needs --engine spark."),
+    spark_master: Optional[str] = SPARK_MASTER,
 ) -> None:
     """Write one row per cohort member of a target with its 0/1 label."""
     from features.targets.labels import TargetError, build_labels, get_target

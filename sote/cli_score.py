@@ -7,7 +7,7 @@ from typing import Optional
 import pandas as pd
 import typer
 
-from sote.app import ExitCode, app, progress_bar, console, fail, quiet_libraries
+from sote.app import SPARK_MASTER, ExitCode, app, progress_bar, console, fail, quiet_libraries
 
 
 @app.command()
@@ -25,9 +25,7 @@ def score(
     engine: str = typer.Option("duckdb", help="duckdb (in-process; --out is a file) or spark (features, scores, "
                                               "ranks and reasons computed by Spark; --out is a Parquet folder "
                                               "partitioned by unit)."),
-    spark_master: Optional[str] = typer.Option(None, "--spark-master",
-                                               help="Spark master URL (spark://host:7077, yarn, ...); "
-                                                    "default: a local Spark. Needs --engine spark."),
+    spark_master: Optional[str] = SPARK_MASTER,
 ) -> None:
     """Score a model's cohort at a date into an explained risk list.
 

@@ -79,6 +79,21 @@ def _groups_sql(names: Iterable[str]) -> str:
     return " OR ".join(parts) or "FALSE"
 
 
+def event_window_condition(end: str, t: pd.Timestamp, history_days: int | None, services=()) -> str:
+    """The DuckDB condition of the event rows :func:`window_tables` reads (the Spark passes read the same).
+
+    Events starting before ``end`` (a SQL timestamp literal) and, unless ``history_days`` is None, reaching
+    T - ``history_days`` days (at least 1), or without an end and of an episode service or of ``services``.
+    """
+    where = f"start < {end}"
+    if history_days is not None:
+        lo = _timestamp(t - pd.Timedelta(days=max(int(history_days), 1)))
+        open_ended = sorted(set(EPISODE_SERVICES) | set(services))
+        where += (f' AND (start >= {lo} OR "end" >= {lo} OR ("end" IS NULL AND service IN '
+                  f'({", ".join(_text(v) for v in open_ended)})))')
+    return where
+
+
 def window_tables(dataset, as_of, *, history_days: int | None = 1, horizon_days: int = 0,
                   diagnoses: bool | Iterable[str] = False, assessments: bool = False,
                   services: Iterable[str] = (), professional: bool = True) -> dict[str, pd.DataFrame]:
@@ -135,12 +150,7 @@ def window_tables(dataset, as_of, *, history_days: int | None = 1, horizon_days:
 
     t = pd.Timestamp(as_of).normalize()
     end = _timestamp(t + pd.Timedelta(days=horizon_days))
-    where = f"start < {end}"
-    if history_days is not None:
-        lo = _timestamp(t - pd.Timedelta(days=max(int(history_days), 1)))
-        open_ended = sorted(set(EPISODE_SERVICES) | set(services))
-        where += (f' AND (start >= {lo} OR "end" >= {lo} OR ("end" IS NULL AND service IN '
-                  f'({", ".join(_text(v) for v in open_ended)})))')
+    where = event_window_condition(end, t, history_days, services)
     out = {table: empty_table(table) for table in TABLES}
     out["clients"] = dataset.read("clients")
     columns = EVENT_COLUMNS if professional else [c for c in EVENT_COLUMNS if c != "professional"]

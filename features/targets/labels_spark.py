@@ -39,8 +39,9 @@ import numpy as np
 import pandas as pd
 
 from features.targets.labels import (EVENT_COLUMNS, Cohort, Outcome, Target, _groups_sql, _needs_assessments,
-                                     _timestamp, _text, build_labels, cohort_history_days, cohort_members,
-                                     current_use_flags, get_target, population, prior_cost)
+                                     _timestamp, build_labels, cohort_history_days, cohort_members,
+                                     current_use_flags, event_window_condition, get_target, population,
+                                     prior_cost)
 
 #: Spark schema of one client's row out of the per-bucket pass.
 _PER_CLIENT = ("client_id string, in_cohort boolean, prior_cost double, label_other long, horizon_cost double, "
@@ -125,6 +126,11 @@ def _needs_population(target: Target) -> bool:
         p.population == "all" for p in _cost_parts(target.outcome))
 
 
+def _bound_free(cohort: Cohort) -> Cohort:
+    """The cohort without its prior-cost bound (the one rule that reads the whole population)."""
+    return dataclasses.replace(cohort, max_prior_cost_quantile=None, prior_cost_days=None)
+
+
 def bucket_labels(tables: Mapping[str, pd.DataFrame], as_of, target: Target) -> pd.DataFrame:
     """The per-client part of a target's labels for some clients (one bucket), by the one-machine code.
 
@@ -142,7 +148,7 @@ def bucket_labels(tables: Mapping[str, pd.DataFrame], as_of, target: Target) -> 
         non-cost parts met).
     """
     t = pd.Timestamp(as_of).normalize()
-    cohort = dataclasses.replace(target.cohort, max_prior_cost_quantile=None, prior_cost_days=None)
+    cohort = _bound_free(target.cohort)
     scope = Cohort() if _needs_population(target) else cohort
     part = Target(target.name, target.description, scope, _without_costs(target.outcome), target.horizon_days)
     lab = build_labels(tables, t, part)
@@ -166,26 +172,12 @@ def _window_conditions(target: Target, as_of: pd.Timestamp) -> dict[str, str]:
     """The DuckDB-dialect conditions of the rows :func:`features.targets.labels.window_tables` reads for ``target``."""
     t = as_of
     end = _timestamp(t + pd.Timedelta(days=target.horizon_days))
-    sql = {"clients": "TRUE", "events": _event_condition(end, t, cohort_history_days(target.cohort), ())}
+    sql = {"clients": "TRUE", "events": event_window_condition(end, t, cohort_history_days(target.cohort), ())}
     if target.cohort.diagnosis_groups:
         sql["diagnoses"] = (f"date < {end} AND code IS NOT NULL AND ({_groups_sql(target.cohort.diagnosis_groups)})")
     if _needs_assessments(target.outcome):
         sql["assessments"] = f"date < {end}"
     return sql
-
-
-def _event_condition(end: str, t: pd.Timestamp, history: int | None, services) -> str:
-    """:func:`features.targets.labels.window_tables`' event rows: before ``end``, and (unless ``history`` is None)
-    reaching T - ``history`` days or an open episode of the episode services or of ``services``."""
-    from features.contract.tables import EPISODE_SERVICES
-
-    where = f"start < {end}"
-    if history is not None:
-        lo = _timestamp(t - pd.Timedelta(days=max(int(history), 1)))
-        open_ended = sorted(set(EPISODE_SERVICES) | set(services))
-        where += (f' AND (start >= {lo} OR "end" >= {lo} OR ("end" IS NULL AND service IN '
-                  f'({", ".join(_text(v) for v in open_ended)})))')
-    return where
 
 
 def _quoted(column: str) -> str:
@@ -377,15 +369,9 @@ def read_labels(path: str | Path) -> pd.DataFrame:
     return frame[LABEL_COLUMNS].sort_values("client_id", ignore_index=True)
 
 
-
 #: Spark schema of one client's row out of the current-use pass.
 _CURRENT = ("client_id string, prior_cost double, intensive_ongoing boolean, in_cohort boolean, "
             "cohort_prior_cost double")
-
-
-def _bound_free(cohort: Cohort) -> Cohort:
-    """The cohort without its prior-cost bound (the one rule that reads the whole population)."""
-    return dataclasses.replace(cohort, max_prior_cost_quantile=None, prior_cost_days=None)
 
 
 def bucket_current_use(tables: Mapping[str, pd.DataFrame], as_of, *, quantile: float, days: int,
@@ -448,7 +434,7 @@ def current_use_conditions(as_of, *, days: int, services, cohort: Cohort | None 
         history = None if own is None else max(days, own)
         groups = tuple(cohort.diagnosis_groups)
     end = _timestamp(t)
-    sql = {"clients": "TRUE", "events": _event_condition(end, t, history, services)}
+    sql = {"clients": "TRUE", "events": event_window_condition(end, t, history, services)}
     if groups:
         sql["diagnoses"] = f"date < {end} AND code IS NOT NULL AND ({_groups_sql(groups)})"
     return sql
