@@ -75,10 +75,7 @@ def validate(
         fail(f"{data} breaks the data contract ({len(err.report.problems)} problem(s))", ExitCode.DATA_INVALID)
     except (FileNotFoundError, ValueError) as err:
         fail(str(err))
-    console.print(report.to_text(examples=False), highlight=False, markup=False)
-    for table, n in report.rows_in.items():
-        rejected = n - report.rows_kept[table]
-        console.print(f"{table:>13}: {n:>12,} rows in, {report.rows_kept[table]:>12,} kept, {rejected:>10,} quarantined")
+    _print_counts(report)
     if period is not None:
         console.print(f"data period: {period.describe()}", highlight=False)
     if quarantine is not None:
@@ -92,6 +89,14 @@ def validate(
             dataset.close()
         console.print(f"valid tables written to {out}/ (a validated copy: commands given it as --data do not "
                       "validate again)", highlight=False)
+
+
+def _print_counts(report) -> None:
+    """A validation report without examples, then each table's rows in, kept and quarantined."""
+    console.print(report.to_text(examples=False), highlight=False, markup=False)
+    for table, n in report.rows_in.items():
+        rejected = n - report.rows_kept[table]
+        console.print(f"{table:>13}: {n:>12,} rows in, {report.rows_kept[table]:>12,} kept, {rejected:>10,} quarantined")
 
 
 def _spark_validate(data: Path, unit_costs: Optional[Path], master: Optional[str]) -> None:
@@ -116,9 +121,7 @@ def _spark_validate(data: Path, unit_costs: Optional[Path], master: Optional[str
         fail(str(err))
     finally:
         spark.close()
-    console.print(report.to_text(examples=False), highlight=False, markup=False)
-    for table, n in report.rows_in.items():
-        console.print(f"{table:>13}: {n:>12,} rows in, {report.rows_kept[table]:>12,} kept, {0:>10,} quarantined")
+    _print_counts(report)
     console.print(f"checked on Spark ({master or 'local'}); nothing written", highlight=False)
 
 
