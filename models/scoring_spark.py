@@ -340,8 +340,7 @@ def fit_grid(features):
     from features.targets.labels_spark import spark_quantile
     from segmentation.grid import AXES, NeedResourceGrid, load_grid_config
 
-    grid = NeedResourceGrid()
-    config = load_grid_config(grid.config)
+    config = load_grid_config(None)
     rules = [rule for axis in AXES for rule in config.axis(axis).rules]
     missing = sorted({r.column for r in rules} - set(features.columns))
     if missing:
@@ -352,8 +351,7 @@ def fit_grid(features):
             value = F.col(rule.column).cast("double")
             known = features.select(value.alias("v")).where(F.col("v").isNotNull() & ~F.isnan("v"))
             thresholds[rule.column] = spark_quantile(known, "v", 1 - rule.value)
-    grid.config_, grid.thresholds_ = config, thresholds
-    return grid
+    return NeedResourceGrid.from_thresholds(thresholds)
 
 
 def _current_use(tables, as_of, engine, cohort, cached: list):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from numbers import Real
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -108,6 +109,42 @@ class NeedResourceGrid(ClusterMixin, BaseEstimator):
                     self.thresholds_[rule.column] = float(values.quantile(1 - rule.value))
         self.labels_ = self.predict(X)
         return self
+
+    @classmethod
+    def from_thresholds(cls, thresholds: dict, config: str | Path | None = None) -> "NeedResourceGrid":
+        """A fitted grid from cut points learned elsewhere (e.g. on a cluster).
+
+        Parameters
+        ----------
+        thresholds
+            Column -> cut point, one for each ``top_share`` rule of the configuration
+            (what :meth:`fit` stores in ``thresholds_``).
+        config
+            Path of a grid YAML, or None for the packaged one.
+
+        Returns
+        -------
+        NeedResourceGrid
+            Fitted (``config_``, ``thresholds_``) for :meth:`predict` and :meth:`points`; without
+            ``labels_`` (no client was labelled).
+
+        Raises
+        ------
+        ValueError
+            If a ``top_share`` rule has no cut point, a cut point names no such rule, or one is not a number.
+        """
+        grid = cls(config=config)
+        grid.config_ = load_grid_config(config)
+        wanted = {r.column for axis in AXES for r in grid.config_.axis(axis).rules if r.op == "top_share"}
+        given = set(thresholds)
+        if wanted - given or given - wanted:
+            raise ValueError(f"grid thresholds must name exactly the top_share rules' columns {sorted(wanted)}; "
+                             f"missing {sorted(wanted - given)}, unknown {sorted(given - wanted)}")
+        bad = {c: v for c, v in thresholds.items() if isinstance(v, bool) or not isinstance(v, Real)}
+        if bad:
+            raise ValueError(f"grid thresholds must be numbers; got {bad}")
+        grid.thresholds_ = {c: float(thresholds[c]) for c in sorted(wanted)}
+        return grid
 
     def _check_columns(self, X: pd.DataFrame) -> None:
         wanted = {r.column for axis in AXES for r in self.config_.axis(axis).rules}

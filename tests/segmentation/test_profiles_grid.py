@@ -86,6 +86,34 @@ def test_grid_treats_a_missing_assessment_as_no_evidence_and_names_missing_colum
         NeedResourceGrid().fit(X.drop(columns=["charlson_index"]))
 
 
+def test_a_grid_built_from_fitted_thresholds_predicts_as_the_fitted_one():
+    X, other = _features(), _features(seed=3)
+    fitted = NeedResourceGrid().fit(X)
+    assert fitted.thresholds_  # the packaged grid has top_share rules
+    rebuilt = NeedResourceGrid.from_thresholds(dict(fitted.thresholds_))
+    assert rebuilt.thresholds_ == fitted.thresholds_
+    np.testing.assert_array_equal(rebuilt.predict(other), fitted.predict(other))
+    pd.testing.assert_frame_equal(rebuilt.points(other), fitted.points(other))
+    assert not hasattr(rebuilt, "labels_")
+    # moving one cut point moves the clients above it: the thresholds are used, not refitted
+    column = next(iter(fitted.thresholds_))
+    lowered = NeedResourceGrid.from_thresholds({**fitted.thresholds_, column: -1.0})
+    hits = lowered.points(other).filter(like=f":{column}").iloc[:, 0]
+    assert hits.sum() == other[column].astype(float).notna().sum()
+
+
+def test_thresholds_from_elsewhere_must_match_the_rules():
+    thresholds = dict(NeedResourceGrid().fit(_features()).thresholds_)
+    column = next(iter(thresholds))
+    with pytest.raises(ValueError, match=f"missing \\['{column}'\\]"):
+        NeedResourceGrid.from_thresholds({c: v for c, v in thresholds.items() if c != column})
+    with pytest.raises(ValueError, match="unknown \\['age'\\]"):
+        NeedResourceGrid.from_thresholds({**thresholds, "age": 70.0})
+    with pytest.raises(ValueError, match="must be numbers"):
+        NeedResourceGrid.from_thresholds({**thresholds, column: "high"})
+    assert NeedResourceGrid.from_thresholds({**thresholds, column: np.float32(2.5)}).thresholds_[column] == 2.5
+
+
 def test_grid_labels_are_configured_in_three_languages():
     grid = NeedResourceGrid().fit(_features())
     for lang in ("fi", "sv", "en"):
