@@ -310,7 +310,7 @@ def _same_declarations(sources: list[Path]) -> None:
 
 def tile_county(base: str | Path, out: str | Path, copies: int, *, mode: str = "identical",
                 copies_dir: str | Path | None = None, workers: int | None = None, memory_limit: str = "2GB",
-                threads: int | None = None, overwrite: bool = False, progress=None) -> dict:
+                threads: int | None = 1, overwrite: bool = False, progress=None) -> dict:
     """Write ``copies`` copies of the county in ``base`` under fresh client ids into ``out``, atomically.
 
     Parameters
@@ -331,7 +331,12 @@ def tile_county(base: str | Path, out: str | Path, copies: int, *, mode: str = "
         Where the distinct copies are generated (default :func:`default_copies_dir`) and with how
         many generator processes (default: the base's).
     memory_limit, threads
-        DuckDB's settings for the copying.
+        DuckDB's settings for the copying. One thread by default: the copy keeps the
+        rows' order (copy 0's rows, then copy 1's, ...), and with more threads DuckDB
+        buffers the union's out-of-order batches in its temporary folder, which grew
+        to 38 GB within three minutes when tiling the default county 19 times
+        (5.04 M clients) on two threads; on one thread the rows stream to the file
+        with no temporary data. None lets DuckDB use every core.
     overwrite
         Accept an ``out`` folder that holds files sote did not write.
     progress
@@ -436,7 +441,8 @@ def main(argv=None) -> int:
                     help="with --distinct: generate (or reuse) the copies, do not tile")
     ap.add_argument("--workers", type=int, default=None, help="generator processes (default: the base's)")
     ap.add_argument("--memory-limit", default="2GB", help="DuckDB memory limit while copying")
-    ap.add_argument("--threads", type=int, default=None, help="DuckDB threads (default: all cores)")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="DuckDB threads (default 1: more threads spill the ordered copy to disk; 0 = all cores)")
     ap.add_argument("--overwrite", action="store_true", help="write into a folder that holds other files")
     args = ap.parse_args(argv)
     if args.generate_only and not args.distinct:
@@ -454,7 +460,7 @@ def main(argv=None) -> int:
         else:
             made = tile_county(args.base, args.out, args.copies, mode="distinct" if args.distinct else "identical",
                                copies_dir=args.copies_dir, workers=args.workers, memory_limit=args.memory_limit,
-                               threads=args.threads, overwrite=args.overwrite, progress=say)
+                               threads=args.threads or None, overwrite=args.overwrite, progress=say)
     except (TilingError, OSError) as err:
         print(f"tile_county: {err}", file=sys.stderr)
         return 2
