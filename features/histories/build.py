@@ -253,6 +253,25 @@ class ClientHistories:
             self._cache[key] = self._query(key)
         return self._cache[key].copy()
 
+    def prepare(self, as_of_dates: Iterable) -> None:
+        """Build and cache the feature tables of ``as_of_dates`` now, returning nothing.
+
+        With the disk cache no table stays in memory afterwards, so a pipeline can build a
+        later step's table while it holds little else (the demo builds 1 January after its
+        scenarios' base year before that step reads its base-year records). Dates already
+        cached are not built again.
+
+        Raises
+        ------
+        ValueError
+            If this object keeps no cache (the tables would be built and thrown away).
+        """
+        if self._cache is None:
+            raise ValueError("prepare() needs a cache: ClientHistories(..., cache='disk' or True)")
+        for t in as_of_dates:
+            if pd.Timestamp(t).normalize() not in self._cache:
+                self.features(t)
+
     def shares(self) -> int:
         """How many queries the population takes: one per ``clients_per_query`` clients (1 without ``restrict``).
 

@@ -39,3 +39,22 @@ def test_the_disk_cache_holds_files_only_until_close(county):
 def test_an_unknown_cache_kind_is_refused(county):
     with pytest.raises(ValueError, match="'disk'"):
         ClientHistories(county, validate=False, cache="ram")
+
+
+def test_prepare_builds_each_date_once_into_the_cache(county, uncached, monkeypatch):
+    with ClientHistories(county, validate=False, cache="disk") as h:
+        built = []
+        query = h._query
+        monkeypatch.setattr(h, "_query", lambda t, *a: built.append(pd.Timestamp(t)) or query(t, *a))
+        assert h.prepare(DATES) is None
+        h.prepare([DATES[1]])  # cached already: not built again
+        assert built == [pd.Timestamp(t) for t in DATES]
+        assert sorted(p.name for p in Path(h._cache_dir.name).glob("*.parquet")) == [f"{t}.parquet" for t in DATES]
+        for t in DATES:
+            pd.testing.assert_frame_equal(h.features(t), uncached[t])
+        assert len(built) == len(DATES)  # the requests read the files
+
+
+def test_prepare_without_a_cache_is_refused(county):
+    with ClientHistories(county, validate=False) as h, pytest.raises(ValueError, match="needs a cache"):
+        h.prepare(DATES)
