@@ -36,7 +36,7 @@ test: $(SPARK)
 	$(BIN)/python -m pytest -q -m "not slow and not integration and not spark and not e2e" -n 2 --dist loadgroup
 	$(BIN)/python -m pytest -q -m "e2e and not slow" -n 2 tests/notebooks tests/sote
 	$(BIN)/python -m pytest -q -m integration tests/integration
-	$(BIN)/python -m pytest -q -m "spark and not slow" -n 0 tests/spark
+	$(BIN)/python -m pytest -q -m "spark and not slow" -n 0 --durations=8 tests/spark
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_synth.py
