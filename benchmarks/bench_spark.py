@@ -1,10 +1,13 @@
 """Features (and scoring) on Spark with two local workers against DuckDB on the same machine.
 
     python benchmarks/bench_spark.py --data DIR [--as-of 2024-01-01] [--engines duckdb,spark]
-                                     [--steps features,labels,score --model URI --tracking-uri URI]
+                                     [--steps features,labels,score,validate --model URI --tracking-uri URI]
 
 ``DIR`` is validated Parquet (``sote validate --out`` or a synthetic county): both engines scan it with
-``validate=False``. Spark runs on a standalone master and two one-core workers started on 127.0.0.1
+``validate=False``. The ``validate`` step checks ``DIR`` against the data contract instead, so give it
+the raw tables (a validated copy would be reused by DuckDB as it is): DuckDB's streaming validation
+(:func:`features.contract.stream.open_dataset`, which also writes the kept rows to a temporary copy)
+against :func:`features.contract.validate_spark.check_contract_spark` (checks only). Spark runs on a standalone master and two one-core workers started on 127.0.0.1
 (``tests/spark/spark_cluster.py``; 2 GB each, executors of 1.5 GB), the driver in a fresh process.
 Each step runs in a fresh child process; measured: wall and CPU seconds (the child and every process of
 the cluster: the master, the workers, their executor JVMs and Python workers, from /proc), the peak
@@ -52,6 +55,19 @@ def _child(args) -> None:
     if args.step == "features":
         with ClientHistories(args.data, engine=engine, validate=False) as h:
             write_features(h, args.as_of, out / "features")
+    elif args.step == "validate":
+        # the contract checks of raw tables: DuckDB's streaming validation (which also writes the kept,
+        # typed rows to a temporary copy, removed at the end) against the checks on the cluster (no copy)
+        if engine is None:
+            from features.contract.stream import open_dataset
+
+            out.mkdir(parents=True, exist_ok=True)
+            with open_dataset(args.data, workdir=out):
+                pass
+        else:
+            from features.contract.validate_spark import check_contract_spark
+
+            check_contract_spark(args.data, engine)
     elif args.step == "labels":
         from features.contract.stream import open_dataset
 
