@@ -338,13 +338,11 @@ def fit_grid(features):
     from pyspark.sql import functions as F
 
     from features.targets.labels_spark import spark_quantile
-    from segmentation.grid import AXES, NeedResourceGrid, load_grid_config
+    from segmentation.grid import AXES, NeedResourceGrid, check_grid_columns, load_grid_config
 
     config = load_grid_config(None)
+    check_grid_columns(config, features.columns)
     rules = [rule for axis in AXES for rule in config.axis(axis).rules]
-    missing = sorted({r.column for r in rules} - set(features.columns))
-    if missing:
-        raise ValueError(f"feature table lacks columns used by the grid rules: {missing}")
     thresholds = {}
     for rule in rules:
         if rule.op == "top_share":

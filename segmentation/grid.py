@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from numbers import Real
 from dataclasses import dataclass, field
+from numbers import Real
 from pathlib import Path
 
 import numpy as np
@@ -77,6 +77,17 @@ def load_grid_config(path: str | Path | None = None) -> GridConfig:
     return build(GridConfig, raw, f"grid config {source}")
 
 
+def check_grid_columns(config: GridConfig, columns) -> None:
+    """Raise ValueError naming the columns the grid's rules read that ``columns`` lacks.
+
+    Shared by :class:`NeedResourceGrid` (a pandas table) and the Spark scorer's grid (a Spark table's columns).
+    """
+    wanted = {r.column for axis in AXES for r in config.axis(axis).rules}
+    missing = sorted(wanted - set(columns))
+    if missing:
+        raise ValueError(f"feature table lacks columns used by the grid rules: {missing}")
+
+
 class NeedResourceGrid(ClusterMixin, BaseEstimator):
     """Suuntima-style segments: high/low need × weak/good own resources.
 
@@ -147,10 +158,7 @@ class NeedResourceGrid(ClusterMixin, BaseEstimator):
         return grid
 
     def _check_columns(self, X: pd.DataFrame) -> None:
-        wanted = {r.column for axis in AXES for r in self.config_.axis(axis).rules}
-        missing = sorted(wanted - set(X.columns))
-        if missing:
-            raise ValueError(f"feature table lacks columns used by the grid rules: {missing}")
+        check_grid_columns(self.config_, X.columns)
 
     def points(self, X: pd.DataFrame) -> pd.DataFrame:
         """Points per axis and the rules that hold, per client (for explaining a cell)."""
