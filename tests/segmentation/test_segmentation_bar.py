@@ -29,9 +29,13 @@ AS_OF = "2024-01-01"
 #: conditions weight and the central k-means run were (docs/segmentation.md, "The bar").
 CASES = {"s1": ("keski-uusimaa", 1), "s2": ("keski-uusimaa", 2), "ita3": ("ita-uusimaa", 3),
          "s4": ("keski-uusimaa", 4), "s5": ("keski-uusimaa", 5)}
-#: Measured on 2026-12-01 (docs/segmentation.md, "The bar"): the cases that do not reach the bar, with why
-#: (a strict expected failure, so a change that reaches it shows up). Every case reaches it now.
-NOT_REACHED: dict[str, str] = {}
+#: The cases that do not reach the bar, with why (a strict expected failure, so a change that reaches it
+#: shows up). Every case reached it on 2026-12-01 (docs/segmentation.md, "The bar"); since the generator's
+#: calibration of care for the 75+ (issue 18, 61b8a12) ita3 misses it (measured 2026-12-02, session 9).
+NOT_REACHED: dict[str, str] = {
+    "ita3": "since the issue-18 generator calibration: k-means k=9 is stable (0.843) with ARI 0.696 but its "
+            "smallest segment is 0.985 % (< 1 %); auto keeps the mixture at k=7, ARI 0.526",
+}
 
 
 def _county(case: str, tmp_path_factory) -> Path:
