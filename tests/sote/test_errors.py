@@ -65,6 +65,21 @@ def test_exceptions_map_to_exit_statuses_and_messages():
     assert code == ExitCode.USER_ERROR and "not UTF-8" in message
 
 
+def test_duckdb_out_of_memory_names_the_two_knobs():
+    """DuckDB's own out-of-memory error (raised by a real query over a tiny limit) says what to change."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("SET memory_limit = '20MB'")
+    con.execute("SET temp_directory = ''")  # nowhere to spill
+    err = _raised(lambda: con.execute("SELECT range % 1000003 AS k, list(range) FROM range(3000000) GROUP BY k").fetchall())
+    con.close()
+    code, message = describe_error(err)
+    assert type(err).__name__ == "OutOfMemoryException"
+    assert code == ExitCode.FAILED and message.startswith("DuckDB ran out of memory (")
+    assert "SOTE_DUCKDB_MEMORY_LIMIT" in message and "SOTE_CLIENTS_PER_QUERY" in message
+
+
 def test_an_internal_error_is_one_message_and_debug_shows_the_traceback(county, tmp_path, monkeypatch):
     import worklist.report
 
