@@ -134,7 +134,9 @@ def describe_error(err: BaseException, data: object | None = None) -> tuple[Exit
         return ExitCode.USER_ERROR, str(err)
     if isinstance(err, MemoryError):
         return ExitCode.FAILED, "out of memory; try a smaller chunk size or fewer clients, or rerun with --debug"
-    if type(err).__name__ == "OutOfMemoryException" and type(err).__module__.lstrip("_").startswith("duckdb"):
+    import duckdb  # a core dependency; imported here so that start-up does not pay for it
+
+    if isinstance(err, duckdb.OutOfMemoryException):
         return (ExitCode.FAILED, f"DuckDB ran out of memory ({_first_line(str(err))}); raise its limit with "
                                  "SOTE_DUCKDB_MEMORY_LIMIT (e.g. 8GB) if the machine has room, or build fewer "
                                  "clients per query with SOTE_CLIENTS_PER_QUERY (docs/scale.md, Knobs)")

@@ -72,7 +72,8 @@ def test_duckdb_out_of_memory_names_the_two_knobs():
     con = duckdb.connect()
     con.execute("SET memory_limit = '20MB'")
     con.execute("SET temp_directory = ''")  # nowhere to spill
-    err = _raised(lambda: con.execute("SELECT range % 1000003 AS k, list(range) FROM range(3000000) GROUP BY k").fetchall())
+    query = "SELECT range % 1000003 AS k, list(range) FROM range(3000000) GROUP BY k"
+    err = _raised(lambda: con.execute(query).fetchall())
     con.close()
     code, message = describe_error(err)
     assert type(err).__name__ == "OutOfMemoryException"
