@@ -27,9 +27,32 @@ from features.histories.sql import SELECTED, compile_features, unit_rates_frame
 from features.contract.stream import ValidatedDataset, open_dataset
 from features.contract.validation import ValidatedTables
 
-#: Clients per query when none is given (a larger population is built in shares of about this many). On the
-#: 1.33 M county (2 cores, 23 GB): 3 shares 7.4 GB peak, 2 shares 8.8 GB, at the same CPU (docs/scale.md).
+#: Clients per query per GiB of the engine's memory limit when no count is given: a larger population is
+#: built in shares of about this many clients per GiB. On the 1.33 M county (76 events a client) a share of
+#: 663,000 clients completes within a 3.7 GiB limit and not within 2.7 GiB (docs/scale.md, session 10), so
+#: this leaves about half the memory a share was measured to need spare; DuckDB's default 5.4 GiB on a
+#: 24 GB machine gives 700,000 clients (the 1.33 M county in 2 shares, each share costing ~5 s of CPU).
+CLIENTS_PER_GIB = 130_000
+#: Clients per query for an engine that does not report a memory limit.
 CLIENTS_PER_QUERY = 450_000
+
+
+def _env_clients_per_query() -> int | None:
+    """``$SOTE_CLIENTS_PER_QUERY`` as a positive whole number (None when unset or empty)."""
+    text = os.environ.get("SOTE_CLIENTS_PER_QUERY", "").strip()
+    if not text:
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"SOTE_CLIENTS_PER_QUERY={text!r}: a positive whole number of clients, such as 500000")
+    return int(text)
+
+
+def default_clients_per_query(engine) -> int:
+    """Clients per query for ``engine``: :data:`CLIENTS_PER_GIB` per GiB of its memory limit (at least 10,000)."""
+    limit = getattr(engine, "memory_limit_bytes", None)
+    if limit is None:
+        return CLIENTS_PER_QUERY
+    return max(10_000, int(round(CLIENTS_PER_GIB * limit() / 2**30, -4)))
 
 TableSource = str | Path | Mapping[str, pd.DataFrame] | ValidatedTables | ValidatedDataset
 
@@ -147,19 +170,20 @@ class ClientHistories:
         in shares of about this many clients, one query each, so that the
         per-client window functions and aggregates stay within the engine's
         memory limit (every feature is per client, so the result is the same).
-        None: ``$SOTE_CLIENTS_PER_QUERY``, else :data:`CLIENTS_PER_QUERY`.
+        None: ``$SOTE_CLIENTS_PER_QUERY``, else :func:`default_clients_per_query` (from the
+        engine's memory limit: ``$SOTE_DUCKDB_MEMORY_LIMIT`` sizes the shares too).
     """
 
     def __init__(self, data: TableSource, spec: FeatureSpec | str | Path | None = None, *,
                  engine: Engine | None = None, validate: bool = True, cache: bool | str = False,
                  clients_per_query: int | None = None):
         self.spec = resolve_spec(spec)
-        self.clients_per_query = clients_per_query or int(os.environ.get("SOTE_CLIENTS_PER_QUERY", CLIENTS_PER_QUERY))
         if cache not in (False, True, "memory", "disk"):
             raise ValueError(f"cache={cache!r}: False, True, 'memory' or 'disk'")
         self._cache: dict[pd.Timestamp, pd.DataFrame | Path] | None = {} if cache else None
         self._cache_dir = tempfile.TemporaryDirectory(prefix="sote-features-cache-") if cache == "disk" else None
         self.engine = engine if engine is not None else DuckDBEngine()
+        self.clients_per_query = clients_per_query or _env_clients_per_query() or default_clients_per_query(self.engine)
         self.dataset: ValidatedDataset | None = None  # opened here from a folder: closed by close()
         if validate and isinstance(data, (str, Path)):
             data = self.dataset = open_dataset(data)

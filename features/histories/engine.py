@@ -99,6 +99,11 @@ class DuckDBEngine:
         self._sources: list[str] = []
         self._bounds: dict[int, list] = {}
 
+    def memory_limit_bytes(self) -> int:
+        """The connection's memory limit in bytes, as DuckDB reports it (``"5.4 GiB"``)."""
+        text = self._con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+        return parse_size(text)
+
     def register(self, name: str, data: pd.DataFrame | str | Path) -> None:
         # each table is a source "<name>__source" and a view "<name>" over it, so that
         # restrict() can narrow every view to one share of the clients
@@ -164,7 +169,7 @@ class DuckDBEngine:
         return self._con.execute(sql).df()
 
     def write(self, sql: str, path: str | Path, partition_by: Sequence[str] | None = None, *,
-              shares: int = 1) -> int:
+              shares: int = 1, order_by: str | None = None) -> int:
         """Write the result of ``sql`` to Parquet with DuckDB's ``COPY … TO`` (nothing comes into pandas).
 
         Parameters
@@ -182,6 +187,11 @@ class DuckDBEngine:
             share's rows into files of their own in the same folder (or, for a ``.parquet``
             file, into part files copied into the one file at the end), so that a
             per-client query larger than the memory limit completes.
+        order_by
+            Write the rows in this order (an ``ORDER BY`` expression). For one file written in
+            shares the order is made when the parts are copied into the file, not in each share's
+            query: there a sort of the share's rows would need memory beside the query's join and
+            aggregate tables (a share of 660,000 clients then no longer fits a 4 GB limit).
 
         Returns
         -------
@@ -190,10 +200,11 @@ class DuckDBEngine:
         """
         path = Path(path)
         options = "FORMAT parquet, COMPRESSION zstd"
+        order = f" ORDER BY {order_by}" if order_by else ""
         if not partition_by and path.suffix == ".parquet" and not path.is_dir():
             with atomic_path(path) as tmp:
                 if shares <= 1:
-                    return self._copy(sql, tmp, options)
+                    return self._copy(sql + order, tmp, options)
                 # one file in shares: each share's rows into a part file, then the parts copied into one
                 with tempfile.TemporaryDirectory(dir=self._spill.name) as folder:
                     parts = [Path(folder) / f"part-{share}.parquet" for share in range(shares)]
@@ -204,7 +215,8 @@ class DuckDBEngine:
                     finally:
                         self.restrict(None)
                     files = ", ".join("'" + str(p).replace("'", "''") + "'" for p in parts)
-                    return self._copy(f"SELECT * FROM read_parquet([{files}])", tmp, options)
+                    return self._copy(f"SELECT * FROM read_parquet([{files}]){order}", tmp, options)
+        sql += order
         with atomic_dir(path, option="output folder") as tmp:
             rows = 0
             try:
@@ -246,6 +258,26 @@ def no_rescans(con) -> None:
     names = [name for name in SLOW_OPTIMIZERS if name in known]
     if names:
         con.execute(f"SET disabled_optimizers = '{','.join(names)}'")
+
+
+_UNITS = {"": 1, "B": 1, "BYTES": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+          "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+
+
+def parse_size(text: str) -> int:
+    """Bytes in a size such as DuckDB writes or reads them: ``"5.4 GiB"``, ``"8GB"``, ``"512 MiB"``.
+
+    Raises
+    ------
+    ValueError
+        If ``text`` is not a number followed by a known unit.
+    """
+    import re
+
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]*)?)\s*([A-Za-z]*)\s*", str(text))
+    if match is None or match.group(2).upper() not in _UNITS:
+        raise ValueError(f"not a size: {text!r} (a number and one of KB, MB, GB, KiB, MiB, GiB, …)")
+    return int(float(match.group(1)) * _UNITS[match.group(2).upper()])
 
 
 def _literal(value) -> str:

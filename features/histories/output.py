@@ -69,15 +69,16 @@ def write_features(histories, as_of, path: str | Path,
     if clients is not None:
         histories.select_clients(clients)
     sql = typed_sql(histories.spec, histories.sql(as_of, SELECTED if clients is not None else None))
-    if sort:
-        sql += " ORDER BY client_id"
     engine = histories.engine
     partition_by = list(partition_by) if partition_by else None
     if hasattr(engine, "restrict"):
         # DuckDB: a population above clients_per_query is written share by share, as features() builds it
         shares = histories.shares()
         if shares > 1:
-            return engine.write(sql, path, partition_by=partition_by, shares=shares)
+            return engine.write(sql, path, partition_by=partition_by, shares=shares,
+                                order_by="client_id" if sort else None)
+    if sort:
+        sql += " ORDER BY client_id"
     return engine.write(sql, path, partition_by=partition_by)
 
 
