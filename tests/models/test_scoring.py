@@ -180,3 +180,22 @@ def test_lists_flag_current_heavy_users_and_say_whom_they_rank(setup, tmp_path):
     bounded = risk["probability_bound"] == "over"
     assert (risk.loc[bounded, "probability"] >= risk.loc[~bounded, "probability"].max()).all()
     assert sidecar["probability_bounds"]["over_rows"] == int(bounded.sum())
+
+
+def test_probabilities_in_blocks_equal_the_whole_table(trained_3000, monkeypatch):
+    """ServiceNeedModel.predict_proba predicts PREDICT_ROWS rows at a time: the same numbers, in row order."""
+    import numpy as np
+
+    import models.pyfunc
+    from features.histories.build import ClientHistories
+
+    model = trained_3000.result.model
+    with ClientHistories(trained_3000.tables) as h:
+        table = h.features("2024-01-01")
+    whole = model.estimator.predict_proba(model.features(table))
+    monkeypatch.setattr(models.pyfunc, "PREDICT_ROWS", 97)  # many blocks, the last one short
+    assert len(table) % 97 and len(table) > 10 * 97
+    got = model.predict_proba(table)
+    assert got.shape == (len(table), 2)
+    np.testing.assert_array_equal(got, whole)
+    np.testing.assert_array_equal(model.predict_proba(table.iloc[::-1])[:, 1], whole[::-1, 1])
