@@ -88,8 +88,14 @@ class DuckDBEngine:
         self._con = duckdb.connect(":memory:")
         if threads is not None:
             self._con.execute(f"SET threads = {int(threads)}")
+        named = "memory_limit" if memory_limit else "SOTE_DUCKDB_MEMORY_LIMIT"
         memory_limit = memory_limit or os.environ.get("SOTE_DUCKDB_MEMORY_LIMIT") or default_memory_limit()
-        self._con.execute("SET memory_limit = ?", [memory_limit])
+        try:
+            self._con.execute("SET memory_limit = ?", [memory_limit])
+        except duckdb.Error as err:
+            self._con.close()
+            raise ValueError(f"{named}={memory_limit!r}: not a memory size DuckDB reads, such as 8GB or 500MB "
+                             f"({err})") from None
         # what does not fit spills to a private temporary folder, never into the working directory
         self._spill = tempfile.TemporaryDirectory(prefix="sote-duckdb-")
         self._con.execute("SET temp_directory = ?", [self._spill.name])

@@ -167,3 +167,12 @@ def test_optimizers_that_rescan_parquet_are_off():
             assert (name in off.split(",")) == (name in known)
     finally:
         engine.close()
+
+
+@pytest.mark.parametrize("value", ["abc", "lots GB"])
+def test_a_wrong_memory_limit_names_its_variable(monkeypatch, value):
+    monkeypatch.setenv("SOTE_DUCKDB_MEMORY_LIMIT", value)
+    with pytest.raises(ValueError, match="SOTE_DUCKDB_MEMORY_LIMIT=.*not a memory size"):
+        DuckDBEngine()
+    with pytest.raises(ValueError, match="memory_limit='12 parsecs'"):
+        DuckDBEngine(memory_limit="12 parsecs")
