@@ -178,12 +178,13 @@ class ClientHistories:
                  engine: Engine | None = None, validate: bool = True, cache: bool | str = False,
                  clients_per_query: int | None = None):
         self.spec = resolve_spec(spec)
+        told = clients_per_query or _env_clients_per_query()  # a wrong count fails before anything is opened
         if cache not in (False, True, "memory", "disk"):
             raise ValueError(f"cache={cache!r}: False, True, 'memory' or 'disk'")
         self._cache: dict[pd.Timestamp, pd.DataFrame | Path] | None = {} if cache else None
         self._cache_dir = tempfile.TemporaryDirectory(prefix="sote-features-cache-") if cache == "disk" else None
         self.engine = engine if engine is not None else DuckDBEngine()
-        self.clients_per_query = clients_per_query or _env_clients_per_query() or default_clients_per_query(self.engine)
+        self.clients_per_query = told or default_clients_per_query(self.engine)
         self.dataset: ValidatedDataset | None = None  # opened here from a folder: closed by close()
         if validate and isinstance(data, (str, Path)):
             data = self.dataset = open_dataset(data)
